@@ -1,0 +1,28 @@
+// Builds every native addon of the project (a folder with a binding.gyp) with node-gyp.
+// The CUDA addon is built only where nvcc is found; elsewhere one line says it was skipped.
+import { execFileSync, spawnSync } from "node:child_process";
+import { existsSync } from "node:fs";
+import { createRequire } from "node:module";
+import { dirname, join } from "node:path";
+
+const root = join(dirname(new URL(import.meta.url).pathname), "..");
+const addons = [
+  { dir: "corpus/native", needs: null },
+  { dir: "kernels-cuda", needs: "nvcc" },
+];
+
+const nodeGyp = createRequire(import.meta.url).resolve("node-gyp/bin/node-gyp.js");
+// Build against the headers of the Node.js that runs us: no download from the internet.
+const headers = join(dirname(process.execPath), "..", "include", "node");
+const nodedirArgs = existsSync(join(headers, "node.h")) ? [`--nodedir=${join(headers, "..", "..")}`] : [];
+
+for (const { dir, needs } of addons) {
+  const full = join(root, dir);
+  if (!existsSync(join(full, "binding.gyp"))) continue;
+  if (needs && spawnSync("sh", ["-c", `command -v ${needs}`]).status !== 0) {
+    console.log(`build-native: skipping ${dir} (${needs} not found on this machine)`);
+    continue;
+  }
+  console.log(`build-native: building ${dir}`);
+  execFileSync(process.execPath, [nodeGyp, "rebuild", "--silent", ...nodedirArgs], { cwd: full, stdio: "inherit" });
+}

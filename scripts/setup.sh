@@ -1,0 +1,23 @@
+#!/usr/bin/env bash
+# Installs everything aze-run needs on a fresh Debian/Ubuntu machine, then builds it.
+# Safe to run again: each step is skipped when it is already done.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+as_root() { if [ "$(id -u)" -eq 0 ]; then "$@"; else sudo "$@"; fi; }
+
+if ! command -v nats-server >/dev/null 2>&1; then
+  echo "setup: installing nats-server from the distribution's package"
+  as_root apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive as_root apt-get install -y -qq nats-server >/dev/null
+  # Debian's package starts a system-wide server on 4222; aze-run starts its own per run.
+  if command -v systemctl >/dev/null 2>&1; then as_root systemctl disable --now nats-server >/dev/null 2>&1 || true; fi
+fi
+
+if [ ! -d node_modules ] || [ package-lock.json -nt node_modules/.package-lock.json ]; then
+  echo "setup: installing npm dependencies"
+  npm ci --no-audit --no-fund
+fi
+
+echo "setup: building (WebAssembly kernels, native addons, TypeScript)"
+npm run build --silent
