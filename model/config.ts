@@ -1,0 +1,80 @@
+// Model architecture: the schema of a model section in a run config, and the presets.
+//
+// Owns: what a `bert` (aLLMA) or `neobert` (AzNEOBERT) model is made of.
+// Never: reads files or knows about the cluster.
+import { z } from "zod";
+
+export const architectures = ["bert", "neobert"] as const;
+
+export const modelConfigSchema = z
+  .object({
+    preset: z.string().optional(),
+    architecture: z.enum(architectures),
+    hidden: z.number().int().positive(),
+    layers: z.number().int().positive(),
+    heads: z.number().int().positive(),
+    /** FFN inner width (for SwiGLU, the width of each of the gate and up halves). */
+    intermediate: z.number().int().positive(),
+    /** Filled in from the tokenizer when omitted. */
+    vocabSize: z.number().int().positive().optional(),
+    maxPositions: z.number().int().positive(),
+    typeVocabSize: z.number().int().nonnegative(),
+    normEps: z.number().positive(),
+    dropout: z.number().min(0).max(1),
+    attentionDropout: z.number().min(0).max(1),
+    gelu: z.enum(["tanh", "erf"]),
+    ropeBase: z.number().positive(),
+  })
+  .strict();
+
+export type ModelConfig = z.infer<typeof modelConfigSchema>;
+
+const bert = (hidden: number, heads: number, layers: number): ModelConfig => ({
+  architecture: "bert",
+  hidden,
+  layers,
+  heads,
+  intermediate: 4 * hidden,
+  maxPositions: 512,
+  typeVocabSize: 2,
+  normEps: 1e-12,
+  dropout: 0.1,
+  attentionDropout: 0.1,
+  gelu: "erf",
+  ropeBase: 10000,
+});
+
+export const presets: Record<string, ModelConfig> = {
+  tiny: { ...bert(64, 4, 2), intermediate: 128, maxPositions: 128, dropout: 0, attentionDropout: 0 },
+  "tiny-neobert": {
+    architecture: "neobert",
+    hidden: 64,
+    layers: 2,
+    heads: 4,
+    intermediate: 128,
+    maxPositions: 128,
+    typeVocabSize: 0,
+    normEps: 1e-5,
+    dropout: 0,
+    attentionDropout: 0,
+    gelu: "tanh",
+    ropeBase: 10000,
+  },
+  "allma-small": bert(512, 8, 4),
+  "allma-base": bert(768, 12, 12),
+  "allma-large": bert(1024, 16, 24),
+  azneobert: {
+    architecture: "neobert",
+    hidden: 768,
+    layers: 28,
+    heads: 12,
+    intermediate: 3072,
+    maxPositions: 4096,
+    typeVocabSize: 0,
+    normEps: 1e-5,
+    dropout: 0,
+    attentionDropout: 0,
+    gelu: "tanh",
+    ropeBase: 10000,
+  },
+};
