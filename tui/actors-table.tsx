@@ -1,0 +1,103 @@
+// The actors table: every process of the run, one row each, from the latest snapshot.
+//
+// Owns: the columns (kind, id, host, backend, state, groups, step time, heartbeat age,
+// memory), their widths at a given terminal width, and cutting the rows to fit.
+// Never: infers deaths itself; the coordinator's snapshot says which actor is dead.
+import { Box, Text } from "ink";
+import { fitCell, formatBytes, formatDuration, formatGroups, formatStepMs } from "./format.js";
+import type { DashboardState } from "./state.js";
+import type { ActorKind, ActorState, ActorStatus } from "./types.js";
+
+const KIND_ORDER: ActorKind[] = ["coordinator", "param-shard", "data-loader", "compute", "node-agent"];
+
+const STATE_COLOR: Record<ActorState, string> = {
+  starting: "cyan",
+  ready: "green",
+  working: "green",
+  idle: "white",
+  paused: "yellow",
+  leaving: "yellow",
+  dead: "red",
+};
+
+/** A heartbeat older than this is shown in yellow: the coordinator may soon call it dead. */
+export const STALE_HEARTBEAT_MS = 3000;
+
+interface Column {
+  title: string;
+  width: number;
+  align: "left" | "right";
+}
+
+/** Fixed columns total 66 cells with separators; id and host share what is left. */
+function columns(width: number): Column[] {
+  const spare = Math.max(0, width - 66);
+  const id = 12 + Math.ceil(spare / 2);
+  const host = 8 + Math.floor(spare / 2);
+  return [
+    { title: "kind", width: 11, align: "left" },
+    { title: "id", width: id, align: "left" },
+    { title: "host", width: host, align: "left" },
+    { title: "bknd", width: 4, align: "left" },
+    { title: "state", width: 8, align: "left" },
+    { title: "groups", width: 6, align: "left" },
+    { title: "step", width: 6, align: "right" },
+    { title: "beat", width: 5, align: "right" },
+    { title: "mem", width: 6, align: "right" },
+  ];
+}
+
+export function sortActors(actors: readonly ActorStatus[]): ActorStatus[] {
+  return [...actors].sort(
+    (a, b) => KIND_ORDER.indexOf(a.kind) - KIND_ORDER.indexOf(b.kind) || a.id.localeCompare(b.id),
+  );
+}
+
+export interface ActorsTableProps {
+  state: DashboardState;
+  /** ms epoch, for heartbeat ages. */
+  now: number;
+  width: number;
+  /** Rows for actors under the header; extra actors collapse into a "+N more" row. */
+  maxRows: number;
+}
+
+export function ActorsTable({ state, now, width, maxRows }: ActorsTableProps) {
+  const cols = columns(width);
+  const stepById = new Map((state.last?.actors ?? []).map((a) => [a.id, a]));
+  const sorted = sortActors(state.actors);
+  const shown = sorted.length > maxRows ? sorted.slice(0, Math.max(0, maxRows - 1)) : sorted;
+  const hidden = sorted.length - shown.length;
+  const header = cols.map((c) => fitCell(c.title, c.width, c.align)).join(" ");
+  return (
+    <Box flexDirection="column" width={width}>
+      <Text bold wrap="truncate-end">
+        {header}
+      </Text>
+      {shown.map((a) => {
+        const step = stepById.get(a.id);
+        const age = now - a.lastHeartbeat;
+        const cells = [
+          a.kind,
+          a.id,
+          a.host,
+          a.backend ?? "",
+          a.state,
+          formatGroups(step?.groups ?? a.groups),
+          step ? formatStepMs(step.stepMs) : "",
+          a.state === "dead" ? "" : formatDuration(age),
+          a.memoryBytes === undefined ? "" : formatBytes(a.memoryBytes).replace(" ", ""),
+        ].map((text, i) => fitCell(text, cols[i]!.width, cols[i]!.align));
+        const dead = a.state === "dead";
+        return (
+          <Text key={a.id} wrap="truncate-end" dimColor={dead} strikethrough={false}>
+            {cells.slice(0, 4).join(" ")} <Text color={STATE_COLOR[a.state]}>{cells[4]}</Text> {cells[5]} {cells[6]}{" "}
+            <Text color={!dead && age > STALE_HEARTBEAT_MS ? "yellow" : undefined}>{cells[7]}</Text> {cells[8]}
+          </Text>
+        );
+      })}
+      {hidden > 0 ? <Text dimColor>{`+${hidden} more actors`}</Text> : null}
+      {sorted.length === 0 ? <Text dimColor>no actors reported yet</Text> : null}
+    </Box>
+  );
+}
