@@ -4,7 +4,7 @@
 // memory), their widths at a given terminal width, and cutting the rows to fit.
 // Never: infers deaths itself; the coordinator's snapshot says which actor is dead.
 import { Box, Text } from "ink";
-import { fitCell, formatBytes, formatDuration, formatGroups, formatStepMs } from "./format.js";
+import { fitCell, formatAge, formatBytes, formatGroups, formatStepMs } from "./format.js";
 import type { DashboardState } from "./state.js";
 import type { ActorKind, ActorState, ActorStatus } from "./types.js";
 
@@ -29,11 +29,12 @@ interface Column {
   align: "left" | "right";
 }
 
-/** Fixed columns total 66 cells with separators; id and host share what is left. */
+/** The fixed columns and separators take 54 cells; id and host start at 12 and 8 and share what is left. */
 function columns(width: number): Column[] {
-  const spare = Math.max(0, width - 66);
-  const id = 12 + Math.ceil(spare / 2);
-  const host = 8 + Math.floor(spare / 2);
+  const spare = Math.max(0, width - 74);
+  // Past 28 cells an id or host name is a typo, not information: leave the rest blank.
+  const id = Math.min(28, 12 + Math.ceil(spare / 2));
+  const host = Math.min(24, 8 + Math.floor(spare / 2));
   return [
     { title: "kind", width: 11, align: "left" },
     { title: "id", width: id, align: "left" },
@@ -83,14 +84,14 @@ export function ActorsTable({ state, now, width, maxRows }: ActorsTableProps) {
           a.host,
           a.backend ?? "",
           a.state,
-          formatGroups(step?.groups ?? a.groups),
+          a.kind === "compute" ? formatGroups(step?.groups ?? a.groups) : "",
           step ? formatStepMs(step.stepMs) : "",
-          a.state === "dead" ? "" : formatDuration(age),
+          a.state === "dead" ? "" : formatAge(age),
           a.memoryBytes === undefined ? "" : formatBytes(a.memoryBytes).replace(" ", ""),
         ].map((text, i) => fitCell(text, cols[i]!.width, cols[i]!.align));
         const dead = a.state === "dead";
         return (
-          <Text key={a.id} wrap="truncate-end" dimColor={dead} strikethrough={false}>
+          <Text key={a.id} wrap="truncate-end" dimColor={dead}>
             {cells.slice(0, 4).join(" ")} <Text color={STATE_COLOR[a.state]}>{cells[4]}</Text> {cells[5]} {cells[6]}{" "}
             <Text color={!dead && age > STALE_HEARTBEAT_MS ? "yellow" : undefined}>{cells[7]}</Text> {cells[8]}
           </Text>

@@ -44,6 +44,12 @@ export function formatDuration(ms: number): string {
   return `${Math.floor(h / 24)}d${String(h % 24).padStart(2, "0")}h`;
 }
 
+/** A heartbeat age: tenths of a second while it is fresh, then as a duration. */
+export function formatAge(ms: number): string {
+  if (!Number.isFinite(ms)) return "–";
+  return ms < 10_000 ? `${(Math.max(0, ms) / 1000).toFixed(1)}s` : formatDuration(ms);
+}
+
 /** Learning rates read best in scientific notation: 0.0012 → "1.2e-3". */
 export function formatLr(lr: number): string {
   if (lr === 0) return "0";

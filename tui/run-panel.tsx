@@ -25,7 +25,7 @@ export function RunPanel({ state, now, width }: RunPanelProps) {
   const { run, last } = state;
   const status = runStatus(state);
   const title = run
-    ? `${run.run} · ${run.configName} · ${run.preset} ${run.architecture} ${formatCount(run.parameters)} params`
+    ? `aze-run ${run.run} · ${run.configName} · ${run.preset} ${run.architecture} ${formatCount(run.parameters)} params`
     : "aze-run";
   const step = last?.step ?? 0;
   const total = run?.totalSteps ?? 0;
