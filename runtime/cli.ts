@@ -4,6 +4,7 @@
 import { Command, CommanderError } from "commander";
 import { registerCorpusCommands } from "../corpus/commands.js";
 import { registerModelCommands } from "../model/commands.js";
+import { registerClusterCommands } from "./commands.js";
 import { UserError } from "./errors.js";
 
 const program = new Command("aze-run")
@@ -11,6 +12,7 @@ const program = new Command("aze-run")
   .showHelpAfterError("(run with --help for usage)")
   .exitOverride();
 
+registerClusterCommands(program);
 registerCorpusCommands(program);
 registerModelCommands(program);
 

@@ -1,0 +1,201 @@
+// The coordinator: one per run. Owns membership and the desired shape of the cluster.
+//
+// Owns: who is alive (from heartbeats), how many actors of each kind should run, placing
+// new actors on node agents, replacing the dead, stopping the surplus, answering
+// `cluster status`, `cluster scale` and `cluster down`.
+// Never: computes gradients or holds parameters.
+import { Actor, type Heartbeat } from "../runtime/actor.js";
+import { encodeMessage } from "../runtime/codec.js";
+import { requestMessage } from "../runtime/nats.js";
+import type { AgentRequest } from "./node-agent.js";
+
+/** Kinds the coordinator places; node agents join by themselves. */
+type PlacedKind = "param-shard" | "data-loader" | "compute";
+
+export interface CoordinatorOptions {
+  compute: number;
+  shards: number;
+  loaders: number;
+  heartbeatTimeoutMs?: number;
+}
+
+export interface ActorEntry extends Heartbeat {
+  lastHeartbeat: number;
+  /** The agent that spawned it, where known. */
+  agent?: string;
+}
+
+export interface ClusterStatus {
+  run: string;
+  desired: Record<PlacedKind, number>;
+  actors: ActorEntry[];
+}
+
+const idPrefix: Record<PlacedKind, string> = { "param-shard": "shard", "data-loader": "loader", compute: "compute" };
+
+export class Coordinator extends Actor {
+  private readonly members = new Map<string, ActorEntry>();
+  /** Actors asked to start that have not sent a heartbeat yet: id → when asked. */
+  private readonly starting = new Map<string, { kind: PlacedKind; agent: string; since: number }>();
+  /** Actors asked to stop: they no longer count towards the desired numbers. */
+  private readonly leaving = new Set<string>();
+  private readonly desired: Record<PlacedKind, number>;
+  private readonly heartbeatTimeoutMs: number;
+  private nextIndex: Record<PlacedKind, number> = { "param-shard": 0, "data-loader": 0, compute: 0 };
+  private reconcileTimer?: NodeJS.Timeout;
+  private reconciling = false;
+  private shuttingDown = false;
+
+  constructor(spec: ConstructorParameters<typeof Actor>[0]) {
+    super(spec);
+    const o = spec.options as unknown as CoordinatorOptions;
+    this.desired = { "param-shard": o.shards ?? 1, "data-loader": o.loaders ?? 1, compute: o.compute ?? 1 };
+    this.heartbeatTimeoutMs = o.heartbeatTimeoutMs ?? 3000;
+  }
+
+  protected override async onStart(): Promise<void> {
+    this.on<Heartbeat>(this.subjects.heartbeats, (hb) => this.onHeartbeat(hb));
+    this.on<{ type: string; actor?: string; message: string }>(this.subjects.events, (event) => {
+      // A child that exited is gone now; do not wait for its heartbeat deadline.
+      if ((event.type === "death" || event.type === "leave") && event.actor) this.forget(event.actor, event.type === "death" ? "died" : "left");
+    });
+    this.handle(this.subjects.status, () => this.clusterStatus());
+    this.handle(this.subjects.scale, (body: { compute?: number }) => this.scale(body));
+    this.handle(this.subjects.shutdown, async () => {
+      setImmediate(() => void this.stop("cluster down"));
+      return { ok: true };
+    });
+    this.reconcileTimer = setInterval(() => void this.reconcile(), 250);
+  }
+
+  protected override status(): Record<string, unknown> {
+    return { desired: this.desired };
+  }
+
+  clusterStatus(): ClusterStatus {
+    const actors = [...this.members.values()].sort((a, b) => a.kind.localeCompare(b.kind) || a.id.localeCompare(b.id, undefined, { numeric: true }));
+    return { run: this.spec.run, desired: { ...this.desired }, actors: [this.selfEntry(), ...actors] };
+  }
+
+  private selfEntry(): ActorEntry {
+    const hb = this.heartbeat();
+    return { ...hb, lastHeartbeat: hb.time };
+  }
+
+  private scale(body: { compute?: number }) {
+    const n = body.compute;
+    if (!Number.isSafeInteger(n) || (n as number) < 0 || (n as number) > 256)
+      return { ok: false, error: `compute must be a whole number from 0 to 256, got ${JSON.stringify(n)}` };
+    const before = this.desired.compute;
+    this.desired.compute = n as number;
+    this.event("scale", undefined, `compute actors ${before} → ${n}`);
+    void this.reconcile();
+    return { ok: true, compute: n };
+  }
+
+  private onHeartbeat(hb: Heartbeat): void {
+    if (hb.id === this.id) return;
+    if (hb.state === "stopped") return this.forget(hb.id, "left");
+    const known = this.members.get(hb.id);
+    const started = this.starting.get(hb.id);
+    this.starting.delete(hb.id);
+    this.members.set(hb.id, { ...hb, lastHeartbeat: Date.now(), agent: known?.agent ?? started?.agent ?? (hb.agent as string | undefined) });
+    if (!known) this.event("join", hb.id, `${hb.kind} ${hb.id} joined on ${hb.host} (pid ${hb.pid})`);
+  }
+
+  private forget(id: string, why: "died" | "left" | "missed heartbeats"): void {
+    const entry = this.members.get(id);
+    this.starting.delete(id);
+    if (!entry) return;
+    this.members.delete(id);
+    this.leaving.delete(id);
+    if (why !== "left") this.event("death", id, `${entry.kind} ${id} ${why}`);
+    else this.event("leave", id, `${entry.kind} ${id} left`);
+  }
+
+  /** Brings the cluster to the desired shape: detect the dead, start the missing, stop the surplus. */
+  private async reconcile(): Promise<void> {
+    if (this.reconciling || this.shuttingDown || this.state !== "ready") return;
+    this.reconciling = true;
+    try {
+      const now = Date.now();
+      for (const entry of [...this.members.values()])
+        if (now - entry.lastHeartbeat > this.heartbeatTimeoutMs) this.forget(entry.id, "missed heartbeats");
+      for (const [id, s] of this.starting) if (now - s.since > 20_000) this.starting.delete(id); // never came up
+      for (const kind of ["param-shard", "data-loader", "compute"] as const) {
+        const running = [...this.members.values()].filter((m) => m.kind === kind && !this.leaving.has(m.id));
+        const pending = [...this.starting.values()].filter((s) => s.kind === kind).length;
+        const missing = this.desired[kind] - running.length - pending;
+        for (let i = 0; i < missing; i++) await this.place(kind);
+        if (missing < 0 && pending === 0) {
+          // Stop the most recently added first: long-lived actors keep their warm state.
+          const surplus = running.sort((a, b) => b.id.localeCompare(a.id, undefined, { numeric: true })).slice(0, -missing);
+          for (const m of surplus) await this.retire(m);
+        }
+      }
+    } catch (err) {
+      this.log.error("reconcile-failed", { error: String(err) });
+    } finally {
+      this.reconciling = false;
+    }
+  }
+
+  /** Places one actor on the agent with the fewest actors per core. */
+  private async place(kind: PlacedKind): Promise<void> {
+    const agents = [...this.members.values()].filter((m) => m.kind === "node-agent" && m.state === "ready");
+    if (agents.length === 0) return;
+    const load = (agent: ActorEntry) => {
+      const children = [...this.members.values()].filter((m) => m.agent === agent.id).length + [...this.starting.values()].filter((s) => s.agent === agent.id).length;
+      return children / Math.max(1, Number(agent.cores ?? 1));
+    };
+    const agent = agents.sort((a, b) => load(a) - load(b) || a.id.localeCompare(b.id))[0]!;
+    const id = `${idPrefix[kind]}-${this.nextIndex[kind]++}`;
+    this.starting.set(id, { kind, agent: agent.id, since: Date.now() });
+    const reply = await this.askAgent(agent.id, { op: "spawn", kind, id, options: this.optionsFor(kind, id) });
+    if (!reply.ok) {
+      this.starting.delete(id);
+      this.log.warn("spawn-failed", { id, agent: agent.id, error: reply.error });
+    }
+  }
+
+  protected optionsFor(_kind: PlacedKind, _id: string): Record<string, unknown> {
+    return {};
+  }
+
+  private async retire(member: ActorEntry): Promise<void> {
+    this.leaving.add(member.id);
+    try {
+      await requestMessage(this.nc, this.subjects.control(member.id), { op: "stop", reason: "scaled down" }, 2000);
+    } catch {
+      // Not answering: its agent stops the process instead.
+      if (member.agent) await this.askAgent(member.agent, { op: "stop", id: member.id });
+    }
+  }
+
+  private async askAgent(agent: string, request: AgentRequest): Promise<{ ok: boolean; error?: string }> {
+    try {
+      return await requestMessage(this.nc, this.subjects.agent(agent), request, 5000);
+    } catch (err) {
+      return { ok: false, error: (err as Error).message };
+    }
+  }
+
+  protected event(type: string, actor: string | undefined, message: string): void {
+    this.log.info(`event-${type}`, { target: actor, message });
+    if (!this.nc.isClosed()) this.nc.publish(this.subjects.events, encodeMessage({ time: Date.now(), type, actor, message }));
+  }
+
+  /** `cluster down`: every placed actor stops cleanly, then every agent, then this. */
+  protected override async onStop(): Promise<void> {
+    this.shuttingDown = true;
+    clearInterval(this.reconcileTimer);
+    const placed = () => [...this.members.values()].filter((m) => m.kind !== "node-agent");
+    const stopEach = (members: ActorEntry[]) =>
+      Promise.all(members.map((m) => requestMessage(this.nc, this.subjects.control(m.id), { op: "stop", reason: "cluster down" }, 2000).catch(() => undefined)));
+    await stopEach(placed());
+    const deadline = Date.now() + 10_000;
+    while (placed().length > 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
+    // Agents stop last; they also stop this coordinator's process, so do not wait for them.
+    await stopEach([...this.members.values()].filter((m) => m.kind === "node-agent"));
+  }
+}

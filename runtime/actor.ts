@@ -1,0 +1,177 @@
+// The actor base: the lifecycle, messaging and heartbeats every actor kind shares.
+//
+// Owns: start → ready → draining → stopped, request/reply and pub/sub handlers with msgpack
+// bodies, the heartbeat loop, the actor's log, and a clean stop on SIGTERM/SIGINT.
+// Never: knows what a kind does; subclasses fill in onStart, onStop and status.
+import { hostname } from "node:os";
+import { CodecError, decodeMessage, encodeMessage } from "./codec.js";
+import { createLogger, type Logger } from "./log.js";
+import { connectNats, type Msg, type NatsConnection } from "./nats.js";
+import type { Credentials } from "./nats-server.js";
+import { subjects, type ActorKind, type Subjects } from "./subjects.js";
+
+export type ActorState = "starting" | "ready" | "draining" | "stopped";
+
+/** What a process needs to run one actor: given by whoever spawns it. */
+export interface ActorSpec {
+  kind: ActorKind;
+  id: string;
+  run: string;
+  /** The run folder on this host: logs, checkpoints, metrics. */
+  runDir: string;
+  natsUrl: string;
+  creds?: Pick<Credentials, "user" | "password">;
+  /** Kind-specific options (counts, config file, shard index...). */
+  options: Record<string, unknown>;
+}
+
+/** What every heartbeat carries; kinds add their own fields through status(). */
+export interface Heartbeat {
+  kind: ActorKind;
+  id: string;
+  pid: number;
+  host: string;
+  state: ActorState;
+  time: number;
+  [extra: string]: unknown;
+}
+
+export const heartbeatIntervalMs = 500;
+
+export abstract class Actor {
+  readonly kind: ActorKind;
+  readonly id: string;
+  readonly host = hostname();
+  readonly subjects: Subjects;
+  readonly log: Logger;
+  state: ActorState = "starting";
+  protected nc!: NatsConnection;
+  private heartbeatTimer?: NodeJS.Timeout;
+  private stopping?: Promise<void>;
+  private readonly stopped: Promise<void>;
+  private resolveStopped!: () => void;
+
+  constructor(readonly spec: ActorSpec) {
+    this.kind = spec.kind;
+    this.id = spec.id;
+    this.subjects = subjects(spec.run);
+    this.log = createLogger(spec.runDir, spec.id);
+    this.stopped = new Promise((resolve) => (this.resolveStopped = resolve));
+  }
+
+  /** Work of the kind once connected; the actor is `ready` when it resolves. */
+  protected async onStart(): Promise<void> {}
+  /** Work before the connection drains: finish or hand back what the actor holds. */
+  protected async onStop(_reason: string): Promise<void> {}
+  /** Kind-specific fields for heartbeats and status. */
+  protected status(): Record<string, unknown> {
+    return {};
+  }
+
+  async start(): Promise<void> {
+    this.nc = await connectNats({ url: this.spec.natsUrl, creds: this.spec.creds, name: `${this.spec.run}/${this.id}` });
+    this.watchConnection();
+    this.handle(this.subjects.control(this.id), async (body: { op?: string; reason?: string }) => {
+      if (body.op === "stop") {
+        setImmediate(() => void this.stop(body.reason ?? "asked to stop"));
+        return { ok: true };
+      }
+      if (body.op === "status") return this.heartbeat();
+      return { ok: false, error: `unknown control op ${JSON.stringify(body.op)}` };
+    });
+    await this.onStart();
+    this.state = "ready";
+    this.log.info("ready", { pid: process.pid, host: this.host });
+    this.sendHeartbeat();
+    this.heartbeatTimer = setInterval(() => this.sendHeartbeat(), heartbeatIntervalMs);
+  }
+
+  /** Resolves once the actor has stopped. */
+  whenStopped(): Promise<void> {
+    return this.stopped;
+  }
+
+  stop(reason: string): Promise<void> {
+    this.stopping ??= (async () => {
+      this.log.info("stopping", { reason });
+      this.state = "draining";
+      this.sendHeartbeat();
+      try {
+        await this.onStop(reason);
+      } catch (err) {
+        this.log.error("stop-failed", { error: String(err) });
+      }
+      clearInterval(this.heartbeatTimer);
+      this.state = "stopped";
+      this.sendHeartbeat();
+      try {
+        await this.nc.drain();
+      } catch {
+        /* already closed */
+      }
+      this.log.info("stopped", { reason });
+      this.resolveStopped();
+    })();
+    return this.stopping;
+  }
+
+  /** Stops on SIGTERM/SIGINT, then exits the process. */
+  stopOnSignals(): void {
+    for (const signal of ["SIGTERM", "SIGINT"] as const)
+      process.once(signal, () => void this.stop(`received ${signal}`).then(() => process.exit(0)));
+  }
+
+  heartbeat(): Heartbeat {
+    return { kind: this.kind, id: this.id, pid: process.pid, host: this.host, state: this.state, time: Date.now(), ...this.status() };
+  }
+
+  private sendHeartbeat(): void {
+    if (this.nc.isClosed()) return;
+    this.nc.publish(this.subjects.heartbeat(this.kind, this.id), encodeMessage(this.heartbeat()));
+  }
+
+  /** Request/reply: the handler's result is the reply; a thrown error replies { ok: false }. */
+  protected handle<B, R>(subject: string, handler: (body: B, msg: Msg) => Promise<R> | R): void {
+    this.nc.subscribe(subject, {
+      callback: (err, msg) => {
+        if (err) return;
+        void (async () => {
+          let reply: unknown;
+          try {
+            reply = await handler(decodeMessage<B>(msg.data, `request on ${subject}`), msg);
+          } catch (error) {
+            const message = (error as Error).message;
+            this.log.warn(error instanceof CodecError ? "rejected" : "request-failed", { subject, reason: message });
+            reply = { ok: false, error: message };
+          }
+          if (msg.reply) msg.respond(encodeMessage(reply));
+        })();
+      },
+    });
+  }
+
+  /** Pub/sub: messages that fail to decode are logged as rejected and never reach the handler. */
+  protected on<B>(subject: string, handler: (body: B, msg: Msg) => void | Promise<void>): void {
+    this.nc.subscribe(subject, {
+      callback: (err, msg) => {
+        if (err) return;
+        let body: B;
+        try {
+          body = decodeMessage<B>(msg.data, `message on ${msg.subject}`);
+        } catch (error) {
+          this.log.warn("rejected", { subject: msg.subject, reason: (error as Error).message });
+          return;
+        }
+        Promise.resolve(handler(body, msg)).catch((error) => this.log.error("handler-failed", { subject: msg.subject, error: String(error) }));
+      },
+    });
+  }
+
+  private watchConnection(): void {
+    void (async () => {
+      for await (const status of this.nc.status()) {
+        if (status.type === "disconnect" || status.type === "reconnect") this.log.warn(`nats-${status.type}`, { server: String((status as { server?: unknown }).server ?? "") });
+      }
+    })();
+  }
+}

@@ -1,0 +1,307 @@
+// The cluster launcher: `cluster up`, `status`, `scale`, `down` and `worker join`.
+//
+// Owns: the run folder `runs/<name>/` (config snapshot, cluster.json with pids and the NATS
+// URL, credentials, logs) and the processes `cluster up` starts: nats-server and the node
+// agent, which starts everything else at the coordinator's request.
+// Never: places actors itself (the coordinator does) or leaves a process behind on `down`.
+import { existsSync, mkdirSync, readdirSync, readFileSync, renameSync, writeFileSync } from "node:fs";
+import { hostname } from "node:os";
+import { join, resolve } from "node:path";
+import type { ClusterStatus } from "../actors/coordinator.js";
+import type { ActorSpec } from "./actor.js";
+import { loadRunConfig, type RunConfig } from "./config.js";
+import { UserError } from "./errors.js";
+import { connectNats, requestMessage, type NatsConnection } from "./nats.js";
+import { generateCredentials, readCredentials, startNatsServer, writeCredentialsFiles, type Credentials } from "./nats-server.js";
+import { spawnActor } from "./spawn.js";
+import { subjects, type Role } from "./subjects.js";
+
+/** What `cluster up` records about a run, in `runs/<name>/cluster.json`. */
+export interface ClusterState {
+  run: string;
+  state: "up" | "down";
+  natsUrl: string;
+  /** The nats-server this run started; absent when it uses an existing one (--nats). */
+  natsPid?: number;
+  agentId: string;
+  agentPid: number;
+  startedAt: string;
+  configFile?: string;
+  /** Credentials folder; absent when an existing server is used without credentials. */
+  credsDir?: string;
+}
+
+export interface UpOptions {
+  config?: string;
+  compute?: number;
+  shards?: number;
+  loaders?: number;
+  backend?: "auto" | "wasm" | "cuda";
+  nats?: string;
+  creds?: string;
+  run?: string;
+  steps?: number;
+  detach?: boolean;
+  tui?: boolean;
+  /** Root of the run folders (default ./runs). */
+  runsRoot?: string;
+}
+
+export const runsRootDefault = () => resolve(process.env.AZE_RUNS || "runs");
+
+export function runDir(run: string, runsRoot = runsRootDefault()): string {
+  return join(runsRoot, run);
+}
+
+export function readClusterState(run: string, runsRoot = runsRootDefault()): ClusterState | undefined {
+  const file = join(runDir(run, runsRoot), "cluster.json");
+  if (!existsSync(file)) return undefined;
+  try {
+    return JSON.parse(readFileSync(file, "utf8")) as ClusterState;
+  } catch {
+    throw new UserError(`${file} is not valid JSON: the run's state is damaged; stop its processes by hand and delete the folder.`);
+  }
+}
+
+function writeClusterState(state: ClusterState, runsRoot: string): void {
+  const file = join(runDir(state.run, runsRoot), "cluster.json");
+  writeFileSync(file + ".tmp", JSON.stringify(state, null, 2) + "\n");
+  renameSync(file + ".tmp", file);
+}
+
+export function isAlive(pid: number | undefined): boolean {
+  if (!pid) return false;
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (err) {
+    return (err as NodeJS.ErrnoException).code === "EPERM";
+  }
+}
+
+/** The run a command means: --run, else the only run that is up. */
+export function resolveRun(run: string | undefined, runsRoot = runsRootDefault()): string {
+  if (run) {
+    if (!readClusterState(run, runsRoot)) throw new UserError(`no run named "${run}" in ${runsRoot}: start it with \`aze-run cluster up --run ${run}\`.`);
+    return run;
+  }
+  const up = existsSync(runsRoot)
+    ? readdirSync(runsRoot).filter((name) => {
+        const s = readClusterState(name, runsRoot);
+        return s?.state === "up" && isAlive(s.agentPid);
+      })
+    : [];
+  if (up.length === 1) return up[0]!;
+  if (up.length === 0) throw new UserError(`no run is up in ${runsRoot}: start one with \`aze-run cluster up\`.`);
+  throw new UserError(`several runs are up (${up.join(", ")}): say which with --run NAME.`);
+}
+
+/**
+ * Connects to a run as the `client` role (the CLI and dashboard), or as another role where
+ * the command needs more (`cluster up` asks the node agent to start the coordinator).
+ */
+export async function connectClient(state: ClusterState, role: Role = "client"): Promise<NatsConnection> {
+  const creds = state.credsDir ? readCredentials(join(state.credsDir, `${role}.json`)) : undefined;
+  return connectNats({ url: state.natsUrl, creds, name: `${state.run}/cli-${process.pid}`, timeoutMs: 3000 });
+}
+
+// ---- cluster up -----------------------------------------------------------------------
+
+export async function clusterUp(opts: UpOptions): Promise<ClusterState> {
+  const runsRoot = opts.runsRoot ?? runsRootDefault();
+  const config: RunConfig | undefined = opts.config ? loadRunConfig(opts.config) : undefined;
+  const run = opts.run ?? config?.name ?? "default";
+  if (!/^[A-Za-z0-9][A-Za-z0-9_-]*$/.test(run)) throw new UserError(`run name "${run}" may use only letters, digits, - and _.`);
+  const dir = runDir(run, runsRoot);
+  const previous = readClusterState(run, runsRoot);
+  if (previous?.state === "up" && isAlive(previous.agentPid))
+    throw new UserError(`run "${run}" is already up (agent pid ${previous.agentPid}): use \`aze-run cluster down --run ${run}\` or another --run NAME.`);
+  mkdirSync(join(dir, "logs"), { recursive: true });
+  if (config) writeFileSync(join(dir, "config.json"), JSON.stringify(config, null, 2) + "\n");
+
+  const counts = {
+    compute: opts.compute ?? config?.cluster.compute ?? 1,
+    shards: opts.shards ?? config?.cluster.shards ?? 1,
+    loaders: opts.loaders ?? config?.cluster.loaders ?? 1,
+  };
+  for (const [key, n] of Object.entries(counts))
+    if (!Number.isSafeInteger(n) || n < (key === "compute" ? 0 : 1)) throw new UserError(`--${key} must be a whole number${key === "compute" ? "" : " of at least 1"}, got ${n}.`);
+
+  // The server: ours, with generated credentials, or an existing one.
+  let natsUrl: string;
+  let natsPid: number | undefined;
+  let credsDir: string | undefined;
+  let agentCreds: Credentials | undefined;
+  if (opts.nats) {
+    natsUrl = opts.nats;
+    agentCreds = opts.creds ? readCredentials(opts.creds) : undefined;
+  } else {
+    const creds = generateCredentials(run);
+    const server = await startNatsServer({ dir, run, creds });
+    natsUrl = server.url;
+    natsPid = server.pid;
+    credsDir = join(dir, "creds");
+    const files = writeCredentialsFiles(credsDir, creds, natsUrl);
+    agentCreds = readCredentials(files["node-agent"]);
+  }
+
+  const agentId = `agent-${hostname()}`;
+  const agentSpec: ActorSpec = {
+    kind: "node-agent",
+    id: agentId,
+    run,
+    runDir: dir,
+    natsUrl,
+    creds: agentCreds,
+    options: { childCreds: agentCreds?.children ?? (agentCreds ? sameCredsForAll(agentCreds) : undefined) },
+  };
+  const agent = spawnActor(agentSpec, { detached: true });
+  const state: ClusterState = {
+    run,
+    state: "up",
+    natsUrl,
+    natsPid,
+    agentId,
+    agentPid: agent.pid!,
+    startedAt: new Date().toISOString(),
+    configFile: opts.config ? resolve(opts.config) : undefined,
+    credsDir,
+  };
+  writeClusterState(state, runsRoot);
+
+  try {
+    const nc = await connectClient(state, "coordinator");
+    try {
+      await askUntilAnswered(nc, subjects(run).agent(agentId), {
+        op: "spawn",
+        kind: "coordinator",
+        id: "coordinator",
+        options: { ...counts, heartbeatTimeoutMs: config?.cluster.heartbeatTimeoutMs, backend: opts.backend ?? config?.cluster.backend ?? "auto", steps: opts.steps, configFile: state.configFile },
+      });
+      await waitForShape(nc, run, counts, 30_000);
+    } finally {
+      await nc.close();
+    }
+  } catch (err) {
+    await clusterDown({ run, runsRoot, quiet: true }).catch(() => undefined);
+    throw err;
+  }
+  return state;
+}
+
+/** With an existing server and one creds file, every kind uses the same credentials. */
+function sameCredsForAll(c: Credentials): Partial<Record<Role, { user: string; password: string }>> {
+  const pair = { user: c.user, password: c.password };
+  return { coordinator: pair, "param-shard": pair, "data-loader": pair, compute: pair };
+}
+
+/** The agent needs a moment to connect: ask until it answers or 10 s pass. */
+async function askUntilAnswered(nc: NatsConnection, subject: string, body: unknown): Promise<void> {
+  const deadline = Date.now() + 10_000;
+  for (;;) {
+    try {
+      const reply = await requestMessage<{ ok: boolean; error?: string }>(nc, subject, body, 1000);
+      if (!reply.ok) throw new UserError(`the node agent refused to start the coordinator: ${reply.error}`);
+      return;
+    } catch (err) {
+      if (err instanceof UserError && !/no answer/.test(err.message)) throw err;
+      if (Date.now() > deadline) throw new UserError(`the node agent did not answer within 10 s: see its log in the run folder (logs/agent-*.out).`);
+      await new Promise((r) => setTimeout(r, 100));
+    }
+  }
+}
+
+export async function fetchStatus(nc: NatsConnection, run: string, timeoutMs = 3000): Promise<ClusterStatus> {
+  return requestMessage<ClusterStatus>(nc, subjects(run).status, {}, timeoutMs);
+}
+
+/** Waits until the coordinator reports the desired number of ready actors of each kind. */
+export async function waitForShape(nc: NatsConnection, run: string, counts: { compute: number; shards: number; loaders: number }, timeoutMs: number): Promise<ClusterStatus> {
+  const deadline = Date.now() + timeoutMs;
+  let last: ClusterStatus | undefined;
+  while (Date.now() < deadline) {
+    try {
+      last = await fetchStatus(nc, run, 1000);
+      const ready = (kind: string) => last!.actors.filter((a) => a.kind === kind && a.state === "ready").length;
+      if (ready("compute") === counts.compute && ready("param-shard") === counts.shards && ready("data-loader") === counts.loaders) return last;
+    } catch {
+      /* the coordinator is still starting */
+    }
+    await new Promise((r) => setTimeout(r, 150));
+  }
+  const seen = last ? last.actors.map((a) => `${a.id}:${a.state}`).join(", ") : "no answer from the coordinator";
+  throw new UserError(`the cluster did not reach ${counts.compute} compute, ${counts.shards} shards, ${counts.loaders} loaders within ${timeoutMs / 1000} s (seen: ${seen}); see the logs in the run folder.`);
+}
+
+// ---- cluster down ---------------------------------------------------------------------
+
+export async function clusterDown(opts: { run?: string; runsRoot?: string; quiet?: boolean }): Promise<ClusterState> {
+  const runsRoot = opts.runsRoot ?? runsRootDefault();
+  const run = resolveRun(opts.run, runsRoot);
+  const state = readClusterState(run, runsRoot)!;
+  const pids = new Set<number>([state.agentPid]);
+  try {
+    const nc = await connectClient(state);
+    try {
+      const status = await fetchStatus(nc, run, 2000).catch(() => undefined);
+      for (const a of status?.actors ?? []) if (a.host === hostname()) pids.add(a.pid);
+      await requestMessage(nc, subjects(run).shutdown, {}, 5000).catch(() => undefined);
+    } finally {
+      await nc.close().catch(() => undefined);
+    }
+  } catch {
+    /* the server or the coordinator is gone already: fall through to signals */
+  }
+  await stopPids([...pids], 20_000);
+  if (state.natsPid) await stopPids([state.natsPid], 5000);
+  const down = { ...state, state: "down" as const };
+  writeClusterState(down, runsRoot);
+  return down;
+}
+
+/** SIGTERM, then SIGKILL for whatever still lives when the grace period ends. */
+async function stopPids(pids: number[], graceMs: number): Promise<void> {
+  const alive = () => pids.filter(isAlive);
+  for (const pid of alive()) process.kill(pid, "SIGTERM");
+  const deadline = Date.now() + graceMs;
+  while (alive().length > 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
+  for (const pid of alive()) process.kill(pid, "SIGKILL");
+  while (alive().length > 0 && Date.now() < deadline + 2000) await new Promise((r) => setTimeout(r, 20));
+}
+
+// ---- scale ----------------------------------------------------------------------------
+
+export async function clusterScale(opts: { run?: string; compute: number; runsRoot?: string }): Promise<{ compute: number }> {
+  const runsRoot = opts.runsRoot ?? runsRootDefault();
+  const run = resolveRun(opts.run, runsRoot);
+  const nc = await connectClient(readClusterState(run, runsRoot)!);
+  try {
+    const reply = await requestMessage<{ ok: boolean; error?: string; compute: number }>(nc, subjects(run).scale, { compute: opts.compute });
+    if (!reply.ok) throw new UserError(`scale refused: ${reply.error}`);
+    return { compute: reply.compute };
+  } finally {
+    await nc.close();
+  }
+}
+
+// ---- worker join ----------------------------------------------------------------------
+
+/** Runs a node agent for another host in this process, until Ctrl-C. */
+export async function workerJoin(opts: { nats: string; creds: string; runsRoot?: string }): Promise<void> {
+  const creds = readCredentials(opts.creds);
+  if (creds.role !== "node-agent") throw new UserError(`${opts.creds} holds credentials for "${creds.role}"; worker join needs runs/<name>/creds/worker.json.`);
+  const { NodeAgent } = await import("../actors/node-agent.js");
+  const agent = new NodeAgent({
+    kind: "node-agent",
+    id: `agent-${hostname()}-${process.pid}`,
+    run: creds.run,
+    runDir: runDir(creds.run, opts.runsRoot ?? runsRootDefault()),
+    natsUrl: opts.nats,
+    creds,
+    options: { childCreds: creds.children },
+  });
+  agent.stopOnSignals();
+  await agent.start();
+  process.stdout.write(`joined run "${creds.run}" at ${opts.nats} as ${agent.id}; Ctrl-C to leave.\n`);
+  await agent.whenStopped();
+}

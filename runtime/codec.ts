@@ -1,0 +1,229 @@
+// The tensor codec: how tensors and messages travel between actors over NATS.
+//
+// Owns: the msgpack encoding of messages, the tensor frame (dtype, shape, raw bytes),
+// chunking under the server's max_payload, and reassembly with checksums.
+// Never: applies what it decodes. A message that fails any check is rejected with a reason
+// and the caller logs it; nothing half-decoded reaches an actor.
+//
+// Tensor bytes travel as one msgpack `bin` per chunk holding the raw little-endian bytes of
+// the typed array: no per-element encoding. msgpackr with default options would pack a
+// Float32Array element by element (and decode bins as Buffer), so the codec only ever hands
+// it Uint8Array views and rebuilds typed arrays itself.
+import { Packr } from "msgpackr";
+import { crc32 } from "node:zlib";
+
+export const dtypes = { f32: 4, bf16: 2, f16: 2, i32: 4, i64: 8, u8: 1 } as const;
+export type TensorDType = keyof typeof dtypes;
+
+export interface Tensor {
+  dtype: TensorDType;
+  shape: number[];
+  /** Raw little-endian bytes; byteLength = product(shape) * bytes per element. */
+  bytes: Uint8Array;
+}
+
+/** A rejected message: `reason` is a sentence for the log. */
+export class CodecError extends Error {
+  override readonly name = "CodecError";
+}
+
+const packr = new Packr({ useRecords: false, mapsAsObjects: true });
+
+/** Plain messages (control, heartbeats, metrics): msgpack of a JSON-like object. */
+export function encodeMessage(value: unknown): Uint8Array {
+  return packr.pack(value);
+}
+
+export function decodeMessage<T = unknown>(data: Uint8Array, what = "message"): T {
+  try {
+    return packr.unpack(data) as T;
+  } catch (err) {
+    throw new CodecError(`${what} is not valid msgpack (${data.byteLength} bytes): ${(err as Error).message}`);
+  }
+}
+
+// ---- tensors --------------------------------------------------------------------------
+
+export function tensorFrom(array: Float32Array | Int32Array | Uint8Array | BigInt64Array | Uint16Array, shape: number[], dtype?: TensorDType): Tensor {
+  const inferred: TensorDType =
+    dtype ?? (array instanceof Float32Array ? "f32" : array instanceof Int32Array ? "i32" : array instanceof BigInt64Array ? "i64" : array instanceof Uint16Array ? "bf16" : "u8");
+  const tensor = { dtype: inferred, shape, bytes: new Uint8Array(array.buffer, array.byteOffset, array.byteLength) };
+  checkTensorShape({ ...tensor, byteLength: tensor.bytes.byteLength });
+  return tensor;
+}
+
+/** A typed view of the tensor's bytes (copied when they are not aligned for the type). */
+export function tensorData(t: Tensor): Float32Array | Int32Array | Uint8Array | BigInt64Array | Uint16Array {
+  const width = dtypes[t.dtype];
+  const bytes = t.bytes.byteOffset % width === 0 ? t.bytes : t.bytes.slice();
+  const n = bytes.byteLength / width;
+  switch (t.dtype) {
+    case "f32":
+      return new Float32Array(bytes.buffer, bytes.byteOffset, n);
+    case "i32":
+      return new Int32Array(bytes.buffer, bytes.byteOffset, n);
+    case "i64":
+      return new BigInt64Array(bytes.buffer, bytes.byteOffset, n);
+    case "bf16":
+    case "f16":
+      return new Uint16Array(bytes.buffer, bytes.byteOffset, n);
+    case "u8":
+      return bytes;
+  }
+}
+
+export function tensorElements(shape: number[]): number {
+  return shape.reduce((a, b) => a * b, 1);
+}
+
+function checkTensorShape(t: { dtype: string; shape: unknown; byteLength: number }): void {
+  if (!(t.dtype in dtypes)) throw new CodecError(`unknown dtype "${t.dtype}"`);
+  if (!Array.isArray(t.shape) || !t.shape.every((d) => Number.isSafeInteger(d) && d >= 0))
+    throw new CodecError(`bad shape ${JSON.stringify(t.shape)}`);
+  const expected = tensorElements(t.shape) * dtypes[t.dtype as TensorDType];
+  if (expected !== t.byteLength)
+    throw new CodecError(`shape ${JSON.stringify(t.shape)} of ${t.dtype} needs ${expected} bytes but ${t.byteLength} arrived`);
+}
+
+// ---- chunking -------------------------------------------------------------------------
+
+/** One NATS message of a chunked tensor. `meta` travels with chunk 0 only. */
+interface Chunk {
+  /** message id, unique per sender */
+  id: string;
+  seq: number;
+  count: number;
+  /** where this chunk's bytes start in the tensor */
+  offset: number;
+  dtype: TensorDType;
+  shape: number[];
+  byteLength: number;
+  /** crc32 of the whole tensor's bytes */
+  crc: number;
+  /** crc32 of this chunk's bytes */
+  chunkCrc: number;
+  meta?: unknown;
+  bytes: Uint8Array;
+}
+
+/** Room left in a NATS message for the chunk's msgpack envelope and the meta. */
+const envelopeBytes = 16 * 1024;
+
+let nextMessageId = 0;
+const senderTag = `${process.pid.toString(36)}.${Math.floor(Math.random() * 2 ** 32).toString(36)}`;
+
+/**
+ * Splits a tensor (and its meta, e.g. step and group) into NATS payloads of at most
+ * maxPayload bytes each.
+ */
+export function encodeTensorChunks(tensor: Tensor, meta: unknown, maxPayload: number): Uint8Array[] {
+  checkTensorShape({ ...tensor, byteLength: tensor.bytes.byteLength });
+  const metaBytes = meta === undefined ? 0 : encodeMessage(meta).byteLength;
+  const room = maxPayload - envelopeBytes - metaBytes;
+  if (room < 1024) throw new CodecError(`max_payload ${maxPayload} leaves no room for tensor bytes`);
+  const total = tensor.bytes.byteLength;
+  const count = Math.max(1, Math.ceil(total / room));
+  const id = `${senderTag}.${nextMessageId++}`;
+  const crc = crc32(tensor.bytes);
+  const out: Uint8Array[] = [];
+  for (let seq = 0; seq < count; seq++) {
+    const bytes = tensor.bytes.subarray(seq * room, Math.min(total, (seq + 1) * room));
+    const chunk: Chunk = { id, seq, count, offset: seq * room, dtype: tensor.dtype, shape: tensor.shape, byteLength: total, crc, chunkCrc: crc32(bytes), bytes };
+    if (seq === 0 && meta !== undefined) chunk.meta = meta;
+    out.push(packr.pack(chunk));
+  }
+  return out;
+}
+
+export interface Reassembled<M> {
+  tensor: Tensor;
+  meta: M;
+}
+
+interface Pending {
+  chunk0: Omit<Chunk, "bytes" | "seq">;
+  meta: unknown;
+  buffer: Uint8Array;
+  seen: Uint8Array;
+  received: number;
+  bytes: number;
+  startedAt: number;
+}
+
+/**
+ * Puts chunked tensors back together. `accept` returns the whole tensor when its last chunk
+ * arrives, undefined while it waits for more, and throws CodecError for anything malformed,
+ * truncated, oversized, mismatched or corrupted (that message is then dropped whole).
+ */
+export class TensorAssembler<M = unknown> {
+  private pending = new Map<string, Pending>();
+
+  constructor(
+    private readonly limits: { maxBytes: number; timeoutMs?: number } = { maxBytes: 4 * 1024 ** 3 },
+  ) {}
+
+  accept(data: Uint8Array): Reassembled<M> | undefined {
+    const chunk = decodeMessage<Chunk>(data, "tensor chunk");
+    this.checkChunk(chunk);
+    let entry = this.pending.get(chunk.id);
+    if (!entry) {
+      this.dropStale();
+      entry = {
+        chunk0: { id: chunk.id, count: chunk.count, offset: 0, dtype: chunk.dtype, shape: chunk.shape, byteLength: chunk.byteLength, crc: chunk.crc, chunkCrc: 0 },
+        meta: undefined,
+        buffer: new Uint8Array(chunk.byteLength),
+        seen: new Uint8Array(chunk.count),
+        received: 0,
+        bytes: 0,
+        startedAt: Date.now(),
+      };
+      this.pending.set(chunk.id, entry);
+    }
+    const first = entry.chunk0;
+    if (chunk.count !== first.count || chunk.byteLength !== first.byteLength || chunk.crc !== first.crc || chunk.dtype !== first.dtype || JSON.stringify(chunk.shape) !== JSON.stringify(first.shape)) {
+      this.pending.delete(chunk.id);
+      throw new CodecError(`chunk ${chunk.seq} of message ${chunk.id} disagrees with its earlier chunks about the tensor`);
+    }
+    if (entry.seen[chunk.seq]) return undefined; // a duplicate chunk: already have it
+    if (!Number.isSafeInteger(chunk.offset) || chunk.offset < 0 || chunk.offset + chunk.bytes.byteLength > chunk.byteLength) {
+      this.pending.delete(chunk.id);
+      throw new CodecError(`chunk ${chunk.seq} of message ${chunk.id} (${chunk.bytes.byteLength} bytes at ${chunk.offset}) does not fit the ${chunk.byteLength}-byte tensor`);
+    }
+    if (crc32(chunk.bytes) !== chunk.chunkCrc) {
+      this.pending.delete(chunk.id);
+      throw new CodecError(`chunk ${chunk.seq} of message ${chunk.id} fails its checksum (corrupted in transit)`);
+    }
+    entry.buffer.set(chunk.bytes, chunk.offset);
+    entry.bytes += chunk.bytes.byteLength;
+    entry.seen[chunk.seq] = 1;
+    entry.received++;
+    if (chunk.seq === 0) entry.meta = chunk.meta;
+    if (entry.received < chunk.count) return undefined;
+    this.pending.delete(chunk.id);
+    if (entry.bytes !== first.byteLength || crc32(entry.buffer) !== first.crc) throw new CodecError(`message ${chunk.id} fails its whole-tensor checksum`);
+    return { tensor: { dtype: first.dtype, shape: first.shape, bytes: entry.buffer }, meta: entry.meta as M };
+  }
+
+  /** Messages still waiting for chunks. */
+  get waiting(): number {
+    return this.pending.size;
+  }
+
+  private checkChunk(c: Chunk): void {
+    if (typeof c !== "object" || c === null) throw new CodecError("tensor chunk is not a map");
+    if (typeof c.id !== "string") throw new CodecError("tensor chunk has no message id");
+    if (!Number.isSafeInteger(c.count) || c.count < 1 || !Number.isSafeInteger(c.seq) || c.seq < 0 || c.seq >= c.count)
+      throw new CodecError(`tensor chunk ${c.seq} of ${c.count} is out of range`);
+    if (!(c.bytes instanceof Uint8Array)) throw new CodecError("tensor chunk carries no bytes");
+    if (!Number.isSafeInteger(c.byteLength) || c.byteLength < 0) throw new CodecError("tensor chunk has a bad byte length");
+    if (c.byteLength > this.limits.maxBytes)
+      throw new CodecError(`tensor of ${c.byteLength} bytes is larger than the ${this.limits.maxBytes}-byte limit`);
+    checkTensorShape({ dtype: c.dtype, shape: c.shape, byteLength: c.byteLength });
+  }
+
+  private dropStale(): void {
+    const timeout = this.limits.timeoutMs ?? 60_000;
+    const now = Date.now();
+    for (const [id, entry] of this.pending) if (now - entry.startedAt > timeout) this.pending.delete(id);
+  }
+}

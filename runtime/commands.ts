@@ -1,0 +1,94 @@
+// CLI commands of the runtime: cluster up/status/scale/down and worker join.
+import { Command, InvalidArgumentError, Option } from "commander";
+import { clusterDown, clusterScale, clusterUp, connectClient, fetchStatus, readClusterState, resolveRun, workerJoin } from "./cluster.js";
+import { UserError } from "./errors.js";
+
+const count = (name: string) => (value: string) => {
+  const n = Number(value);
+  if (!Number.isSafeInteger(n) || n < 0) throw new InvalidArgumentError(`${name} must be a whole number, got "${value}".`);
+  return n;
+};
+
+export function registerClusterCommands(program: Command): void {
+  const cluster = program.command("cluster").description("start, watch, scale and stop a training cluster");
+
+  cluster
+    .command("up")
+    .description("start a run: nats-server, node agent, coordinator, shards, loaders, compute actors")
+    .option("--config <file>", "run config (YAML or JSON)")
+    .option("--compute <n>", "compute actors", count("--compute"))
+    .option("--shards <n>", "param-shard actors", count("--shards"))
+    .option("--loaders <n>", "data-loader actors", count("--loaders"))
+    .addOption(new Option("--backend <name>", "compute backend").choices(["auto", "wasm", "cuda"]))
+    .option("--nats <url>", "use an existing NATS server instead of starting one")
+    .option("--creds <file>", "credentials for --nats")
+    .option("--run <name>", "run name (default: the config's name, else \"default\")")
+    .option("--steps <n>", "stop after this many steps", count("--steps"))
+    .option("--detach", "start and return; the run goes on in the background")
+    .option("--no-tui", "plain progress lines instead of the dashboard")
+    .action(async (opts) => {
+      const state = await clusterUp({ ...opts, tui: opts.tui });
+      const nc = await connectClient(state);
+      const status = await fetchStatus(nc, state.run).finally(() => nc.close());
+      const kinds = status.actors.reduce<Record<string, number>>((acc, a) => ((acc[a.kind] = (acc[a.kind] ?? 0) + 1), acc), {});
+      process.stdout.write(`run "${state.run}" is up at ${state.natsUrl}: ${Object.entries(kinds).map(([k, n]) => `${n} ${k}`).join(", ")}\n`);
+      if (opts.detach) return;
+      process.stdout.write("Ctrl-C stops the run.\n");
+      await new Promise<void>((resolve) => {
+        process.once("SIGINT", resolve);
+        process.once("SIGTERM", resolve);
+      });
+      await clusterDown({ run: state.run });
+      process.stdout.write(`run "${state.run}" is down.\n`);
+    });
+
+  cluster
+    .command("status")
+    .description("list the actors of a run")
+    .option("--run <name>", "run name")
+    .option("--json", "machine-readable output")
+    .action(async (opts) => {
+      const run = resolveRun(opts.run);
+      const state = readClusterState(run)!;
+      if (state.state !== "up") throw new UserError(`run "${run}" is down: start it with \`aze-run cluster up --run ${run}\`.`);
+      const nc = await connectClient(state);
+      const status = await fetchStatus(nc, run).finally(() => nc.close());
+      if (opts.json) {
+        process.stdout.write(JSON.stringify({ ...status, natsUrl: state.natsUrl }, null, 2) + "\n");
+        return;
+      }
+      const now = Date.now();
+      process.stdout.write(`run ${run} at ${state.natsUrl}\n`);
+      process.stdout.write(`${"KIND".padEnd(12)} ${"ID".padEnd(28)} ${"PID".padEnd(8)} ${"HOST".padEnd(16)} ${"STATE".padEnd(9)} HEARTBEAT\n`);
+      for (const a of status.actors)
+        process.stdout.write(`${a.kind.padEnd(12)} ${a.id.padEnd(28)} ${String(a.pid).padEnd(8)} ${a.host.slice(0, 16).padEnd(16)} ${a.state.padEnd(9)} ${((now - a.lastHeartbeat) / 1000).toFixed(1)}s ago\n`);
+    });
+
+  cluster
+    .command("scale")
+    .description("change the number of compute actors while the run goes on")
+    .option("--run <name>", "run name")
+    .requiredOption("--compute <n>", "compute actors wanted", count("--compute"))
+    .action(async (opts) => {
+      const result = await clusterScale({ run: opts.run, compute: opts.compute });
+      process.stdout.write(`compute actors: ${result.compute}\n`);
+    });
+
+  cluster
+    .command("down")
+    .description("stop every process of a run, nats-server included")
+    .option("--run <name>", "run name")
+    .action(async (opts) => {
+      const state = await clusterDown({ run: opts.run });
+      process.stdout.write(`run "${state.run}" is down.\n`);
+    });
+
+  program
+    .command("worker")
+    .description("join another host to a run")
+    .command("join")
+    .description("run a node agent on this host for a run started elsewhere")
+    .requiredOption("--nats <url>", "the run's NATS URL")
+    .requiredOption("--creds <file>", "the run's creds/worker.json, copied from the first host")
+    .action(async (opts) => workerJoin(opts));
+}

@@ -1,0 +1,64 @@
+// The NATS connection layer: connect with credentials, reconnect forever, drain on close.
+//
+// Owns: how every aze-run process (actors, CLI, dashboard) connects to a run's server, and
+// sending tensors with the codec. Never: decides what a message means.
+import { connect, type NatsConnection, type Msg } from "@nats-io/transport-node";
+import { decodeMessage, encodeMessage, encodeTensorChunks, type Tensor } from "./codec.js";
+import { UserError } from "./errors.js";
+import type { Credentials } from "./nats-server.js";
+
+export type { NatsConnection, Msg };
+
+export interface ConnectOptions {
+  url: string;
+  creds?: Pick<Credentials, "user" | "password">;
+  /** Shown in the server's connection list: `<run>/<actor id>`. */
+  name: string;
+  /** Give up on the first connection after this long (ms). Reconnects never give up. */
+  timeoutMs?: number;
+}
+
+export async function connectNats(opts: ConnectOptions): Promise<NatsConnection> {
+  try {
+    return await connect({
+      servers: opts.url,
+      name: opts.name,
+      user: opts.creds?.user,
+      pass: opts.creds?.password,
+      timeout: opts.timeoutMs ?? 5000,
+      // A run must survive a restarted server: keep trying, every 250 ms.
+      reconnect: true,
+      maxReconnectAttempts: -1,
+      reconnectTimeWait: 250,
+      reconnectJitter: 100,
+      pingInterval: 5000,
+      maxPingOut: 3,
+    });
+  } catch (err) {
+    const message = (err as Error).message ?? String(err);
+    if (/auth|authorization/i.test(message))
+      throw new UserError(`NATS at ${opts.url} refused the credentials${opts.creds ? ` of user "${opts.creds.user}"` : " (none given)"}: use the creds file of this run (runs/<name>/creds/).`);
+    throw new UserError(`cannot reach NATS at ${opts.url} (${message}): is the run up? Check \`aze-run cluster status\` or the --nats URL.`);
+  }
+}
+
+/** Publishes a tensor as one or more chunks, under the server's max_payload. */
+export function publishTensor(nc: NatsConnection, subject: string, tensor: Tensor, meta: unknown): number {
+  let bytes = 0;
+  for (const chunk of encodeTensorChunks(tensor, meta, nc.info?.max_payload ?? 1024 * 1024)) {
+    nc.publish(subject, chunk);
+    bytes += chunk.byteLength;
+  }
+  return bytes;
+}
+
+/** A request with a msgpack body; throws a UserError naming the subject on timeout. */
+export async function requestMessage<T>(nc: NatsConnection, subject: string, body: unknown, timeoutMs = 5000): Promise<T> {
+  try {
+    const reply = await nc.request(subject, encodeMessage(body), { timeout: timeoutMs });
+    return decodeMessage<T>(reply.data, `reply on ${subject}`);
+  } catch (err) {
+    if ((err as Error).name === "CodecError") throw err;
+    throw new UserError(`no answer on ${subject} within ${timeoutMs} ms (${(err as Error).message}): is the run's coordinator up?`);
+  }
+}

@@ -1,0 +1,58 @@
+// Test fixtures shared by the integration suites: real nats-servers, real run folders,
+// the real CLI as a child process, and process inspection for "nothing left behind".
+import { execFile, spawnSync } from "node:child_process";
+import { existsSync, mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { promisify } from "node:util";
+import { cliEntry } from "../../runtime/spawn.js";
+
+const execFileAsync = promisify(execFile);
+
+/** A fresh folder for runs/ (and anything else a test writes), removed by `cleanup`. */
+export function tempDir(prefix = "aze-test-"): string {
+  return mkdtempSync(join(tmpdir(), prefix));
+}
+
+export function removeDir(dir: string): void {
+  rmSync(dir, { recursive: true, force: true });
+}
+
+export interface CliResult {
+  code: number;
+  stdout: string;
+  stderr: string;
+}
+
+/** Runs `aze-run ...args` (the built CLI) in `cwd` as a real child process. */
+export async function runCli(args: string[], cwd: string, timeoutMs = 60_000): Promise<CliResult> {
+  if (!existsSync(cliEntry)) throw new Error(`${cliEntry} is missing: run \`npm run build\` before the tests.`);
+  try {
+    const { stdout, stderr } = await execFileAsync(process.execPath, [cliEntry, ...args], { cwd, timeout: timeoutMs });
+    return { code: 0, stdout, stderr };
+  } catch (err) {
+    const e = err as { code?: number; stdout?: string; stderr?: string };
+    return { code: typeof e.code === "number" ? e.code : 1, stdout: e.stdout ?? "", stderr: e.stderr ?? "" };
+  }
+}
+
+/** Pids of processes whose command line contains `pattern` (pgrep -f). */
+export function pgrep(pattern: string): number[] {
+  const out = spawnSync("pgrep", ["-f", pattern], { encoding: "utf8" });
+  return out.stdout.split("\n").filter(Boolean).map(Number).filter((pid) => pid !== process.pid);
+}
+
+export async function waitFor<T>(what: string, probe: () => Promise<T | undefined> | T | undefined, timeoutMs = 15_000): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  let lastError: unknown;
+  while (Date.now() < deadline) {
+    try {
+      const value = await probe();
+      if (value !== undefined && value !== false) return value as T;
+    } catch (err) {
+      lastError = err;
+    }
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  throw new Error(`timed out waiting for ${what}${lastError ? `: ${String(lastError)}` : ""}`);
+}
