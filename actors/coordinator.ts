@@ -93,6 +93,17 @@ export class Coordinator extends Actor {
     return { ok: true, compute: n };
   }
 
+  /**
+   * While the server is away nobody's heartbeats arrive: that is not a death. When the
+   * connection comes back every member gets a fresh deadline.
+   */
+  protected override onConnectionChange(connected: boolean): void {
+    if (!connected) return;
+    const now = Date.now();
+    for (const m of this.members.values()) m.lastHeartbeat = now;
+    for (const s of this.starting.values()) s.since = now;
+  }
+
   private onHeartbeat(hb: Heartbeat): void {
     if (hb.id === this.id) return;
     if (hb.state === "stopped") return this.forget(hb.id, "left");
@@ -115,7 +126,7 @@ export class Coordinator extends Actor {
 
   /** Brings the cluster to the desired shape: detect the dead, start the missing, stop the surplus. */
   private async reconcile(): Promise<void> {
-    if (this.reconciling || this.shuttingDown || this.state !== "ready") return;
+    if (this.reconciling || this.shuttingDown || this.state !== "ready" || !this.connected) return;
     this.reconciling = true;
     try {
       const now = Date.now();

@@ -167,10 +167,19 @@ export abstract class Actor {
     });
   }
 
+  /** Whether the NATS connection is up right now (it reconnects by itself). */
+  protected connected = true;
+
+  /** Called when the connection drops and when it comes back. */
+  protected onConnectionChange(_connected: boolean): void {}
+
   private watchConnection(): void {
     void (async () => {
       for await (const status of this.nc.status()) {
-        if (status.type === "disconnect" || status.type === "reconnect") this.log.warn(`nats-${status.type}`, { server: String((status as { server?: unknown }).server ?? "") });
+        if (status.type !== "disconnect" && status.type !== "reconnect") continue;
+        this.connected = status.type === "reconnect";
+        this.log.warn(`nats-${status.type}`, { server: String((status as { server?: unknown }).server ?? "") });
+        this.onConnectionChange(this.connected);
       }
     })();
   }

@@ -100,14 +100,15 @@ interface Chunk {
   byteLength: number;
   /** crc32 of the whole tensor's bytes */
   crc: number;
-  /** crc32 of this chunk's bytes */
+  /** crc32 of this chunk's bytes (and of its meta bytes, on chunk 0) */
   chunkCrc: number;
-  meta?: unknown;
+  /** msgpack of the meta, chunk 0 only: covered by chunkCrc like the tensor bytes */
+  meta?: Uint8Array;
   bytes: Uint8Array;
 }
 
-/** Room left in a NATS message for the chunk's msgpack envelope and the meta. */
-const envelopeBytes = 16 * 1024;
+/** Room for a chunk's msgpack envelope: its fixed fields and a shape of up to 100 dims. */
+const envelopeBytes = 1024;
 
 let nextMessageId = 0;
 const senderTag = `${process.pid.toString(36)}.${Math.floor(Math.random() * 2 ** 32).toString(36)}`;
@@ -118,9 +119,9 @@ const senderTag = `${process.pid.toString(36)}.${Math.floor(Math.random() * 2 **
  */
 export function encodeTensorChunks(tensor: Tensor, meta: unknown, maxPayload: number): Uint8Array[] {
   checkTensorShape({ ...tensor, byteLength: tensor.bytes.byteLength });
-  const metaBytes = meta === undefined ? 0 : encodeMessage(meta).byteLength;
-  const room = maxPayload - envelopeBytes - metaBytes;
-  if (room < 1024) throw new CodecError(`max_payload ${maxPayload} leaves no room for tensor bytes`);
+  const metaBytes = meta === undefined ? undefined : encodeMessage(meta);
+  const room = maxPayload - envelopeBytes - (metaBytes?.byteLength ?? 0);
+  if (room < 256) throw new CodecError(`max_payload ${maxPayload} leaves no room for tensor bytes`);
   const total = tensor.bytes.byteLength;
   const count = Math.max(1, Math.ceil(total / room));
   const id = `${senderTag}.${nextMessageId++}`;
@@ -128,11 +129,19 @@ export function encodeTensorChunks(tensor: Tensor, meta: unknown, maxPayload: nu
   const out: Uint8Array[] = [];
   for (let seq = 0; seq < count; seq++) {
     const bytes = tensor.bytes.subarray(seq * room, Math.min(total, (seq + 1) * room));
-    const chunk: Chunk = { id, seq, count, offset: seq * room, dtype: tensor.dtype, shape: tensor.shape, byteLength: total, crc, chunkCrc: crc32(bytes), bytes };
-    if (seq === 0 && meta !== undefined) chunk.meta = meta;
+    const withMeta = seq === 0 ? metaBytes : undefined;
+    const chunkCrc = chunkChecksum(bytes, withMeta);
+    const chunk: Chunk = { id, seq, count, offset: seq * room, dtype: tensor.dtype, shape: tensor.shape, byteLength: total, crc, chunkCrc, ...(withMeta ? { meta: withMeta } : {}), bytes };
     out.push(packr.pack(chunk));
   }
   return out;
+}
+
+/** crc32 over a chunk's meta (if any) then its bytes. */
+function chunkChecksum(bytes: Uint8Array, meta: Uint8Array | undefined): number {
+  const seed = meta ? crc32(meta) : 0;
+  // zlib.crc32 of an empty buffer ignores the running value; keep it explicitly.
+  return bytes.byteLength > 0 ? crc32(bytes, seed) : seed;
 }
 
 export interface Reassembled<M> {
@@ -189,7 +198,8 @@ export class TensorAssembler<M = unknown> {
       this.pending.delete(chunk.id);
       throw new CodecError(`chunk ${chunk.seq} of message ${chunk.id} (${chunk.bytes.byteLength} bytes at ${chunk.offset}) does not fit the ${chunk.byteLength}-byte tensor`);
     }
-    if (crc32(chunk.bytes) !== chunk.chunkCrc) {
+    const metaBytes = chunk.meta instanceof Uint8Array ? chunk.meta : undefined;
+    if (chunkChecksum(chunk.bytes, metaBytes) !== chunk.chunkCrc) {
       this.pending.delete(chunk.id);
       throw new CodecError(`chunk ${chunk.seq} of message ${chunk.id} fails its checksum (corrupted in transit)`);
     }
@@ -197,7 +207,7 @@ export class TensorAssembler<M = unknown> {
     entry.bytes += chunk.bytes.byteLength;
     entry.seen[chunk.seq] = 1;
     entry.received++;
-    if (chunk.seq === 0) entry.meta = chunk.meta;
+    if (metaBytes) entry.meta = decodeMessage(metaBytes, `meta of message ${chunk.id}`);
     if (entry.received < chunk.count) return undefined;
     this.pending.delete(chunk.id);
     if (entry.bytes !== first.byteLength || crc32(entry.buffer) !== first.crc) throw new CodecError(`message ${chunk.id} fails its whole-tensor checksum`);

@@ -126,6 +126,9 @@ export async function startNatsServer(opts: { dir: string; run: string; creds: C
   const child = spawn(binary, ["-c", configFile], { detached: true, stdio: ["ignore", "ignore", log] });
   child.unref();
   const port = await waitForListening(logFile, child.pid!, () => child.exitCode, opts.port);
+  // Pin the port it chose, so `nats-server -c <config>` restarts the run's server where
+  // every actor will look for it when it reconnects.
+  writeFileSync(configFile, serverConfig(port, opts.creds, opts.run), { mode: 0o600 });
   return { pid: child.pid!, port, url: `nats://127.0.0.1:${port}`, configFile, logFile };
 }
 

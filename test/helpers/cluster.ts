@@ -56,3 +56,25 @@ export async function waitFor<T>(what: string, probe: () => Promise<T | undefine
   }
   throw new Error(`timed out waiting for ${what}${lastError ? `: ${String(lastError)}` : ""}`);
 }
+
+/** A real nats-server with this run's generated role credentials, in a temp folder. */
+export async function startTestServer(run = "t", port?: number) {
+  const { generateCredentials, startNatsServer, writeCredentialsFiles, readCredentials } = await import("../../runtime/nats-server.js");
+  const dir = tempDir("aze-nats-");
+  const creds = generateCredentials(run);
+  const server = await startNatsServer({ dir, run, creds, port });
+  const files = writeCredentialsFiles(join(dir, "creds"), creds, server.url);
+  const credsOf = (role: keyof typeof files) => readCredentials(files[role]);
+  const stop = (signal: NodeJS.Signals = "SIGTERM") => {
+    try {
+      process.kill(server.pid, signal);
+    } catch {
+      /* already gone */
+    }
+  };
+  const restart = async () => {
+    const again = await startNatsServer({ dir, run, creds, port: server.port });
+    server.pid = again.pid;
+  };
+  return { ...server, dir, run, credsOf, stop, restart, cleanup: () => (stop("SIGKILL"), removeDir(dir)) };
+}
