@@ -193,7 +193,7 @@ export async function runDashboard(source: DashboardSource, opts: RunDashboardOp
       stdin: opts.stdin ?? process.stdin,
       exitOnCtrlC: true,
       maxFps: Math.ceil(1000 / (opts.refreshMs ?? REFRESH_MS)) + 1,
-      incrementalRendering: true,
+      incrementalRendering: false,
     },
   );
   await app.waitUntilExit();
