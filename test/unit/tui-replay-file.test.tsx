@@ -3,8 +3,11 @@
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { PassThrough } from "node:stream";
+import { Command } from "commander";
 import { afterAll, describe, expect, it } from "vitest";
 import { UserError } from "../../runtime/errors.js";
+import { registerDashboardCommands, replayFile } from "../../tui/commands.js";
 import { initialState, reduce } from "../../tui/state.js";
 import { parseUpdates } from "../../tui/memory-source.js";
 import { sampleRun } from "../../tui/sample-run.js";
@@ -31,6 +34,32 @@ describe("metrics.jsonl replay", () => {
   it("names the file and line of an update of unknown kind", () => {
     expect(() => parseUpdates(`\n{"kind":"weather"}`, "m.jsonl")).toThrow(
       'm.jsonl:2: "kind" must be one of run, step, actors, event, end, got "weather"',
+    );
+  });
+
+  it("replays a file to its end through the plain output", async () => {
+    const file = join(dir, "short.jsonl");
+    writeFileSync(file, sampleRun(40).map((u) => JSON.stringify(u)).join("\n"));
+    const out = new PassThrough();
+    let text = "";
+    out.on("data", (c: Buffer) => (text += c.toString()));
+    const how = await replayFile(file, { rate: 2000, stdout: out as unknown as NodeJS.WriteStream });
+    expect(how).toBe("end");
+    const lines = text.trimEnd().split("\n");
+    expect(lines.filter((l) => l.startsWith("step ")).length).toBe(40);
+    // The recording has no end; the replay says so in its last line.
+    expect(lines.at(-1)).toBe("run over: replay over");
+  });
+
+  it("says which file it cannot read", async () => {
+    await expect(replayFile(join(dir, "missing.jsonl"), { rate: 1 })).rejects.toThrow(/cannot read .*missing\.jsonl: ENOENT/);
+  });
+
+  it("refuses a rate that is not a positive number", async () => {
+    const program = new Command().exitOverride().configureOutput({ writeErr: () => {} });
+    registerDashboardCommands(program);
+    await expect(program.parseAsync(["dashboard", "--replay", "x.jsonl", "--rate", "0"], { from: "user" })).rejects.toThrow(
+      /--rate must be a positive number, got "0"/,
     );
   });
 });
