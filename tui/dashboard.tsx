@@ -145,15 +145,26 @@ export function Dashboard({
     { isActive: isRawModeSupported },
   );
 
-  const { state } = frame;
-  const l = layout(width, height, state.actors.length);
+  return <DashboardView state={frame.state} now={frame.now} columns={width} rows={height} />;
+}
+
+export interface DashboardViewProps {
+  state: DashboardState;
+  now: number;
+  columns: number;
+  rows: number;
+}
+
+/** One frame of the dashboard for a given state: pure, so captures and measurements need no source. */
+export function DashboardView({ state, now, columns, rows }: DashboardViewProps) {
+  const l = layout(columns, rows, state.actors.length);
   return (
     <Box flexDirection="column" width={l.width}>
-      <RunPanel state={state} now={frame.now} width={l.width} />
+      <RunPanel state={state} now={now} width={l.width} />
       <LossChart state={state} width={l.width} height={l.chartRows} />
       <ThroughputPanel state={state} width={l.width} />
       <CommPanel state={state} width={l.width} />
-      <ActorsTable state={state} now={frame.now} width={l.width} maxRows={l.actorRows} />
+      <ActorsTable state={state} now={now} width={l.width} maxRows={l.actorRows} />
       <EventLog events={state.events} width={l.width} height={l.eventRows} />
       <HelpLine state={state} width={l.width} />
     </Box>
