@@ -62,4 +62,12 @@ describe("metrics.jsonl replay", () => {
       /--rate must be a positive number, got "0"/,
     );
   });
+
+  it("asks for --replay or --demo when given neither", async () => {
+    const program = new Command().exitOverride();
+    registerDashboardCommands(program);
+    await expect(program.parseAsync(["dashboard"], { from: "user" })).rejects.toThrow(
+      new UserError("dashboard: give --replay runs/<name>/metrics.jsonl or --demo"),
+    );
+  });
 });
