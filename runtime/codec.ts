@@ -93,13 +93,11 @@ interface Chunk {
   id: string;
   seq: number;
   count: number;
-  /** where this chunk's bytes start in the tensor */
-  offset: number;
+  /** bytes in every chunk but the last: chunk `seq` starts at seq * stride */
+  stride: number;
   dtype: TensorDType;
   shape: number[];
   byteLength: number;
-  /** crc32 of the whole tensor's bytes */
-  crc: number;
   /** crc32 of this chunk's bytes (and of its meta bytes, on chunk 0) */
   chunkCrc: number;
   /** msgpack of the meta, chunk 0 only: covered by chunkCrc like the tensor bytes */
@@ -125,16 +123,37 @@ export function encodeTensorChunks(tensor: Tensor, meta: unknown, maxPayload: nu
   const total = tensor.bytes.byteLength;
   const count = Math.max(1, Math.ceil(total / room));
   const id = `${senderTag}.${nextMessageId++}`;
-  const crc = crc32(tensor.bytes);
   const out: Uint8Array[] = [];
   for (let seq = 0; seq < count; seq++) {
     const bytes = tensor.bytes.subarray(seq * room, Math.min(total, (seq + 1) * room));
     const withMeta = seq === 0 ? metaBytes : undefined;
     const chunkCrc = chunkChecksum(bytes, withMeta);
-    const chunk: Chunk = { id, seq, count, offset: seq * room, dtype: tensor.dtype, shape: tensor.shape, byteLength: total, crc, chunkCrc, ...(withMeta ? { meta: withMeta } : {}), bytes };
-    out.push(packr.pack(chunk));
+    const envelope: Omit<Chunk, "bytes"> = { id, seq, count, stride: room, dtype: tensor.dtype, shape: tensor.shape, byteLength: total, chunkCrc, ...(withMeta ? { meta: withMeta } : {}) };
+    out.push(packChunk(envelope, bytes));
   }
   return out;
+}
+
+/**
+ * msgpack of `{ ...envelope, bytes }`, written by hand around one copy of the bytes:
+ * msgpackr reallocates its buffer for every large message, which costs more than the
+ * network. The envelope is packed by msgpackr as a map; we add one key, "bytes", as bin32.
+ */
+function packChunk(envelope: Omit<Chunk, "bytes">, bytes: Uint8Array): Uint8Array {
+  const head = packr.pack(envelope);
+  const keys = Object.keys(envelope).length;
+  // msgpackr writes maps as map16: 0xde, then the key count as a big-endian u16.
+  if (head[0] !== 0xde || ((head[1]! << 8) | head[2]!) !== keys) throw new Error("tensor chunk envelope must pack as a msgpack map16");
+  const frame = Buffer.allocUnsafe(head.byteLength + 6 + 5 + bytes.byteLength);
+  frame.set(head, 0);
+  frame.writeUInt16BE(keys + 1, 1);
+  let at = head.byteLength;
+  frame[at++] = 0xa5; // fixstr of length 5: "bytes"
+  at += frame.write("bytes", at, "latin1");
+  frame[at++] = 0xc6; // bin32
+  frame.writeUInt32BE(bytes.byteLength, at);
+  frame.set(bytes, at + 4);
+  return frame;
 }
 
 /** crc32 over a chunk's meta (if any) then its bytes. */
@@ -178,9 +197,10 @@ export class TensorAssembler<M = unknown> {
     if (!entry) {
       this.dropStale();
       entry = {
-        chunk0: { id: chunk.id, count: chunk.count, offset: 0, dtype: chunk.dtype, shape: chunk.shape, byteLength: chunk.byteLength, crc: chunk.crc, chunkCrc: 0 },
+        chunk0: { id: chunk.id, count: chunk.count, stride: chunk.stride, dtype: chunk.dtype, shape: chunk.shape, byteLength: chunk.byteLength, chunkCrc: 0 },
         meta: undefined,
-        buffer: new Uint8Array(chunk.byteLength),
+        // Every byte is overwritten by a checked chunk before the tensor is handed out.
+        buffer: Buffer.allocUnsafe(chunk.byteLength),
         seen: new Uint8Array(chunk.count),
         received: 0,
         bytes: 0,
@@ -189,28 +209,31 @@ export class TensorAssembler<M = unknown> {
       this.pending.set(chunk.id, entry);
     }
     const first = entry.chunk0;
-    if (chunk.count !== first.count || chunk.byteLength !== first.byteLength || chunk.crc !== first.crc || chunk.dtype !== first.dtype || JSON.stringify(chunk.shape) !== JSON.stringify(first.shape)) {
+    if (chunk.count !== first.count || chunk.stride !== first.stride || chunk.byteLength !== first.byteLength || chunk.dtype !== first.dtype || JSON.stringify(chunk.shape) !== JSON.stringify(first.shape)) {
       this.pending.delete(chunk.id);
       throw new CodecError(`chunk ${chunk.seq} of message ${chunk.id} disagrees with its earlier chunks about the tensor`);
     }
     if (entry.seen[chunk.seq]) return undefined; // a duplicate chunk: already have it
-    if (!Number.isSafeInteger(chunk.offset) || chunk.offset < 0 || chunk.offset + chunk.bytes.byteLength > chunk.byteLength) {
+    const offset = chunk.seq * chunk.stride;
+    const expected = Math.min(chunk.stride, chunk.byteLength - offset);
+    if (!Number.isSafeInteger(chunk.stride) || chunk.stride < 1 || chunk.bytes.byteLength !== expected || (chunk.seq === chunk.count - 1) !== (offset + expected === chunk.byteLength)) {
       this.pending.delete(chunk.id);
-      throw new CodecError(`chunk ${chunk.seq} of message ${chunk.id} (${chunk.bytes.byteLength} bytes at ${chunk.offset}) does not fit the ${chunk.byteLength}-byte tensor`);
+      throw new CodecError(`chunk ${chunk.seq} of message ${chunk.id} has ${chunk.bytes.byteLength} bytes where the ${chunk.byteLength}-byte tensor cut in ${chunk.count} chunks needs ${expected}`);
     }
     const metaBytes = chunk.meta instanceof Uint8Array ? chunk.meta : undefined;
     if (chunkChecksum(chunk.bytes, metaBytes) !== chunk.chunkCrc) {
       this.pending.delete(chunk.id);
       throw new CodecError(`chunk ${chunk.seq} of message ${chunk.id} fails its checksum (corrupted in transit)`);
     }
-    entry.buffer.set(chunk.bytes, chunk.offset);
+    entry.buffer.set(chunk.bytes, offset);
     entry.bytes += chunk.bytes.byteLength;
     entry.seen[chunk.seq] = 1;
     entry.received++;
     if (metaBytes) entry.meta = decodeMessage(metaBytes, `meta of message ${chunk.id}`);
     if (entry.received < chunk.count) return undefined;
     this.pending.delete(chunk.id);
-    if (entry.bytes !== first.byteLength || crc32(entry.buffer) !== first.crc) throw new CodecError(`message ${chunk.id} fails its whole-tensor checksum`);
+    // Each chunk was checked on arrival; chunks that overlap or leave a gap cannot add up.
+    if (entry.bytes !== first.byteLength) throw new CodecError(`message ${chunk.id}'s chunks add up to ${entry.bytes} bytes, not ${first.byteLength}`);
     return { tensor: { dtype: first.dtype, shape: first.shape, bytes: entry.buffer }, meta: entry.meta as M };
   }
 
