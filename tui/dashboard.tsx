@@ -204,6 +204,8 @@ export async function runDashboard(source: DashboardSource, opts: RunDashboardOp
       stdin: opts.stdin ?? process.stdin,
       exitOnCtrlC: true,
       maxFps: Math.ceil(1000 / (opts.refreshMs ?? REFRESH_MS)) + 1,
+      // Incremental mode left lines of earlier, shorter frames on screen under tmux; a
+      // full redraw of rows - 1 lines at 5 Hz does not flicker.
       incrementalRendering: false,
     },
   );
