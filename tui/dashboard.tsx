@@ -134,6 +134,8 @@ export function Dashboard({
     (input) => {
       const state = latest.current;
       if (input === "q") return leave("detach");
+      // A run that is over has nothing left to steer.
+      if (state.ended !== undefined) return;
       if (input === "Q") return send({ type: "stop", checkpoint: true }, () => leave("stop"));
       if (input === "c") return send({ type: "checkpoint" });
       if (input === "p") return send({ type: state.paused ? "resume" : "pause" });

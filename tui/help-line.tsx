@@ -12,13 +12,16 @@ export interface HelpLineProps {
 
 export function HelpLine({ state, width }: HelpLineProps) {
   const compute = state.computeTarget ?? liveComputeCount(state);
-  const keys: [string, string][] = [
-    ["+/-", `compute (${compute})`],
-    ["c", "checkpoint"],
-    ["p", state.paused ? "resume" : "pause"],
-    ["q", "detach"],
-    ["Q", "checkpoint+stop"],
-  ];
+  const keys: [string, string][] =
+    state.ended !== undefined
+      ? [["q", "exit"]]
+      : [
+          ["+/-", `compute (${compute})`],
+          ["c", "checkpoint"],
+          ["p", state.paused ? "resume" : "pause"],
+          ["q", "detach"],
+          ["Q", "checkpoint+stop"],
+        ];
   let used = 0;
   const fitting = keys.filter(([k, what]) => (used += k.length + what.length + 4) <= width);
   return (

@@ -50,7 +50,7 @@ describe("dashboard size and redraw", () => {
         const lines = text().split("\n");
         expect(lines.length).toBeLessThanOrEqual(rows - 1);
         for (const line of lines) expect(line.length).toBeLessThanOrEqual(columns);
-        expect(lines.at(-1)).toContain("q  detach");
+        expect(lines.at(-1)).toContain(step === 300 ? " q  exit" : " q  detach");
         app.unmount();
       }
     });

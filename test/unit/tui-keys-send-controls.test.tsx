@@ -120,4 +120,22 @@ describe("dashboard keys", () => {
     await until(() => text().includes("checkpoint and stop failed: the coordinator is not answering"), "the error");
     expect(exits).toEqual([]);
   });
+
+  it("steers nothing once the run is over; q still leaves", async () => {
+    const source = cluster();
+    source.push(...sampleRun(60), { kind: "end", reason: "stopped" });
+    const exits: DashboardExit[] = [];
+    const app = render(
+      <Dashboard source={source} now={() => NOW} refreshMs={20} columns={80} rows={24} exitOnEnd={false} onExit={(h) => exits.push(h)} />,
+    );
+    apps.push(app);
+    const text = () => plain(app.lastFrame() ?? "");
+    await until(() => text().includes("● stopped"), "the end");
+    expect(text().split("\n").at(-1)).toBe(" q  exit");
+    for (const key of ["+", "-", "c", "p", "Q"]) app.stdin.write(key);
+    app.stdin.write("q");
+    await until(() => exits.length === 1, "the exit");
+    expect(source.controls).toEqual([]);
+    expect(exits).toEqual(["detach"]);
+  });
 });
