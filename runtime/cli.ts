@@ -4,6 +4,7 @@
 import { Command, CommanderError } from "commander";
 import { registerCorpusCommands } from "../corpus/commands.js";
 import { registerModelCommands } from "../model/commands.js";
+import { registerDashboardCommands } from "../tui/commands.js";
 import { registerClusterCommands } from "./commands.js";
 import { UserError } from "./errors.js";
 
@@ -15,6 +16,7 @@ const program = new Command("aze-run")
 registerClusterCommands(program);
 registerCorpusCommands(program);
 registerModelCommands(program);
+registerDashboardCommands(program);
 
 try {
   await program.parseAsync(process.argv);
