@@ -16,7 +16,9 @@ const STATE_COLOR: Record<ActorState, string> = {
   working: "green",
   idle: "white",
   paused: "yellow",
+  draining: "yellow",
   leaving: "yellow",
+  stopped: "gray",
   dead: "red",
 };
 

@@ -174,9 +174,11 @@ export function describeControl(c: Control): string {
   }
 }
 
+const GONE: ReadonlySet<ActorStatus["state"]> = new Set(["draining", "leaving", "stopped", "dead"]);
+
 /** Compute actors that count toward the step: not dead and not on their way out. */
 export function liveComputeCount(state: DashboardState): number {
-  return state.actors.filter((a) => a.kind === "compute" && a.state !== "dead" && a.state !== "leaving").length;
+  return state.actors.filter((a) => a.kind === "compute" && !GONE.has(a.state)).length;
 }
 
 /** The scale control for a `+` (delta 1) or `-` (delta -1); never below one compute actor. */

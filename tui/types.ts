@@ -60,7 +60,11 @@ export interface StepMetrics {
 
 export type ActorKind = "coordinator" | "param-shard" | "data-loader" | "compute" | "node-agent";
 
-export type ActorState = "starting" | "ready" | "working" | "idle" | "paused" | "leaving" | "dead";
+/**
+ * The runtime's heartbeat states (starting, ready, draining, stopped) pass through as they
+ * are; the coordinator may add what it knows (working, idle, paused, dead).
+ */
+export type ActorState = "starting" | "ready" | "working" | "idle" | "paused" | "draining" | "leaving" | "stopped" | "dead";
 
 export interface ActorStatus {
   kind: ActorKind;

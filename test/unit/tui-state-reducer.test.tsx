@@ -84,7 +84,9 @@ describe("dashboard reducer", () => {
   });
 
   it("counts live compute actors and scales from the last requested count", () => {
-    let s = fold([{ kind: "actors", actors: [compute("c0"), compute("c1"), compute("c2", "dead")] }]);
+    let s = fold([
+      { kind: "actors", actors: [compute("c0"), compute("c1"), compute("c2", "dead"), compute("c4", "draining"), compute("c5", "stopped")] },
+    ]);
     expect(liveComputeCount(s)).toBe(2);
     const up = scaleControl(s, 1);
     expect(up).toEqual({ type: "scale", compute: 3 });
