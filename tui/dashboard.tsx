@@ -22,6 +22,8 @@ export type DashboardExit = "detach" | "stop" | "end";
 
 /** Default redraw period: 5 Hz is smooth for a training run and cheap on a shared machine. */
 export const REFRESH_MS = 200;
+/** Redraw period while no update arrives, for the clock-driven figures alone. */
+export const CLOCK_REFRESH_MS = 1000;
 
 export interface Layout {
   width: number;
@@ -89,7 +91,16 @@ export function Dashboard({
   const [frame, setFrame] = useState({ state: initialState, now: now() });
   const leaving = useRef(false);
 
-  const publish = useCallback(() => setFrame({ state: latest.current, now: now() }), [now]);
+  const published = useRef({ state: initialState, at: 0 });
+  const publish = useCallback(() => {
+    const at = now();
+    published.current = { state: latest.current, at };
+    setFrame({ state: latest.current, now: at });
+  }, [now]);
+  // Between updates only the clock moves (elapsed, heartbeat ages): once a second is enough.
+  const tick = useCallback(() => {
+    if (latest.current !== published.current.state || now() - published.current.at >= CLOCK_REFRESH_MS) publish();
+  }, [now, publish]);
   const dispatch = useCallback((a: DashboardAction) => {
     latest.current = reduce(latest.current, a);
   }, []);
@@ -106,12 +117,12 @@ export function Dashboard({
   useEffect(() => {
     const unsubscribe = source.subscribe(dispatch);
     publish();
-    const timer = setInterval(publish, refreshMs);
+    const timer = setInterval(tick, refreshMs);
     return () => {
       clearInterval(timer);
       unsubscribe();
     };
-  }, [source, refreshMs, dispatch, publish]);
+  }, [source, refreshMs, dispatch, publish, tick]);
 
   useEffect(() => {
     // Leave only after the final picture (with its end reason) has been drawn.

@@ -75,6 +75,20 @@ describe("dashboard size and redraw", () => {
     expect(redraws).toBeLessThan(20);
   });
 
+  it("redraws about once a second while nothing arrives, and at once when something does", async () => {
+    const source = new MemorySource();
+    source.push(...sampleRun(10));
+    const app = render(<Dashboard source={source} refreshMs={20} columns={80} rows={24} exitOnEnd={false} />);
+    apps.push(app);
+    await until(() => plain(app.lastFrame() ?? "").includes("step 10/300"), "step 10");
+    const before = app.frames.length;
+    await new Promise((r) => setTimeout(r, 1300));
+    // 65 ticks of 20 ms passed; only the once-a-second clock redraw (or two) happened.
+    expect(app.frames.length - before).toBeLessThanOrEqual(2);
+    source.push(...sampleRun(11).slice(-2));
+    await until(() => plain(app.lastFrame() ?? "").includes("step 11/300"), "step 11");
+  });
+
   it("leaves on its own when the run ends, after drawing the end", async () => {
     const source = new MemorySource();
     source.push(...sampleRun(300));
