@@ -7,6 +7,7 @@
 import { Actor, type Heartbeat } from "../runtime/actor.js";
 import { encodeMessage } from "../runtime/codec.js";
 import { requestMessage } from "../runtime/nats.js";
+import type { ActorStatus, Control, RunInfo } from "../tui/types.js";
 import type { AgentRequest } from "./node-agent.js";
 
 /** Kinds the coordinator places; node agents join by themselves. */
@@ -43,6 +44,7 @@ export class Coordinator extends Actor {
   private readonly heartbeatTimeoutMs: number;
   private nextIndex: Record<PlacedKind, number> = { "param-shard": 0, "data-loader": 0, compute: 0 };
   private reconcileTimer?: NodeJS.Timeout;
+  private snapshotTimer?: NodeJS.Timeout;
   private reconciling = false;
   private shuttingDown = false;
 
@@ -65,7 +67,47 @@ export class Coordinator extends Actor {
       setImmediate(() => void this.stop("cluster down"));
       return { ok: true };
     });
+    this.handle(this.subjects.command, (body: Control | { type: "snapshot" }) => this.command(body));
     this.reconcileTimer = setInterval(() => void this.reconcile(), 250);
+    this.snapshotTimer = setInterval(() => this.publish(this.subjects.actors, this.actorStatuses()), 1000);
+  }
+
+  /** Run info for dashboards; undefined until the run trains something. */
+  protected runInfo(): RunInfo | undefined {
+    return undefined;
+  }
+
+  /** Dashboard and CLI commands other than scale. Training runs extend this. */
+  protected async command(body: Control | { type: "snapshot" }): Promise<{ ok: boolean; error?: string; [k: string]: unknown }> {
+    switch (body.type) {
+      case "snapshot":
+        return { ok: true, run: this.runInfo(), actors: this.actorStatuses() };
+      case "stop":
+        setImmediate(() => void this.stop("stopped from the dashboard"));
+        return { ok: true };
+      default:
+        return { ok: false, error: `"${body.type}" needs a training run; this run has no training config` };
+    }
+  }
+
+  /** The membership as the dashboard shows it. */
+  actorStatuses(): ActorStatus[] {
+    const stateOf = (s: string): ActorStatus["state"] => (s === "draining" || s === "stopped" ? "leaving" : s === "starting" ? "starting" : "ready");
+    return this.clusterStatus().actors.map((a) => ({
+      kind: a.kind,
+      id: a.id,
+      pid: a.pid,
+      host: a.host,
+      state: stateOf(a.state),
+      lastHeartbeat: a.lastHeartbeat,
+      ...(typeof a.memoryBytes === "number" ? { memoryBytes: a.memoryBytes } : {}),
+      ...(a.backend === "wasm" || a.backend === "cuda" ? { backend: a.backend } : {}),
+      ...(Array.isArray(a.groups) ? { groups: a.groups as number[] } : {}),
+    }));
+  }
+
+  protected publish(subject: string, body: unknown): void {
+    if (!this.nc.isClosed()) this.nc.publish(subject, encodeMessage(body));
   }
 
   protected override status(): Record<string, unknown> {
@@ -193,13 +235,14 @@ export class Coordinator extends Actor {
 
   protected event(type: string, actor: string | undefined, message: string): void {
     this.log.info(`event-${type}`, { target: actor, message });
-    if (!this.nc.isClosed()) this.nc.publish(this.subjects.events, encodeMessage({ time: Date.now(), type, actor, message }));
+    this.publish(this.subjects.events, { time: Date.now(), type, actor, message });
   }
 
   /** `cluster down`: every placed actor stops cleanly, then every agent, then this. */
   protected override async onStop(): Promise<void> {
     this.shuttingDown = true;
     clearInterval(this.reconcileTimer);
+    clearInterval(this.snapshotTimer);
     const placed = () => [...this.members.values()].filter((m) => m.kind !== "node-agent");
     const stopEach = (members: ActorEntry[]) =>
       Promise.all(members.map((m) => requestMessage(this.nc, this.subjects.control(m.id), { op: "stop", reason: "cluster down" }, 2000).catch(() => undefined)));

@@ -122,7 +122,7 @@ export abstract class Actor {
   }
 
   heartbeat(): Heartbeat {
-    return { kind: this.kind, id: this.id, pid: process.pid, host: this.host, state: this.state, time: Date.now(), ...this.status() };
+    return { kind: this.kind, id: this.id, pid: process.pid, host: this.host, state: this.state, time: Date.now(), memoryBytes: process.memoryUsage.rss(), ...this.status() };
   }
 
   private sendHeartbeat(): void {

@@ -1,6 +1,8 @@
 // CLI commands of the runtime: cluster up/status/scale/down and worker join.
 import { Command, InvalidArgumentError, Option } from "commander";
 import { clusterDown, clusterScale, clusterUp, connectClient, fetchStatus, readClusterState, resolveRun, workerJoin } from "./cluster.js";
+import { runDashboard } from "../tui/dashboard.js";
+import { NatsDashboardSource } from "./dashboard-source.js";
 import { UserError } from "./errors.js";
 
 const count = (name: string) => (value: string) => {
@@ -33,13 +35,7 @@ export function registerClusterCommands(program: Command): void {
       const kinds = status.actors.reduce<Record<string, number>>((acc, a) => ((acc[a.kind] = (acc[a.kind] ?? 0) + 1), acc), {});
       process.stdout.write(`run "${state.run}" is up at ${state.natsUrl}: ${Object.entries(kinds).map(([k, n]) => `${n} ${k}`).join(", ")}\n`);
       if (opts.detach) return;
-      process.stdout.write("Ctrl-C stops the run.\n");
-      await new Promise<void>((resolve) => {
-        process.once("SIGINT", resolve);
-        process.once("SIGTERM", resolve);
-      });
-      await clusterDown({ run: state.run });
-      process.stdout.write(`run "${state.run}" is down.\n`);
+      await followInForeground(state.run, opts.tui !== false);
     });
 
   cluster
@@ -91,4 +87,32 @@ export function registerClusterCommands(program: Command): void {
     .requiredOption("--nats <url>", "the run's NATS URL")
     .requiredOption("--creds <file>", "the run's creds/worker.json, copied from the first host")
     .action(async (opts) => workerJoin(opts));
+}
+
+/**
+ * `cluster up` without --detach: show the run (the dashboard on a terminal, plain lines
+ * otherwise) until it ends or the user stops it, then stop everything that was started.
+ * Detaching from the dashboard (`q`) leaves the run going.
+ */
+async function followInForeground(run: string, tui: boolean): Promise<void> {
+  const state = readClusterState(run)!;
+  const nc = await connectClient(state);
+  const stop = new AbortController();
+  const onSignal = () => stop.abort();
+  process.once("SIGINT", onSignal);
+  process.once("SIGTERM", onSignal);
+  let how: string;
+  try {
+    how = await runDashboard(new NatsDashboardSource(nc, run), { plain: !tui, signal: stop.signal, exitOnEnd: true });
+  } finally {
+    process.off("SIGINT", onSignal);
+    process.off("SIGTERM", onSignal);
+    await nc.close().catch(() => undefined);
+  }
+  if (how === "detach" && !stop.signal.aborted) {
+    process.stdout.write(`detached; run "${run}" goes on. \`aze-run dashboard --run ${run}\` watches it, \`aze-run cluster down --run ${run}\` stops it.\n`);
+    return;
+  }
+  await clusterDown({ run });
+  process.stdout.write(`run "${run}" is down.\n`);
 }
