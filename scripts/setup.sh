@@ -16,7 +16,10 @@ fi
 
 if [ ! -d node_modules ] || [ package-lock.json -nt node_modules/.package-lock.json ]; then
   echo "setup: installing npm dependencies"
-  npm ci --no-audit --no-fund
+  # `npm install` rather than `npm ci`: the registry mirror some machines use lacks the
+  # prebuilt msgpackr-extract packages of other platforms, which `npm ci` insists on
+  # finding in the lock file. Both install the versions the lock file pins.
+  npm install --no-audit --no-fund
 fi
 
 echo "setup: building (WebAssembly kernels, native addons, TypeScript)"
