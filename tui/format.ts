@@ -3,20 +3,18 @@
 // Owns: how counts, bytes, durations, rates, times and cells look on screen.
 // Never: reads the clock or the terminal; every function is pure.
 
-/** 3400 → "3.4k", 1.2e6 → "1.2M"; three significant digits at most. */
+/** 3400 → "3.4k", 1.2e6 → "1.2M"; three significant digits at most, never "1000k". */
 export function formatCount(n: number): string {
   if (!Number.isFinite(n)) return "–";
-  const abs = Math.abs(n);
-  const units: [number, string][] = [
-    [1e12, "T"],
-    [1e9, "G"],
-    [1e6, "M"],
-    [1e3, "k"],
-  ];
-  for (const [scale, suffix] of units) {
-    if (abs >= scale) return `${trimDigits(n / scale)}${suffix}`;
+  const suffixes = ["", "k", "M", "G", "T"];
+  let x = n;
+  let i = 0;
+  // Rounding decides the unit: 999.7 prints as "1k", not "1000".
+  while (i < suffixes.length - 1 && Math.abs(Number(trimDigits(x))) >= 1000) {
+    x /= 1000;
+    i++;
   }
-  return trimDigits(n);
+  return `${trimDigits(x)}${suffixes[i]}`;
 }
 
 function trimDigits(x: number): string {
