@@ -59,12 +59,14 @@ export function LossChart({ state, width, height }: LossChartProps) {
         <Text bold>─ </Text>
         {heading} <Text dimColor>{"─".repeat(Math.max(0, width - heading.length - 3))}</Text>
       </Text>
-      {rows.map((row, r) => (
-        <Text key={r} wrap="truncate-end">
-          <Text dimColor>{fitCell(r === 0 ? top : r === height - 1 ? bottom : "", GUTTER - 1, "right")} </Text>
-          <Text color="cyan">{row}</Text>
+      {/* Two multi-line texts, not a text per row: measuring block characters is most of
+          a frame's cost in Ink, and this measures each column once. */}
+      <Box>
+        <Text dimColor>
+          {rows.map((_, r) => fitCell(r === 0 ? top : r === height - 1 ? bottom : "", GUTTER - 1, "right") + " ").join("\n")}
         </Text>
-      ))}
+        <Text color="cyan">{rows.join("\n")}</Text>
+      </Box>
     </Box>
   );
 }
