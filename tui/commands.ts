@@ -1,29 +1,74 @@
-// CLI commands of the dashboard: `aze-run dashboard --replay runs/<name>/metrics.jsonl`
-// and `aze-run dashboard --demo` (the built-in sample run, to try the dashboard without a cluster).
+// CLI commands of the dashboard: `aze-run dashboard [--run NAME] [--nats URL --creds FILE]`
+// attaches to a live run; `--replay runs/<name>/metrics.jsonl` plays a recorded one and
+// `--demo` the built-in sample run (to try the dashboard without a cluster).
 //
-// Owns: replaying a recorded run through the dashboard at a chosen pace.
-// Never: connects to a live cluster; attaching over NATS is the runtime's DashboardSource.
+// Owns: choosing the source (a live run through the runtime's NatsDashboardSource, or a
+// replay) and the pace of a replay.
+// Never: changes a run except through the keys; `q` leaves a live run going.
 import { readFileSync } from "node:fs";
 import { InvalidArgumentError, type Command } from "commander";
+import { connectClient, readClusterState, resolveRun } from "../runtime/cluster.js";
+import { NatsDashboardSource } from "../runtime/dashboard-source.js";
 import { UserError } from "../runtime/errors.js";
+import { connectNats, type NatsConnection } from "../runtime/nats.js";
+import { readCredentials } from "../runtime/nats-server.js";
 import { runDashboard, type DashboardExit } from "./dashboard.js";
 import { MemorySource, parseUpdates } from "./memory-source.js";
 import { sampleRun, SAMPLE_TOTAL_STEPS } from "./sample-run.js";
 import type { DashboardUpdate } from "./types.js";
 
+interface DashboardCommandOptions {
+  run?: string;
+  nats?: string;
+  creds?: string;
+  replay?: string;
+  demo?: boolean;
+  rate: number;
+  plain?: boolean;
+}
+
 export function registerDashboardCommands(program: Command): void {
   program
     .command("dashboard")
-    .description("watch a run in the terminal; --replay plays a recorded metrics.jsonl")
-    .option("--replay <file>", "a metrics.jsonl file: one dashboard update per line")
+    .description("watch and steer a run in the terminal (plain lines when not a terminal)")
+    .option("--run <name>", "the run to attach to (default: the one run that is up here)")
+    .option("--nats <url>", "attach to a run started on another host, through its NATS server")
+    .option("--creds <file>", "with --nats: that run's creds/client.json")
+    .option("--replay <file>", "play a recorded metrics.jsonl (one dashboard update per line)")
     .option("--demo", "play the built-in sample run (a death, a join, checkpoints); needs no cluster")
-    .option("--rate <steps>", "steps shown per second", positive("--rate"), 20)
+    .option("--rate <steps>", "replays: steps shown per second", positive("--rate"), 20)
     .option("--plain", "one line per step even on a terminal")
-    .action(async (opts: { replay?: string; demo?: boolean; rate: number; plain?: boolean }) => {
+    .action(async (opts: DashboardCommandOptions) => {
       if (opts.demo) return void (await replayUpdates(sampleRun(SAMPLE_TOTAL_STEPS), opts));
-      if (!opts.replay) throw new UserError("dashboard: give --replay runs/<name>/metrics.jsonl or --demo");
-      await replayFile(opts.replay, opts);
+      if (opts.replay) return void (await replayFile(opts.replay, opts));
+      await attach(opts);
     });
+}
+
+/** Follows a live run until the user detaches (the run goes on), stops it, or it ends. */
+async function attach(opts: DashboardCommandOptions): Promise<DashboardExit> {
+  let nc: NatsConnection;
+  let run: string;
+  if (opts.nats) {
+    if (!opts.creds) throw new UserError("dashboard --nats needs --creds: the run's creds/client.json, copied from the host that ran `cluster up`");
+    const creds = readCredentials(opts.creds);
+    run = opts.run ?? creds.run;
+    nc = await connectNats({ url: opts.nats, creds, name: `${run}/dashboard-${process.pid}`, timeoutMs: 3000 });
+  } else {
+    run = resolveRun(opts.run);
+    const state = readClusterState(run)!;
+    if (state.state !== "up") throw new UserError(`run "${run}" is down: start it with \`aze-run cluster up --run ${run}\``);
+    nc = await connectClient(state);
+  }
+  const stop = new AbortController();
+  const onSignal = () => stop.abort();
+  process.once("SIGINT", onSignal);
+  try {
+    return await runDashboard(new NatsDashboardSource(nc, run), { plain: opts.plain, signal: stop.signal });
+  } finally {
+    process.off("SIGINT", onSignal);
+    await nc.close().catch(() => undefined);
+  }
 }
 
 function positive(name: string) {

@@ -63,11 +63,19 @@ describe("metrics.jsonl replay", () => {
     );
   });
 
-  it("asks for --replay or --demo when given neither", async () => {
+  it("without a replay, attaches to the one run that is up, and says when there is none", async () => {
     const program = new Command().exitOverride();
     registerDashboardCommands(program);
-    await expect(program.parseAsync(["dashboard"], { from: "user" })).rejects.toThrow(
-      new UserError("dashboard: give --replay runs/<name>/metrics.jsonl or --demo"),
-    );
+    const saved = process.env.AZE_RUNS;
+    process.env.AZE_RUNS = join(dir, "runs");
+    try {
+      await expect(program.parseAsync(["dashboard"], { from: "user" })).rejects.toThrow(/^no run is up in .*runs: start one/);
+      await expect(program.parseAsync(["dashboard", "--nats", "nats://127.0.0.1:1"], { from: "user" })).rejects.toThrow(
+        new UserError("dashboard --nats needs --creds: the run's creds/client.json, copied from the host that ran `cluster up`"),
+      );
+    } finally {
+      if (saved === undefined) delete process.env.AZE_RUNS;
+      else process.env.AZE_RUNS = saved;
+    }
   });
 });
