@@ -7,6 +7,7 @@
 import { Actor, type Heartbeat } from "../runtime/actor.js";
 import { encodeMessage } from "../runtime/codec.js";
 import { requestMessage } from "../runtime/nats.js";
+import { servePrometheus, type Gauge } from "../runtime/prometheus.js";
 import type { ActorStatus, Control, RunInfo } from "../tui/types.js";
 import type { AgentRequest } from "./node-agent.js";
 
@@ -45,6 +46,8 @@ export class Coordinator extends Actor {
   private nextIndex: Record<PlacedKind, number> = { "param-shard": 0, "data-loader": 0, compute: 0 };
   private reconcileTimer?: NodeJS.Timeout;
   private snapshotTimer?: NodeJS.Timeout;
+  private metricsServer?: import("node:http").Server;
+  private metricsUrl?: string;
   private reconciling = false;
   private shuttingDown = false;
 
@@ -70,6 +73,19 @@ export class Coordinator extends Actor {
     this.handle(this.subjects.command, (body: Control | { type: "snapshot" }) => this.command(body));
     this.reconcileTimer = setInterval(() => void this.reconcile(), 250);
     this.snapshotTimer = setInterval(() => this.publish(this.subjects.actors, this.actorStatuses()), 1000);
+    const prometheus = await servePrometheus(() => this.gauges());
+    this.metricsServer = prometheus.server;
+    this.metricsUrl = prometheus.url;
+  }
+
+  /** What the Prometheus endpoint shows; training runs add their step metrics. */
+  protected gauges(): Gauge[] {
+    const byKind = new Map<string, number>();
+    for (const m of this.members.values()) byKind.set(m.kind, (byKind.get(m.kind) ?? 0) + 1);
+    return [
+      { name: "aze_actors", help: "Live actors by kind.", samples: [...byKind].map(([kind, value]) => ({ labels: { kind }, value })) },
+      { name: "aze_desired_actors", help: "Actors the coordinator aims for, by kind.", samples: Object.entries(this.desired).map(([kind, value]) => ({ labels: { kind }, value })) },
+    ];
   }
 
   /** Run info for dashboards; undefined until the run trains something. */
@@ -111,7 +127,7 @@ export class Coordinator extends Actor {
   }
 
   protected override status(): Record<string, unknown> {
-    return { desired: this.desired };
+    return { desired: this.desired, metricsUrl: this.metricsUrl };
   }
 
   clusterStatus(): ClusterStatus {
@@ -243,6 +259,7 @@ export class Coordinator extends Actor {
     this.shuttingDown = true;
     clearInterval(this.reconcileTimer);
     clearInterval(this.snapshotTimer);
+    this.metricsServer?.close();
     const placed = () => [...this.members.values()].filter((m) => m.kind !== "node-agent");
     const stopEach = (members: ActorEntry[]) =>
       Promise.all(members.map((m) => requestMessage(this.nc, this.subjects.control(m.id), { op: "stop", reason: "cluster down" }, 2000).catch(() => undefined)));
