@@ -113,7 +113,8 @@ function reduceStep(state: DashboardState, m: StepMetrics): DashboardState {
 
 /** Adds one step's loss; a step at or before the last one (after a rollback) rewinds the curve first. */
 export function appendLoss(h: LossHistory, step: number, loss: number): LossHistory {
-  let { bucket, firstSteps, means, counts } = h;
+  const { bucket } = h;
+  let { firstSteps, means, counts } = h;
   const lastFirst = firstSteps[firstSteps.length - 1];
   if (lastFirst !== undefined && step <= lastFirst + counts[counts.length - 1]! - 1) {
     const keep = firstSteps.findIndex((s) => s >= step);
