@@ -6,7 +6,6 @@
 import { spawnSync, type ChildProcess } from "node:child_process";
 import { cpus, freemem, totalmem } from "node:os";
 import { Actor, type ActorSpec } from "../runtime/actor.js";
-import { encodeMessage } from "../runtime/codec.js";
 import { spawnActor } from "../runtime/spawn.js";
 import type { ActorKind } from "../runtime/subjects.js";
 
@@ -71,7 +70,7 @@ export class NodeAgent extends Actor {
   }
 
   private resources() {
-    return { cores: cpus().length, memoryBytes: totalmem(), freeMemoryBytes: freemem(), gpus: this.gpus };
+    return { cores: cpus().length, hostMemoryBytes: totalmem(), hostFreeMemoryBytes: freemem(), gpus: this.gpus };
   }
 
   private childList() {
@@ -106,7 +105,7 @@ export class NodeAgent extends Actor {
   }
 
   private publishEvent(type: string, actor: string, message: string): void {
-    if (!this.nc.isClosed()) this.nc.publish(this.subjects.events, encodeMessage({ time: Date.now(), type, actor, message }));
+    this.publish(this.subjects.events, { time: Date.now(), type, actor, message });
   }
 
   /** Stops every child: SIGTERM, then SIGKILL for any still alive after the grace period. */
