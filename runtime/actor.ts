@@ -130,6 +130,19 @@ export abstract class Actor {
     this.nc.publish(this.subjects.heartbeat(this.kind, this.id), encodeMessage(this.heartbeat()));
   }
 
+  protected encode(body: unknown): Uint8Array {
+    return encodeMessage(body);
+  }
+
+  protected decodeBody<B>(data: Uint8Array, what: string): B {
+    return decodeMessage<B>(data, what);
+  }
+
+  /** Publishes a msgpack message, unless the connection is closed for good. */
+  protected publish(subject: string, body: unknown): void {
+    if (!this.nc.isClosed()) this.nc.publish(subject, encodeMessage(body));
+  }
+
   /** Request/reply: the handler's result is the reply; a thrown error replies { ok: false }. */
   protected handle<B, R>(subject: string, handler: (body: B, msg: Msg) => Promise<R> | R): void {
     this.nc.subscribe(subject, {
