@@ -5,7 +5,6 @@
 // `cluster status`, `cluster scale` and `cluster down`.
 // Never: computes gradients or holds parameters.
 import { Actor, type Heartbeat } from "../runtime/actor.js";
-import { encodeMessage } from "../runtime/codec.js";
 import { requestMessage } from "../runtime/nats.js";
 import { servePrometheus, type Gauge } from "../runtime/prometheus.js";
 import type { ActorStatus, Control, RunInfo } from "../tui/types.js";
@@ -122,9 +121,6 @@ export class Coordinator extends Actor {
     }));
   }
 
-  protected publish(subject: string, body: unknown): void {
-    if (!this.nc.isClosed()) this.nc.publish(subject, encodeMessage(body));
-  }
 
   protected override status(): Record<string, unknown> {
     return { desired: this.desired, metricsUrl: this.metricsUrl };
