@@ -68,7 +68,9 @@ export const presets: Record<string, ModelConfig> = {
     hidden: 768,
     layers: 28,
     heads: 12,
-    intermediate: 3072,
+    // FFN 3072 as published; SwiGLU keeps parameters level with a GELU FFN by taking two
+    // thirds of it for each of its halves, as NeoBERT does.
+    intermediate: 2048,
     maxPositions: 4096,
     typeVocabSize: 0,
     normEps: 1e-5,
