@@ -18,7 +18,7 @@ export function createReferenceKernels(opts: { precision?: "f32" | "f64" } = {})
   // One arena; a Buf is an element index into it. Integers (ids, labels, masks) live in
   // the same slots: as int32 in f32 mode, as exact doubles in f64 mode.
   let mem: Float32Array | Float64Array = precision === "f64" ? new Float64Array(1 << 16) : new Float32Array(1 << 16);
-  let ints: Int32Array | Float64Array = precision === "f64" ? mem : new Int32Array(mem.buffer);
+  let ints: Int32Array | Float64Array = precision === "f64" ? (mem as Float64Array) : new Int32Array(mem.buffer);
   let top = 1; // address 0 is never handed out
   const sizes = new Map<number, number>();
   const freeBySize = new Map<number, number[]>();
@@ -30,7 +30,7 @@ export function createReferenceKernels(opts: { precision?: "f32" | "f64" } = {})
     const next = precision === "f64" ? new Float64Array(size) : new Float32Array(size);
     next.set(mem);
     mem = next;
-    ints = precision === "f64" ? mem : new Int32Array(mem.buffer);
+    ints = precision === "f64" ? (mem as Float64Array) : new Int32Array(mem.buffer);
   };
 
   const f = (b: Buf, i: number) => mem[b + i]!;
