@@ -1,5 +1,168 @@
-// The compute actor. Owns: a backend (WebAssembly or CUDA) and a copy of the parameters; computes gradient contributions.
-// Until distributed training lands it only lives: registers, heartbeats, obeys stop.
-import { Actor } from "../runtime/actor.js";
+// The compute actor. Owns: a backend (WebAssembly or CUDA) and a copy of the parameters.
+//
+// For each step order that names it, it makes sure it holds parameters of that version
+// (from the shards' broadcasts, or by asking), fetches its groups' micro-batches from the
+// data-loaders, runs forward and backward, pre-combines its groups along aligned blocks of
+// the fixed tree, and sends each block's slice to the shard that owns it.
+// Never: combines groups across a block boundary, or sends a gradient that is not finite
+// without saying so (the shards' reports carry that to the coordinator).
+import { Actor, type ActorSpec } from "../runtime/actor.js";
+import { CodecError, decodeMessage, encodeMessage, tensorData, tensorFrom, TensorAssembler } from "../runtime/codec.js";
+import { publishTensor } from "../runtime/nats.js";
+import { alignedBlocks, blockKey, reduceTree, shardRanges } from "./reduction-tree.js";
+import type { BatchReply, BatchRequest, GradientMeta, GroupDone, StepOrder } from "./protocol.js";
+import { openTraining, type GroupResult, type Training, type TrainingModel, type TrainingOptions } from "../model/training.js";
 
-export class Compute extends Actor {}
+export class Compute extends Actor {
+  private training!: Training;
+  private model!: TrainingModel;
+  private ranges: { start: number; end: number }[] = [];
+  /** The newest complete parameter vector and its version. */
+  private params?: Float32Array;
+  private version = -1;
+  /** Slices of a version still arriving: version → shard → slice. */
+  private incoming = new Map<number, Map<number, Float32Array>>();
+  private readonly assembler = new TensorAssembler<{ version: number; shard: number }>({ maxBytes: 4 * 1024 ** 3 });
+  private waiters: (() => void)[] = [];
+  private busy: Promise<void> = Promise.resolve();
+  private groups: number[] = [];
+  private backendName = "";
+  private backendReason = "";
+
+  protected override async onStart(): Promise<void> {
+    this.training = await openTraining(this.spec.options as unknown as TrainingOptions);
+    const { kernels, reason } = await this.training.createKernels(String(this.spec.options.backend ?? "auto"));
+    this.backendName = kernels.name;
+    this.backendReason = reason;
+    this.log.info("backend", { backend: kernels.name, reason });
+    this.model = this.training.createModel(kernels);
+    this.ranges = shardRanges(this.training.total, this.training.shards, this.training.chunk);
+    for (let s = 0; s < this.ranges.length; s++) this.nc.subscribe(this.subjects.params(s), { callback: (_e, m) => this.onParamsChunk(m.data) });
+    this.on<StepOrder>(this.subjects.step, (order) => {
+      const mine = order.assignment[this.id];
+      if (mine?.length) this.busy = this.busy.then(() => this.runGroups(order, mine)).catch((err) => this.log.error("step-failed", { step: order.step, error: String(err) }));
+    });
+  }
+
+  protected override status(): Record<string, unknown> {
+    return { backend: this.backendName.startsWith("cuda") ? "cuda" : "wasm", backendName: this.backendName, backendReason: this.backendReason, groups: this.groups, version: this.version };
+  }
+
+  private onParamsChunk(data: Uint8Array): void {
+    let whole;
+    try {
+      whole = this.assembler.accept(data);
+    } catch (err) {
+      this.log.warn("rejected", { reason: (err as CodecError).message });
+      return;
+    }
+    if (!whole) return;
+    const { version, shard } = whole.meta;
+    const range = this.ranges[shard];
+    if (!range || whole.tensor.dtype !== "f32" || whole.tensor.shape[0] !== range.end - range.start) {
+      this.log.warn("rejected", { reason: `parameter slice for shard ${shard} of the wrong shape ${JSON.stringify(whole.tensor.shape)}` });
+      return;
+    }
+    if (version <= this.version) return;
+    let slices = this.incoming.get(version);
+    if (!slices) this.incoming.set(version, (slices = new Map()));
+    slices.set(shard, tensorData(whole.tensor) as Float32Array);
+    if (slices.size < this.ranges.length) return;
+    const params = new Float32Array(this.training.total);
+    for (const [s, slice] of slices) params.set(slice, this.ranges[s]!.start);
+    this.params = params;
+    this.version = version;
+    for (const v of [...this.incoming.keys()]) if (v <= version) this.incoming.delete(v);
+    for (const wake of this.waiters.splice(0)) wake();
+  }
+
+  /** Waits until parameters of exactly `version` are here, asking the shards when they are late. */
+  private async paramsOf(version: number): Promise<Float32Array> {
+    const deadline = Date.now() + 60_000;
+    while (this.version !== version) {
+      if (this.version > version) {
+        // The cluster rolled back to a checkpoint: forget the newer parameters.
+        this.log.info("rolled-back", { from: this.version, to: version });
+        this.version = -1;
+        this.params = undefined;
+        this.incoming.clear();
+      }
+      if (Date.now() > deadline) throw new Error(`parameters of version ${version} did not arrive within 60 s`);
+      // A late joiner, or a lost broadcast: ask every shard to publish its current slice again.
+      for (let s = 0; s < this.ranges.length; s++) if (!this.incoming.get(version)?.has(s)) this.nc.publish(this.subjects.paramsRequest(s), encodeMessage({ version }));
+      await new Promise<void>((resolve) => {
+        const timer = setTimeout(resolve, 2000);
+        this.waiters.push(() => (clearTimeout(timer), resolve()));
+      });
+    }
+    return this.params!;
+  }
+
+  private async runGroups(order: StepOrder, groups: number[]): Promise<void> {
+    const t0 = performance.now();
+    const params = await this.paramsOf(order.step);
+    const tParams = performance.now();
+    this.groups = groups;
+    this.model.setParameters(params);
+    let commMs = tParams - t0;
+    let bytesSent = 0;
+    const results = new Map<number, GroupResult>();
+    const leaves = new Map<string, Float32Array>();
+    let computeMs = 0;
+    for (const group of groups) {
+      const tc = performance.now();
+      const result = await this.model.groupGradient(order.step, group, (index) => this.fetchBatch({ step: order.step, group, index }));
+      computeMs += performance.now() - tc - result.fetchMs;
+      commMs += result.fetchMs;
+      results.set(group, result);
+      leaves.set(blockKey({ lo: group, hi: group + 1 }), result.gradient);
+    }
+    const tSend = performance.now();
+    for (const block of alignedBlocks(groups, this.training.groups)) {
+      const sum = reduceTree(leaves, block.lo, block.hi, (a, b) => this.training.add(a, b))!;
+      this.ranges.forEach(({ start, end }, shard) => {
+        const meta: GradientMeta = { step: order.step, block, shard, from: this.id };
+        bytesSent += publishTensor(this.nc, this.subjects.gradients(shard), tensorFrom(sum.subarray(start, end), [end - start]), meta);
+      });
+    }
+    await this.nc.flush();
+    commMs += performance.now() - tSend;
+    const done: GroupDone = {
+      step: order.step,
+      attempt: order.attempt,
+      from: this.id,
+      groups,
+      lossSums: groups.map((g) => results.get(g)!.lossSum),
+      counts: groups.map((g) => results.get(g)!.count),
+      tokens: groups.reduce((n, g) => n + results.get(g)!.tokens, 0),
+      computeMs,
+      commMs,
+      bytesSent,
+    };
+    this.publish(this.subjects.groupDone, done);
+    this.groups = [];
+  }
+
+  /**
+   * Any data-loader serves any batch (a pure function of the request): the loaders form a
+   * NATS queue group, so a dead one simply stops being chosen. Retries cover the moment a
+   * loader dies holding a request.
+   */
+  private async fetchBatch(req: BatchRequest): Promise<BatchReply> {
+    let lastError = "";
+    for (let attempt = 0; attempt < 20; attempt++) {
+      try {
+        const reply = await this.nc.request(this.subjects.batch, encodeMessage(req), { timeout: 5000 });
+        const body = decodeMessage<BatchReply | { ok: false; error: string }>(reply.data, "a micro-batch");
+        if (body.ok) return body;
+        lastError = body.error;
+      } catch (err) {
+        lastError = (err as Error).message;
+        await new Promise((r) => setTimeout(r, 250)); // no loader right now: one is being replaced
+      }
+    }
+    throw new Error(`no data-loader served step ${req.step} group ${req.group} batch ${req.index}: ${lastError}`);
+  }
+}
+
+export type { ActorSpec };

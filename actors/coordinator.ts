@@ -9,6 +9,8 @@ import { requestMessage } from "../runtime/nats.js";
 import { servePrometheus, type Gauge } from "../runtime/prometheus.js";
 import type { ActorStatus, Control, RunInfo } from "../tui/types.js";
 import type { AgentRequest } from "./node-agent.js";
+import { StepDriver } from "./step-driver.js";
+import { openTraining, type Training, type TrainingOptions } from "../model/training.js";
 
 /** Kinds the coordinator places; node agents join by themselves. */
 type PlacedKind = "param-shard" | "data-loader" | "compute";
@@ -50,6 +52,11 @@ export class Coordinator extends Actor {
   private reconciling = false;
   private shuttingDown = false;
 
+  private training?: Training;
+  private driver?: StepDriver;
+  private driverDone?: Promise<void>;
+  private startedAt = Date.now();
+
   constructor(spec: ConstructorParameters<typeof Actor>[0]) {
     super(spec);
     const o = spec.options as unknown as CoordinatorOptions;
@@ -75,21 +82,71 @@ export class Coordinator extends Actor {
     const prometheus = await servePrometheus(() => this.gauges());
     this.metricsServer = prometheus.server;
     this.metricsUrl = prometheus.url;
+    const trainingOptions = this.spec.options.training as TrainingOptions | undefined;
+    if (trainingOptions) {
+      this.training = await openTraining(trainingOptions);
+      const driver = new StepDriver(this.driverHost(), this.training, this.training.steps, this.training.startStep, trainingOptions.resume);
+      this.driver = driver;
+      // Runs once this actor is ready and the shards have loaded their slices.
+      setImmediate(() => {
+        this.publish(this.subjects.runInfo, this.runInfo());
+        this.driverDone = driver.run().catch((err) => {
+          this.log.error("training-failed", { error: String((err as Error).stack ?? err) });
+          this.event("error", undefined, `training stopped: ${(err as Error).message}`, { end: "error" });
+        });
+      });
+    }
+  }
+
+  private driverHost() {
+    const live = (kind: string) => [...this.members.values()].filter((m) => m.kind === kind && m.state === "ready" && !this.leaving.has(m.id)).map((m) => m.id).sort((a, b) => a.localeCompare(b, undefined, { numeric: true }));
+    return {
+      nc: this.nc,
+      subjects: this.subjects,
+      log: this.log,
+      runDir: this.spec.runDir,
+      liveCompute: () => live("compute"),
+      liveShards: () => live("param-shard"),
+      event: (type: string, actor: string | undefined, message: string, extra?: Record<string, unknown>) => this.event(type, actor, message, extra),
+      publish: (subject: string, body: unknown) => this.publish(subject, body),
+    };
   }
 
   /** What the Prometheus endpoint shows; training runs add their step metrics. */
   protected gauges(): Gauge[] {
     const byKind = new Map<string, number>();
     for (const m of this.members.values()) byKind.set(m.kind, (byKind.get(m.kind) ?? 0) + 1);
+    const last = this.driver?.lastMetrics;
+    const stepGauges: Gauge[] = last
+      ? [
+          { name: "aze_step", help: "Steps completed.", samples: [{ value: last.step }] },
+          { name: "aze_loss", help: "MLM loss of the last step.", samples: [{ value: last.loss }] },
+          { name: "aze_learning_rate", help: "Learning rate of the last step.", samples: [{ value: last.lr }] },
+          { name: "aze_gradient_norm", help: "Global gradient norm before clipping.", samples: [{ value: last.gradNorm }] },
+          { name: "aze_tokens_per_second", help: "Tokens per second over the last step.", samples: [{ value: last.tokensPerSec }] },
+          { name: "aze_step_seconds", help: "Wall time of the last step.", samples: [{ value: last.stepMs / 1000 }] },
+        ]
+      : [];
     return [
+      ...stepGauges,
       { name: "aze_actors", help: "Live actors by kind.", samples: [...byKind].map(([kind, value]) => ({ labels: { kind }, value })) },
       { name: "aze_desired_actors", help: "Actors the coordinator aims for, by kind.", samples: Object.entries(this.desired).map(([kind, value]) => ({ labels: { kind }, value })) },
     ];
   }
 
-  /** Run info for dashboards; undefined until the run trains something. */
+  /** Run info for dashboards; undefined for a run without training. */
   protected runInfo(): RunInfo | undefined {
-    return undefined;
+    const t = this.training;
+    if (!t) return undefined;
+    return {
+      run: this.spec.run,
+      configName: t.configName,
+      preset: t.config.model.preset ?? "custom",
+      architecture: t.config.model.architecture,
+      parameters: t.parameterCount,
+      totalSteps: t.steps,
+      startedAt: this.startedAt,
+    };
   }
 
   /** Dashboard and CLI commands other than scale. Training runs extend this. */
@@ -100,9 +157,21 @@ export class Coordinator extends Actor {
       case "stop":
         setImmediate(() => void this.stop("stopped from the dashboard"));
         return { ok: true };
-      default:
-        return { ok: false, error: `"${body.type}" needs a training run; this run has no training config` };
     }
+    const driver = this.driver;
+    if (!driver) return { ok: false, error: `"${body.type}" needs a training run; this run has no training config` };
+    switch (body.type) {
+      case "pause":
+      case "resume":
+        driver.paused = body.type === "pause";
+        driver.membershipChanged("", false);
+        this.event(body.type, undefined, body.type === "pause" ? `paused before step ${driver.step + 1}` : `resumed at step ${driver.step + 1}`);
+        return { ok: true };
+      case "checkpoint":
+        driver.requestCheckpoint();
+        return { ok: true };
+    }
+    return { ok: false, error: `unknown command ${JSON.stringify((body as { type?: unknown }).type)}` };
   }
 
   /** The membership as the dashboard shows it. */
@@ -164,6 +233,7 @@ export class Coordinator extends Actor {
     const known = this.members.get(hb.id);
     const started = this.starting.get(hb.id);
     this.starting.delete(hb.id);
+    if (!known || known.state !== hb.state) setImmediate(() => this.driver?.membershipChanged(hb.kind, false));
     this.members.set(hb.id, { ...hb, lastHeartbeat: Date.now(), agent: known?.agent ?? started?.agent ?? (hb.agent as string | undefined) });
     if (!known) this.event("join", hb.id, `${hb.kind} ${hb.id} joined on ${hb.host} (pid ${hb.pid})`);
   }
@@ -174,6 +244,7 @@ export class Coordinator extends Actor {
     if (!entry) return;
     this.members.delete(id);
     this.leaving.delete(id);
+    this.driver?.membershipChanged(entry.kind, why !== "left");
     if (why !== "left") this.event("death", id, `${entry.kind} ${id} ${why}`);
     else this.event("leave", id, `${entry.kind} ${id} left`);
   }
@@ -214,7 +285,7 @@ export class Coordinator extends Actor {
       return children / Math.max(1, Number(agent.cores ?? 1));
     };
     const agent = agents.sort((a, b) => load(a) - load(b) || a.id.localeCompare(b.id))[0]!;
-    const id = `${idPrefix[kind]}-${this.nextIndex[kind]++}`;
+    const id = this.newId(kind);
     this.starting.set(id, { kind, agent: agent.id, since: Date.now() });
     const reply = await this.askAgent(agent.id, { op: "spawn", kind, id, options: this.optionsFor(kind, id) });
     if (!reply.ok) {
@@ -223,8 +294,22 @@ export class Coordinator extends Actor {
     }
   }
 
+  /**
+   * Compute actors get ever new ids (a replacement's contributions are never mistaken for
+   * its predecessor's); a param-shard replacement takes the lowest free index, since the
+   * index says which slice of the parameters it owns.
+   */
+  private newId(kind: PlacedKind): string {
+    if (kind !== "param-shard") return `${idPrefix[kind]}-${this.nextIndex[kind]++}`;
+    const taken = new Set([...this.members.keys(), ...this.starting.keys()]);
+    let i = 0;
+    while (taken.has(`shard-${i}`)) i++;
+    return `shard-${i}`;
+  }
+
+  /** What a new actor needs to know: the run's training options (and the backend choice). */
   protected optionsFor(_kind: PlacedKind, _id: string): Record<string, unknown> {
-    return {};
+    return { ...(this.spec.options.training as object | undefined), backend: this.spec.options.backend ?? "auto" };
   }
 
   private async retire(member: ActorEntry): Promise<void> {
@@ -245,13 +330,19 @@ export class Coordinator extends Actor {
     }
   }
 
-  protected event(type: string, actor: string | undefined, message: string): void {
+  protected event(type: string, actor: string | undefined, message: string, extra?: Record<string, unknown>): void {
     this.log.info(`event-${type}`, { target: actor, message });
-    this.publish(this.subjects.events, { time: Date.now(), type, actor, message });
+    this.publish(this.subjects.events, { time: Date.now(), type, actor, message, ...extra });
   }
 
   /** `cluster down`: every placed actor stops cleanly, then every agent, then this. */
   protected override async onStop(): Promise<void> {
+    // Training stops between steps and leaves a checkpoint of where it stands.
+    if (this.driver && !this.driver.finished) {
+      this.driver.stop();
+      await this.driverDone;
+      await this.driver.checkpoint().catch((err) => this.log.error("checkpoint-failed", { error: String(err) }));
+    }
     this.shuttingDown = true;
     clearInterval(this.reconcileTimer);
     clearInterval(this.snapshotTimer);

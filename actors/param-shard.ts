@@ -1,5 +1,133 @@
-// The param-shard actor. Owns: a contiguous slice of the flat parameter vector and its AdamW moments.
-// Until distributed training lands it only lives: registers, heartbeats, obeys stop.
+// The param-shard actor. Owns: a contiguous, chunk-aligned slice [start, end) of the flat
+// parameter vector and its AdamW moments.
+//
+// Each step it receives gradient blocks for its slice, reduces them along the fixed tree,
+// reports its per-chunk sums of squares, and when the coordinator sends the clip factor it
+// applies AdamW and publishes the next version of its slice. It writes and loads its slice
+// of checkpoints. Never: adds a block twice, applies a step twice, or applies a gradient
+// whose reduction is incomplete or not finite.
 import { Actor } from "../runtime/actor.js";
+import { CodecError, tensorData, tensorFrom, TensorAssembler } from "../runtime/codec.js";
+import { publishTensor } from "../runtime/nats.js";
+import type { ActorSpec } from "../runtime/actor.js";
+import { blockKey, reduceTree, shardRanges } from "./reduction-tree.js";
+import type { CheckpointOrder, CheckpointSaved, ClipOrder, GradientMeta, ShardReport } from "./protocol.js";
+import type { Kernels } from "../model/kernels.js";
+import { openTraining, type Training, type TrainingOptions } from "../model/training.js";
 
-export class ParamShard extends Actor {}
+export class ParamShard extends Actor {
+  private training!: Training;
+  private kernels!: Kernels;
+  private index: number;
+  private sliceStart = 0;
+  private sliceEnd = 0;
+  /** Parameters of `version` (= the number of steps applied). */
+  private params!: Float32Array;
+  private m!: Float32Array;
+  private v!: Float32Array;
+  private version = 0;
+  /** Gradient blocks of the current step, by block key. */
+  private blocks = new Map<string, Float32Array>();
+  private reduced?: Float32Array;
+  private bytesReceived = 0;
+  private readonly assembler = new TensorAssembler<GradientMeta>({ maxBytes: 4 * 1024 ** 3, timeoutMs: 30_000 });
+
+  constructor(spec: ActorSpec) {
+    super(spec);
+    this.index = Number(spec.id.split("-").pop());
+  }
+
+  protected override async onStart(): Promise<void> {
+    this.training = await openTraining(this.spec.options as unknown as TrainingOptions);
+    this.kernels = (await this.training.createKernels(String(this.spec.options.backend ?? "auto"))).kernels;
+    const shards = this.training.shards;
+    if (!(this.index < shards)) throw new Error(`${this.id} has index ${this.index} but the run has ${shards} shards`);
+    ({ start: this.sliceStart, end: this.sliceEnd } = shardRanges(this.training.total, shards, this.training.chunk)[this.index]!);
+    const initial = await this.training.initialSlice(this.sliceStart, this.sliceEnd);
+    this.params = initial.params;
+    this.m = initial.m;
+    this.v = initial.v;
+    this.version = initial.step;
+    this.log.info("slice", { start: this.sliceStart, end: this.sliceEnd, version: this.version });
+
+    this.nc.subscribe(this.subjects.gradients(this.index), { callback: (_e, msg) => this.onGradientChunk(msg.data) });
+    this.on<{ version?: number }>(this.subjects.paramsRequest(this.index), () => this.publishParams());
+    this.on<ClipOrder>(this.subjects.clip, (order) => this.onClip(order));
+    this.handle(this.subjects.checkpoint(this.index), (order: CheckpointOrder) => this.onCheckpoint(order));
+    this.publishParams();
+    this.report({ phase: "loaded", step: this.version, shard: this.index, version: this.version });
+  }
+
+  protected override status(): Record<string, unknown> {
+    return { shard: this.index, start: this.sliceStart, end: this.sliceEnd, version: this.version };
+  }
+
+  private publishParams(): void {
+    publishTensor(this.nc, this.subjects.params(this.index), tensorFrom(this.params, [this.params.length]), { version: this.version, shard: this.index });
+  }
+
+  private report(r: ShardReport): void {
+    this.publish(this.subjects.shardReport, r);
+  }
+
+  private onGradientChunk(data: Uint8Array): void {
+    let whole;
+    try {
+      whole = this.assembler.accept(data);
+    } catch (err) {
+      this.log.warn("rejected", { reason: (err as CodecError).message });
+      return;
+    }
+    if (!whole) return;
+    const { meta, tensor } = whole;
+    const reject = (reason: string) => this.log.warn("rejected", { reason, from: meta?.from, step: meta?.step });
+    if (!meta || typeof meta.step !== "number" || !meta.block) return reject("gradient without step and block");
+    // A contribution for a step already applied (late, or from an actor that was replaced) is dropped.
+    if (meta.step !== this.version) return reject(`gradient for step ${meta.step} while at step ${this.version}`);
+    if (this.reduced) return; // complete already: anything more is a duplicate
+    if (meta.shard !== this.index) return reject(`gradient for shard ${meta.shard} sent to shard ${this.index}`);
+    if (!(meta.block.lo >= 0 && meta.block.hi <= this.training.groups && meta.block.lo < meta.block.hi)) return reject(`block ${JSON.stringify(meta.block)} is outside the ${this.training.groups} groups`);
+    if (tensor.dtype !== "f32" || tensor.shape.length !== 1 || tensor.shape[0] !== this.sliceEnd - this.sliceStart)
+      return reject(`gradient of ${tensor.dtype}${JSON.stringify(tensor.shape)} does not fit this shard's ${this.sliceEnd - this.sliceStart} elements`);
+    const key = blockKey(meta.block);
+    if (this.blocks.has(key)) return; // duplicate
+    this.blocks.set(key, tensorData(tensor) as Float32Array);
+    this.bytesReceived += tensor.bytes.byteLength;
+    const sum = reduceTree(this.blocks, 0, this.training.groups, (a, b) => this.training.add(a, b));
+    if (!sum) return;
+    this.reduced = sum;
+    const partials = this.training.chunkSumSquares(this.kernels, sum);
+    const finite = partials.every(Number.isFinite);
+    this.report({ phase: "reduced", step: this.version, shard: this.index, partials: new Uint8Array(partials.buffer), finite, bytesReceived: this.bytesReceived });
+  }
+
+  private async onClip(order: ClipOrder): Promise<void> {
+    if (order.step !== this.version || !this.reduced) return; // not this step, or already applied
+    const gradient = this.reduced;
+    this.reduced = undefined;
+    this.blocks = new Map();
+    this.bytesReceived = 0;
+    if (order.apply) this.training.adamw(this.kernels, { params: this.params, grad: gradient, m: this.m, v: this.v, start: this.sliceStart, lr: order.lr, step: order.step + 1, clip: order.clip });
+    this.version = order.step + 1;
+    this.publishParams();
+    this.report({ phase: "applied", step: order.step, shard: this.index, version: this.version });
+  }
+
+  private async onCheckpoint(order: CheckpointOrder): Promise<CheckpointSaved> {
+    if (order.op === "save") {
+      if (order.step !== this.version) return { ok: false, error: `${this.id} is at step ${this.version}, not ${order.step}` };
+      const saved = this.training.saveSlice(order.dir, this.index, order.shards, this.sliceStart, { params: this.params, m: this.m, v: this.v });
+      return { ok: true, ...saved };
+    }
+    const loaded = await this.training.loadSlice(order.path, this.sliceStart, this.sliceEnd);
+    this.params = loaded.params;
+    this.m = loaded.m;
+    this.v = loaded.v;
+    this.version = loaded.step;
+    this.blocks = new Map();
+    this.reduced = undefined;
+    this.publishParams();
+    this.report({ phase: "loaded", step: this.version, shard: this.index, version: this.version });
+    return { ok: true };
+  }
+}

@@ -1,4 +1,56 @@
-// CLI commands of the model: model info, train --local.
-import type { Command } from "commander";
+// CLI commands of the model: `model info` and `train --local`.
+import { InvalidArgumentError, type Command } from "commander";
+import { UserError } from "../runtime/errors.js";
+import { presets } from "./config.js";
+import { parameterCount, parameterLayout } from "./layout.js";
+import { trainLocal } from "./train-local.js";
 
-export function registerModelCommands(_program: Command): void {}
+const whole = (name: string) => (v: string) => {
+  const n = Number(v);
+  if (!Number.isSafeInteger(n) || n <= 0) throw new InvalidArgumentError(`${name} must be a positive whole number, got "${v}".`);
+  return n;
+};
+
+export function registerModelCommands(program: Command): void {
+  program
+    .command("model")
+    .description("inspect model presets")
+    .command("info")
+    .description("parameter count and shape of a preset")
+    .requiredOption("--preset <name>", `one of ${Object.keys(presets).join(", ")}`)
+    .option("--vocab <n>", "vocabulary size", whole("--vocab"), 64000)
+    .action((opts: { preset: string; vocab: number }) => {
+      const config = presets[opts.preset];
+      if (!config) throw new UserError(`unknown preset "${opts.preset}": use one of ${Object.keys(presets).join(", ")}.`);
+      const layout = parameterLayout(config, opts.vocab);
+      const n = parameterCount(layout);
+      const embeddings = layout.entries.filter((e) => /embeddings|^encoder\.weight/.test(e.name)).reduce((s, e) => s + e.size, 0);
+      process.stdout.write(
+        `${opts.preset}: ${config.architecture}, hidden ${config.hidden}, ${config.layers} layers, ${config.heads} heads, FFN ${config.intermediate}, vocabulary ${opts.vocab}\n` +
+          `parameters: ${n.toLocaleString("en-US")} (${(n / 1e6).toFixed(1)}M; embeddings ${(embeddings / 1e6).toFixed(1)}M, the MLM decoder tied to them)\n`,
+      );
+    });
+
+  program
+    .command("train")
+    .description("train in one process (--local): the reference a cluster run must equal bit for bit")
+    .requiredOption("--local", "train in this process")
+    .requiredOption("--config <file>", "run config (YAML or JSON)")
+    .option("--run <name>", "run folder name under runs/ (default: <config name>-local)")
+    .option("--steps <n>", "stop after this many steps", whole("--steps"))
+    .option("--resume <checkpoint>", "continue from a checkpoint folder")
+    .option("--backend <name>", "wasm (default from the config) or reference")
+    .action(async (opts: { config: string; run?: string; steps?: number; resume?: string; backend?: string }) => {
+      const t0 = Date.now();
+      const result = await trainLocal({
+        ...opts,
+        onStep: (m) => {
+          if (m.step === 1 || m.step % 10 === 0 || m.step === m.steps)
+            process.stdout.write(`step ${m.step}/${m.steps} loss ${m.loss.toFixed(4)} lr ${m.lr.toExponential(2)} grad-norm ${m.gradNorm.toFixed(3)} ${Math.round(m.tokensPerSec)} tok/s\n`);
+        },
+      });
+      const first = result.losses[0] ?? NaN;
+      const last = result.losses.at(-1) ?? NaN;
+      process.stdout.write(`done in ${((Date.now() - t0) / 1000).toFixed(1)} s: loss ${first.toFixed(3)} → ${last.toFixed(3)}; checkpoint ${result.checkpoint ?? "none"}\n`);
+    });
+}

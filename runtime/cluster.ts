@@ -14,6 +14,7 @@ import { UserError } from "./errors.js";
 import { connectNats, requestMessage, type NatsConnection } from "./nats.js";
 import { generateCredentials, readCredentials, startNatsServer, writeCredentialsFiles, type Credentials } from "./nats-server.js";
 import { spawnActor } from "./spawn.js";
+import { planTraining } from "../model/training.js";
 import { subjects, type Role } from "./subjects.js";
 
 /** What `cluster up` records about a run, in `runs/<name>/cluster.json`. */
@@ -41,6 +42,8 @@ export interface UpOptions {
   creds?: string;
   run?: string;
   steps?: number;
+  /** A checkpoint folder to continue from (any number of shards and compute actors). */
+  resume?: string;
   detach?: boolean;
   tui?: boolean;
   /** Root of the run folders (default ./runs). */
@@ -145,6 +148,12 @@ export async function clusterUp(opts: UpOptions): Promise<ClusterState> {
     agentCreds = readCredentials(files["node-agent"]);
   }
 
+  // Training runs: tokenizer and token shards are prepared (or found in the cache) before
+  // any actor starts, so every actor opens the same files.
+  const training = config
+    ? await planTraining(config, { configFile: resolve(opts.config!), runsRoot, shards: counts.shards, loaders: counts.loaders, steps: opts.steps, resume: opts.resume })
+    : undefined;
+
   const agentId = `agent-${hostname()}`;
   const agentSpec: ActorSpec = {
     kind: "node-agent",
@@ -176,7 +185,7 @@ export async function clusterUp(opts: UpOptions): Promise<ClusterState> {
         op: "spawn",
         kind: "coordinator",
         id: "coordinator",
-        options: { ...counts, heartbeatTimeoutMs: config?.cluster.heartbeatTimeoutMs, backend: opts.backend ?? config?.cluster.backend ?? "auto", steps: opts.steps, configFile: state.configFile },
+        options: { ...counts, heartbeatTimeoutMs: config?.cluster.heartbeatTimeoutMs, backend: opts.backend ?? config?.cluster.backend ?? "auto", training },
       });
       await waitForShape(nc, run, counts, 30_000);
     } finally {

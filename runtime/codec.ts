@@ -55,7 +55,8 @@ export function tensorFrom(array: Float32Array | Int32Array | Uint8Array | BigIn
 /** A typed view of the tensor's bytes (copied when they are not aligned for the type). */
 export function tensorData(t: Tensor): Float32Array | Int32Array | Uint8Array | BigInt64Array | Uint16Array {
   const width = dtypes[t.dtype];
-  const bytes = t.bytes.byteOffset % width === 0 ? t.bytes : t.bytes.slice();
+  // new Uint8Array(x) copies into a fresh buffer; Buffer#slice would only make another view.
+  const bytes = t.bytes.byteOffset % width === 0 ? t.bytes : new Uint8Array(t.bytes);
   const n = bytes.byteLength / width;
   switch (t.dtype) {
     case "f32":

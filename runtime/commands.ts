@@ -26,6 +26,7 @@ export function registerClusterCommands(program: Command): void {
     .option("--creds <file>", "credentials for --nats")
     .option("--run <name>", "run name (default: the config's name, else \"default\")")
     .option("--steps <n>", "stop after this many steps", count("--steps"))
+    .option("--resume <checkpoint>", "continue from a checkpoint folder (any number of shards)")
     .option("--detach", "start and return; the run goes on in the background")
     .option("--no-tui", "plain progress lines instead of the dashboard")
     .action(async (opts) => {

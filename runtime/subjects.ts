@@ -41,9 +41,10 @@ export function subjects(run: string) {
     shardReport: `${p}.train.shard-report`,
     clip: `${p}.train.clip`,
     groupDone: `${p}.train.group-done`,
-    batch: (loader: number) => `${p}.train.batch.${loader}`,
-    checkpoint: `${p}.train.checkpoint`,
-    checkpointDone: `${p}.train.checkpoint-done`,
+    /** Micro-batch requests, served by whichever data-loader of the queue group is free. */
+    batch: `${p}.train.batch`,
+    /** Checkpoint orders (save, load) to one shard, request/reply. */
+    checkpoint: (shard: number) => `${p}.train.checkpoint.${shard}`,
   };
 }
 
@@ -68,17 +69,17 @@ export function permissionsFor(role: Role, run: string): Permissions {
       return { publish: [`${p}.>`, inbox], subscribe: [`${p}.>`, inbox] };
     case "param-shard":
       return {
-        publish: [ownHeartbeat("param-shard"), `${p}.train.params.*`, `${p}.train.shard-report`, `${p}.train.checkpoint-done`, `${p}.events`, inbox],
-        subscribe: [`${p}.ctl.*`, `${p}.train.grad.*`, `${p}.train.params-req.*`, `${p}.train.clip`, `${p}.train.step`, `${p}.train.checkpoint`, inbox],
+        publish: [ownHeartbeat("param-shard"), `${p}.train.params.*`, `${p}.train.shard-report`, `${p}.events`, inbox],
+        subscribe: [`${p}.ctl.*`, `${p}.train.grad.*`, `${p}.train.params-req.*`, `${p}.train.clip`, `${p}.train.checkpoint.*`, inbox],
       };
     case "data-loader":
       return {
         publish: [ownHeartbeat("data-loader"), `${p}.events`, inbox],
-        subscribe: [`${p}.ctl.*`, `${p}.train.batch.*`, inbox],
+        subscribe: [`${p}.ctl.*`, `${p}.train.batch`, inbox],
       };
     case "compute":
       return {
-        publish: [ownHeartbeat("compute"), `${p}.train.grad.*`, `${p}.train.params-req.*`, `${p}.train.batch.*`, `${p}.train.group-done`, `${p}.events`, inbox],
+        publish: [ownHeartbeat("compute"), `${p}.train.grad.*`, `${p}.train.params-req.*`, `${p}.train.batch`, `${p}.train.group-done`, `${p}.events`, inbox],
         subscribe: [`${p}.ctl.*`, `${p}.train.step`, `${p}.train.params.*`, inbox],
       };
     case "node-agent":

@@ -1,0 +1,298 @@
+// The step driver: the coordinator's training loop.
+//
+// Owns: the step counter, the dealing of gradient groups to live compute actors (again,
+// for the groups still missing, when one dies or stalls), the global gradient norm from the
+// shards' per-chunk partial sums, the clip/skip decision, metrics, checkpoints, pause, and
+// the rollback to the last checkpoint when a shard dies.
+// Never: touches a gradient or a parameter; shards and compute actors do.
+import { appendFileSync } from "node:fs";
+import { join } from "node:path";
+import type { Logger } from "../runtime/log.js";
+import { requestMessage, type NatsConnection } from "../runtime/nats.js";
+import type { Subjects } from "../runtime/subjects.js";
+import type { StepMetrics } from "../tui/types.js";
+import type { CheckpointOrder, CheckpointSaved, ClipOrder, GroupDone, ShardReport, StepOrder } from "./protocol.js";
+import { assignGroups } from "./reduction-tree.js";
+import type { Training } from "../model/training.js";
+
+export interface DriverHost {
+  nc: NatsConnection;
+  subjects: Subjects;
+  log: Logger;
+  runDir: string;
+  /** Ids of the compute actors alive and ready now. */
+  liveCompute(): string[];
+  /** Ids of the param-shards alive and ready now. */
+  liveShards(): string[];
+  event(type: string, actor: string | undefined, message: string, extra?: Record<string, unknown>): void;
+  publish(subject: string, body: unknown): void;
+}
+
+/** How long a step may make no progress before its missing groups are dealt again. */
+const stallMs = 20_000;
+
+class Rollback extends Error {}
+
+export class StepDriver {
+  step = 0;
+  readonly totalSteps: number;
+  paused = false;
+  finished = false;
+  lastMetrics?: StepMetrics;
+  private reports = new Map<string, ShardReport>();
+  private done = new Map<number, GroupDone>();
+  private doneBy = new Map<string, GroupDone[]>();
+  private wake: () => void = () => {};
+  private checkpointAsked = false;
+  private shardDied = false;
+  private lastCheckpoint?: string;
+  private stopping = false;
+
+  constructor(
+    private readonly host: DriverHost,
+    private readonly training: Training,
+    steps: number,
+    startStep: number,
+    resumedFrom?: string,
+  ) {
+    this.totalSteps = steps;
+    this.step = startStep;
+    this.lastCheckpoint = resumedFrom;
+    const { nc, subjects } = host;
+    nc.subscribe(subjects.shardReport, { callback: (_e, m) => this.onReport(this.decode<ShardReport>(m.data)) });
+    nc.subscribe(subjects.groupDone, { callback: (_e, m) => this.onGroupDone(this.decode<GroupDone>(m.data)) });
+  }
+
+  private decode<T>(data: Uint8Array): T {
+    return this.training.decode<T>(data);
+  }
+
+  private onReport(r: ShardReport): void {
+    this.reports.set(`${r.phase}:${r.step}:${r.shard}`, r);
+    this.wake();
+  }
+
+  private onGroupDone(d: GroupDone): void {
+    if (d.step !== this.step) return;
+    for (const g of d.groups) if (!this.done.has(g)) this.done.set(g, d);
+    const list = this.doneBy.get(d.from) ?? [];
+    list.push(d);
+    this.doneBy.set(d.from, list);
+    this.wake();
+  }
+
+  /** A membership change (join, death, scale) may unblock or re-deal the current step. */
+  membershipChanged(kind: string, died: boolean): void {
+    if (kind === "param-shard" && died) this.shardDied = true;
+    this.wake();
+  }
+
+  requestCheckpoint(): void {
+    this.checkpointAsked = true;
+    this.wake();
+  }
+
+  stop(): void {
+    this.stopping = true;
+    this.wake();
+  }
+
+  private until(ready: () => boolean, timeoutMs = Infinity): Promise<boolean> {
+    const deadline = Date.now() + timeoutMs;
+    return new Promise((resolve) => {
+      const check = () => {
+        if (this.stopping) return resolve(false);
+        if (this.shardDied) return resolve(false);
+        if (ready()) return resolve(true);
+        if (Date.now() >= deadline) return resolve(false);
+        this.wake = check;
+        setTimeout(check, Math.min(250, Math.max(1, deadline - Date.now())));
+      };
+      check();
+    });
+  }
+
+  private shardsReport(phase: ShardReport["phase"], step: number): ShardReport[] | undefined {
+    const out: ShardReport[] = [];
+    for (let s = 0; s < this.training.shards; s++) {
+      const r = this.reports.get(`${phase}:${step}:${s}`);
+      if (!r) return undefined;
+      out.push(r);
+    }
+    return out;
+  }
+
+  /** The loop: runs until the last step, a stop, or an unrecoverable error. */
+  async run(): Promise<void> {
+    await this.until(() => this.host.liveShards().length === this.training.shards && !!this.shardsReport("loaded", this.step));
+    while (!this.stopping && this.step < this.totalSteps) {
+      if (this.shardDied) {
+        await this.rollback();
+        continue;
+      }
+      if (this.paused) {
+        await this.until(() => !this.paused || this.checkpointAsked);
+        if (this.checkpointAsked) await this.checkpoint();
+        continue;
+      }
+      try {
+        await this.runStep();
+      } catch (err) {
+        if (err instanceof Rollback) continue;
+        throw err;
+      }
+      const every = this.training.config.checkpoint.every;
+      if (this.checkpointAsked || (every > 0 && this.step % every === 0) || this.step === this.totalSteps) await this.checkpoint();
+    }
+    if (this.stopping) return;
+    this.finished = true;
+    this.host.event("info", undefined, `finished ${this.totalSteps} steps; last checkpoint ${this.lastCheckpoint ?? "none"}`, { end: "finished" });
+  }
+
+  private async runStep(): Promise<void> {
+    const t0 = performance.now();
+    const step = this.step;
+    const lr = this.training.learningRate(step);
+    this.done = new Map();
+    this.doneBy = new Map();
+    let attempt = 0;
+    const groups = Array.from({ length: this.training.groups }, (_, g) => g);
+    let lastDeal = 0;
+    let dealtTo: string[] = [];
+    // Deal, then re-deal what is missing whenever a dealt-to actor is gone or the step stalls.
+    while (!this.shardsReport("reduced", step)) {
+      if (this.stopping) return;
+      if (this.shardDied) throw new Rollback();
+      const live = this.host.liveCompute();
+      const lost = dealtTo.some((id) => !live.includes(id));
+      const stalled = Date.now() - lastDeal > stallMs;
+      if (live.length > 0 && (attempt === 0 || lost || stalled)) {
+        const missing = attempt === 0 ? groups : groups.filter((g) => !this.done.has(g));
+        const assignment = Object.fromEntries(assignGroups(missing, live));
+        const order: StepOrder = { step, attempt, lr, assignment };
+        this.host.publish(this.host.subjects.step, order);
+        if (attempt > 0) this.host.log.info("re-dealt", { step, attempt, missing });
+        dealtTo = Object.keys(assignment);
+        attempt++;
+        lastDeal = Date.now();
+      }
+      await this.until(() => !!this.shardsReport("reduced", step) || this.host.liveCompute().join() !== live.join(), 1000);
+    }
+    const tReduced = performance.now();
+    const reduced = this.shardsReport("reduced", step) as Extract<ShardReport, { phase: "reduced" }>[];
+    // The global norm: per-chunk partial sums in chunk order (shards are contiguous, in order).
+    let sumSquares = 0;
+    for (const r of reduced) for (const p of new Float64Array(r.partials.buffer.slice(r.partials.byteOffset, r.partials.byteOffset + r.partials.byteLength))) sumSquares += p;
+    const gradNorm = Math.sqrt(sumSquares);
+    const finite = reduced.every((r) => r.finite) && Number.isFinite(gradNorm);
+    const policy = this.training.config.training.onNonFinite;
+    if (!finite) {
+      this.host.event("rejected", undefined, `step ${step + 1}: gradient is not finite (${policy})`);
+      if (policy === "stop") {
+        this.stopping = true;
+        this.host.event("error", undefined, `stopped: non-finite gradient at step ${step + 1}`, { end: "non-finite gradient" });
+        return;
+      }
+    }
+    const clip: ClipOrder = { step, clip: this.training.clipFactor(gradNorm), lr, apply: finite };
+    this.host.publish(this.host.subjects.clip, clip);
+    if (!(await this.until(() => !!this.shardsReport("applied", step)))) {
+      if (this.shardDied) throw new Rollback();
+      return;
+    }
+    for (const key of [...this.reports.keys()]) if (Number(key.split(":")[1]) <= step) this.reports.delete(key);
+    this.step = step + 1;
+    this.recordMetrics(step, lr, gradNorm, t0, tReduced);
+  }
+
+  private recordMetrics(step: number, lr: number, gradNorm: number, t0: number, tReduced: number): void {
+    const stepMs = performance.now() - t0;
+    let lossSum = 0;
+    let count = 0;
+    let tokens = 0;
+    // Per group, in group order: the loss is the mean over the step's masked tokens.
+    for (let g = 0; g < this.training.groups; g++) {
+      const d = this.done.get(g);
+      if (!d) continue;
+      const i = d.groups.indexOf(g);
+      lossSum += d.lossSums[i]!;
+      count += d.counts[i]!;
+    }
+    const reports = [...this.doneBy.values()].flat();
+    for (const d of new Set(this.done.values())) tokens += d.tokens;
+    const mean = (xs: number[]) => (xs.length ? xs.reduce((a, b) => a + b, 0) / xs.length : 0);
+    const computeMs = mean(reports.map((d) => d.computeMs));
+    const commMs = mean(reports.map((d) => d.commMs));
+    const bytesSent = reports.reduce((n, d) => n + d.bytesSent, 0);
+    const metrics: StepMetrics = {
+      step: step + 1,
+      loss: count > 0 ? lossSum / count : NaN,
+      lr,
+      gradNorm,
+      tokens,
+      tokensPerSec: tokens / (stepMs / 1000),
+      flopsPerToken: this.training.flopsPerToken,
+      stepMs,
+      computeMs,
+      commMs,
+      waitMs: Math.max(0, tReduced - t0 - computeMs - commMs),
+      bytesSent,
+      actors: [...this.doneBy].map(([id, ds]) => {
+        const ms = ds.reduce((n, d) => n + d.computeMs + d.commMs, 0);
+        const tk = ds.reduce((n, d) => n + d.tokens, 0);
+        return { id, groups: ds.flatMap((d) => d.groups), stepMs: ms, tokensPerSec: ms > 0 ? tk / (ms / 1000) : 0 };
+      }),
+    };
+    this.lastMetrics = metrics;
+    this.host.publish(this.host.subjects.metrics, metrics);
+    appendFileSync(join(this.host.runDir, "metrics.jsonl"), JSON.stringify(metrics) + "\n");
+  }
+
+  /** Every shard writes its slice into a temp folder; the manifest is written last; then rename. */
+  async checkpoint(): Promise<string | undefined> {
+    this.checkpointAsked = false;
+    const step = this.step;
+    const folder = this.training.beginCheckpoint(this.host.runDir, step);
+    if (!folder) return this.lastCheckpoint;
+    const order: CheckpointOrder = { op: "save", step, dir: folder.temp, shards: this.training.shards };
+    const saved: CheckpointSaved[] = [];
+    for (let s = 0; s < this.training.shards; s++) {
+      const reply = await requestMessage<CheckpointSaved>(this.host.nc, this.shardCheckpointSubject(s), order, 60_000).catch((err) => ({ ok: false, error: (err as Error).message }));
+      if (!reply.ok) {
+        this.host.event("error", `shard-${s}`, `checkpoint at step ${step} failed: ${reply.error}`);
+        return undefined;
+      }
+      saved.push(reply);
+    }
+    const path = this.training.finishCheckpoint(folder, step, saved.map((s) => ({ file: s.file!, start: s.start!, end: s.end!, sha256: s.sha256! })));
+    this.lastCheckpoint = path;
+    this.host.event("checkpoint", undefined, `checkpoint at step ${step}: ${path}`);
+    return path;
+  }
+
+  private shardCheckpointSubject(shard: number): string {
+    return this.host.subjects.checkpoint(shard);
+  }
+
+  /**
+   * A shard died: its slice and moments are gone. Wait for its replacement, then every
+   * shard loads the last checkpoint (or starts over from the seeded initialisation), and
+   * the steps since replay: they give the same bits, since every step is deterministic.
+   */
+  private async rollback(): Promise<void> {
+    this.host.event("rollback", undefined, `a shard died at step ${this.step}: rolling back to ${this.lastCheckpoint ?? "the initial parameters"}`);
+    await new Promise((r) => setTimeout(r, 500));
+    this.shardDied = false;
+    await this.until(() => this.host.liveShards().length === this.training.shards);
+    if (this.stopping) return;
+    this.reports.clear();
+    const target = this.lastCheckpoint ? this.training.stepOfCheckpoint(this.lastCheckpoint) : 0;
+    const order: CheckpointOrder = { op: "load", path: this.lastCheckpoint ?? "" };
+    for (let s = 0; s < this.training.shards; s++) {
+      const reply = await requestMessage<CheckpointSaved>(this.host.nc, this.shardCheckpointSubject(s), order, 60_000).catch((err) => ({ ok: false, error: (err as Error).message }));
+      if (!reply.ok) throw new Error(`shard ${s} could not load ${this.lastCheckpoint}: ${reply.error}`);
+    }
+    this.step = target;
+    await this.until(() => !!this.shardsReport("loaded", target), 60_000);
+  }
+}

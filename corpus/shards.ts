@@ -1,0 +1,147 @@
+// Token shards: per collection `tokens.bin` (int32 little-endian token ids, documents back
+// to back), `offsets.bin` (int64 little-endian document starts, then the end), and one
+// `manifest.json` for the folder (tokenizer hash, counts, checksums, upscale ratios).
+//
+// Owns: the on-disk format, writing it atomically, and opening it with every check a
+// damaged folder can fail (each error names the file and what to do).
+// Never: leaves a half-written folder under the final name.
+import { createHash } from "node:crypto";
+import { closeSync, existsSync, fsyncSync, mkdirSync, openSync, readFileSync, renameSync, rmSync, statSync, writeSync } from "node:fs";
+import { dirname, join } from "node:path";
+import { UserError } from "../runtime/errors.js";
+
+export const shardFormat = "aze-run-shards/1";
+
+export interface CollectionManifest {
+  name: string;
+  upscale: number;
+  documents: number;
+  tokens: number;
+  tokensSha256: string;
+  offsetsSha256: string;
+}
+
+export interface ShardsManifest {
+  format: typeof shardFormat;
+  tokenizerHash: string;
+  vocabSize: number;
+  collections: CollectionManifest[];
+}
+
+export interface CollectionWriter {
+  addDocument(ids: ArrayLike<number>): void;
+}
+
+/**
+ * Writes a shards folder: `fill` adds documents to each collection; the folder appears
+ * under `outDir` only when every file is written and fsynced.
+ */
+export async function writeShards(
+  outDir: string,
+  meta: { tokenizerHash: string; vocabSize: number },
+  collections: { name: string; upscale: number }[],
+  fill: (name: string, writer: CollectionWriter) => Promise<void>,
+  /** Files to place beside the shards (the tokenizer.json), written in the same atomic step. */
+  extraFiles: Record<string, string> = {},
+): Promise<ShardsManifest> {
+  const temp = `${outDir}.tmp-${process.pid}-${Date.now()}`;
+  mkdirSync(temp, { recursive: true });
+  try {
+    const manifest: ShardsManifest = { format: shardFormat, ...meta, collections: [] };
+    for (const c of collections) {
+      mkdirSync(join(temp, c.name));
+      const tokensFd = openSync(join(temp, c.name, "tokens.bin"), "w");
+      const tokensHash = createHash("sha256");
+      const offsets: bigint[] = [0n];
+      let tokens = 0;
+      await fill(c.name, {
+        addDocument(ids) {
+          if (ids.length === 0) return;
+          const buf = Buffer.from(Int32Array.from(ids).buffer);
+          writeSync(tokensFd, buf);
+          tokensHash.update(buf);
+          tokens += ids.length;
+          offsets.push(BigInt(tokens));
+        },
+      });
+      fsyncSync(tokensFd);
+      closeSync(tokensFd);
+      const offsetBytes = Buffer.from(BigInt64Array.from(offsets).buffer);
+      writeDurably(join(temp, c.name, "offsets.bin"), offsetBytes);
+      manifest.collections.push({
+        name: c.name,
+        upscale: c.upscale,
+        documents: offsets.length - 1,
+        tokens,
+        tokensSha256: tokensHash.digest("hex"),
+        offsetsSha256: createHash("sha256").update(offsetBytes).digest("hex"),
+      });
+    }
+    for (const [name, content] of Object.entries(extraFiles)) writeDurably(join(temp, name), Buffer.from(content));
+    writeDurably(join(temp, "manifest.json"), Buffer.from(JSON.stringify(manifest, null, 2) + "\n"));
+    if (existsSync(outDir)) rmSync(outDir, { recursive: true, force: true });
+    mkdirSync(dirname(outDir), { recursive: true });
+    renameSync(temp, outDir);
+    return manifest;
+  } catch (err) {
+    rmSync(temp, { recursive: true, force: true });
+    throw err;
+  }
+}
+
+function writeDurably(file: string, bytes: Buffer): void {
+  const fd = openSync(file, "w");
+  try {
+    writeSync(fd, bytes);
+    fsyncSync(fd);
+  } finally {
+    closeSync(fd);
+  }
+}
+
+export interface Collection {
+  name: string;
+  upscale: number;
+  tokens: Int32Array;
+  /** documents + 1 entries: document d is tokens[offsets[d], offsets[d+1]) */
+  offsets: Float64Array;
+}
+
+/**
+ * Opens a shards folder, checking the manifest, file sizes, offsets and checksums.
+ * The files are read into memory here; a memory-mapped reader is the intended
+ * replacement for corpora larger than RAM (see docs/corpus.md).
+ */
+export function openShards(dir: string): { manifest: ShardsManifest; collections: Collection[] } {
+  const manifestFile = join(dir, "manifest.json");
+  if (!existsSync(manifestFile)) throw new UserError(`${dir} has no manifest.json: prepare it with \`aze-run data prepare\`.`);
+  let manifest: ShardsManifest;
+  try {
+    manifest = JSON.parse(readFileSync(manifestFile, "utf8"));
+  } catch {
+    throw new UserError(`${manifestFile} is not valid JSON: prepare the folder again.`);
+  }
+  if (manifest.format !== shardFormat || !Array.isArray(manifest.collections))
+    throw new UserError(`${manifestFile} is not an aze-run shards manifest (format ${JSON.stringify(manifest.format)}): prepare the folder again.`);
+  const collections = manifest.collections.map((c) => {
+    const tokensFile = join(dir, c.name, "tokens.bin");
+    const offsetsFile = join(dir, c.name, "offsets.bin");
+    for (const f of [tokensFile, offsetsFile]) if (!existsSync(f)) throw new UserError(`${f} is missing: prepare the folder again.`);
+    if (statSync(tokensFile).size !== c.tokens * 4) throw new UserError(`${tokensFile} has ${statSync(tokensFile).size} bytes, the manifest says ${c.tokens * 4}: the file is truncated or damaged.`);
+    if (statSync(offsetsFile).size !== (c.documents + 1) * 8) throw new UserError(`${offsetsFile} has ${statSync(offsetsFile).size} bytes, the manifest says ${(c.documents + 1) * 8}: the file is truncated or damaged.`);
+    const tokenBytes = readFileSync(tokensFile);
+    const offsetBytes = readFileSync(offsetsFile);
+    if (createHash("sha256").update(tokenBytes).digest("hex") !== c.tokensSha256) throw new UserError(`${tokensFile} fails its checksum: the file is corrupted; prepare the folder again.`);
+    if (createHash("sha256").update(offsetBytes).digest("hex") !== c.offsetsSha256) throw new UserError(`${offsetsFile} fails its checksum: the file is corrupted; prepare the folder again.`);
+    const aligned = tokenBytes.byteOffset % 4 === 0 ? tokenBytes : Buffer.from(tokenBytes);
+    const tokens = new Int32Array(aligned.buffer, aligned.byteOffset, c.tokens);
+    const raw = new BigInt64Array(new Uint8Array(offsetBytes).buffer); // a copy: Buffer views are not 8-byte aligned
+    const offsets = Float64Array.from(raw, Number);
+    for (let d = 0; d < offsets.length; d++)
+      if (offsets[d]! < 0 || offsets[d]! > c.tokens || (d > 0 && offsets[d]! < offsets[d - 1]!)) throw new UserError(`${offsetsFile}: document offset ${offsets[d]} at ${d} is out of range or out of order.`);
+    if (offsets[0] !== 0 || offsets[offsets.length - 1] !== c.tokens) throw new UserError(`${offsetsFile} does not span [0, ${c.tokens}).`);
+    for (const id of tokens) if (id < 0 || id >= manifest.vocabSize) throw new UserError(`${tokensFile} holds token id ${id}, outside the vocabulary of ${manifest.vocabSize}.`);
+    return { name: c.name, upscale: c.upscale, tokens, offsets };
+  });
+  return { manifest, collections };
+}

@@ -1,0 +1,280 @@
+// Tokenizers: training a WordPiece vocabulary on Azerbaijani text, encoding and decoding
+// with it, and the Hugging Face `tokenizer.json` that carries it elsewhere.
+//
+// Owns: normalisation (NFC; Azerbaijani-aware lowercasing where asked), pre-tokenisation
+// (whitespace and punctuation, as Hugging Face's BertPreTokenizer), the trainer, and the
+// encoder, which must give the same ids as the Hugging Face libraries for our files.
+// Never: reads a whole corpus into memory: the trainer streams lines and keeps word
+// counts only, pruning rare words when the table grows past its bound.
+import { createHash } from "node:crypto";
+import { createReadStream, readFileSync } from "node:fs";
+import { createInterface } from "node:readline";
+import { UserError } from "../runtime/errors.js";
+
+export const specialTokens = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"] as const;
+export interface SpecialIds {
+  pad: number;
+  unk: number;
+  cls: number;
+  sep: number;
+  mask: number;
+}
+
+// ---- normalisation and pre-tokenisation --------------------------------------------------
+
+/**
+ * Lowercasing for Azerbaijani: I → ı and İ → i (String.prototype.toLowerCase maps I → i and
+ * İ → i̇, both wrong here), then the ordinary lowercase for everything else.
+ */
+export function azLowercase(text: string): string {
+  return text.replace(/I/g, "ı").replace(/İ/g, "i").toLowerCase();
+}
+
+export function normalize(text: string, lowercase: boolean): string {
+  const nfc = text.normalize("NFC");
+  return lowercase ? azLowercase(nfc) : nfc;
+}
+
+/** Hugging Face's notion of punctuation: ASCII symbols and every Unicode P* character. */
+const punctuation = /[!-/:-@[-`{-~]|\p{P}/u;
+const whitespace = /\s/u;
+
+/** Words and punctuation marks, in order (BertPreTokenizer's rule). */
+export function preTokenize(text: string): string[] {
+  const out: string[] = [];
+  let word = "";
+  for (const ch of text) {
+    if (whitespace.test(ch)) {
+      if (word) out.push(word);
+      word = "";
+    } else if (punctuation.test(ch)) {
+      if (word) out.push(word);
+      out.push(ch);
+      word = "";
+    } else word += ch;
+  }
+  if (word) out.push(word);
+  return out;
+}
+
+// ---- training -------------------------------------------------------------------------------
+
+export interface TrainOptions {
+  vocabSize: number;
+  lowercase: boolean;
+  /** Words seen fewer times than this are not used to learn merges. */
+  minFrequency?: number;
+  /** The word table is pruned (rarest first) when it holds more words than this. */
+  maxWords?: number;
+  onProgress?: (bytesRead: number) => void;
+}
+
+/** Counts words over files, line by line, with bounded memory. */
+export async function countWords(files: string[], opts: Pick<TrainOptions, "lowercase" | "maxWords" | "onProgress">): Promise<Map<string, number>> {
+  const counts = new Map<string, number>();
+  const maxWords = opts.maxWords ?? 2_000_000;
+  let bytes = 0;
+  for (const file of files) {
+    const lines = createInterface({ input: createReadStream(file, { encoding: "utf8" }), crlfDelay: Infinity });
+    for await (const line of lines) {
+      bytes += Buffer.byteLength(line) + 1;
+      for (const w of preTokenize(normalize(line, opts.lowercase))) counts.set(w, (counts.get(w) ?? 0) + 1);
+      if (counts.size > maxWords) prune(counts, maxWords / 2);
+      opts.onProgress?.(bytes);
+    }
+  }
+  return counts;
+}
+
+function prune(counts: Map<string, number>, keep: number): void {
+  const sorted = [...counts.values()].sort((a, b) => b - a);
+  const floor = sorted[Math.floor(keep)] ?? 0;
+  for (const [w, c] of counts) if (c <= floor) counts.delete(w);
+}
+
+/**
+ * Learns a WordPiece vocabulary: every word starts as its characters (continuations
+ * prefixed with ##), then the most frequent adjacent pair is merged until the vocabulary
+ * is full. Ties break on the pair's text, so training is deterministic.
+ */
+export function trainWordPiece(counts: Map<string, number>, opts: TrainOptions): string[] {
+  const minFrequency = opts.minFrequency ?? 2;
+  const vocab = new Set<string>(specialTokens);
+  const words: { pieces: string[]; count: number }[] = [];
+  for (const [word, count] of [...counts].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))) {
+    const chars = [...word];
+    const pieces = chars.map((c, i) => (i === 0 ? c : `##${c}`));
+    for (const p of pieces) vocab.add(p); // the alphabet: every character, as start and continuation
+    if (count >= minFrequency && chars.length <= 100) words.push({ pieces, count });
+  }
+  if (vocab.size > opts.vocabSize) throw new UserError(`--vocab-size ${opts.vocabSize} is smaller than the ${vocab.size} characters and special tokens of this text: raise it.`);
+  // Pair counts, kept up to date as merges change the words that hold them.
+  const pairKey = (a: string, b: string) => `${a}\u0000${b}`;
+  const pairs = new Map<string, number>();
+  const where = new Map<string, Set<number>>();
+  const addPairs = (w: number, sign: number) => {
+    const { pieces, count } = words[w]!;
+    for (let i = 0; i + 1 < pieces.length; i++) {
+      const key = pairKey(pieces[i]!, pieces[i + 1]!);
+      pairs.set(key, (pairs.get(key) ?? 0) + sign * count);
+      if (sign > 0) (where.get(key) ?? where.set(key, new Set()).get(key)!).add(w);
+    }
+  };
+  words.forEach((_, w) => addPairs(w, 1));
+  while (vocab.size < opts.vocabSize) {
+    let best: string | undefined;
+    let bestCount = 0;
+    for (const [key, c] of pairs) if (c > bestCount || (c === bestCount && best !== undefined && key < best)) [best, bestCount] = [key, c];
+    if (!best || bestCount < minFrequency) break;
+    const [a, b] = best.split("\u0000") as [string, string];
+    const merged = a + b.slice(2);
+    vocab.add(merged);
+    for (const w of where.get(best) ?? []) {
+      addPairs(w, -1);
+      const p = words[w]!.pieces;
+      const next: string[] = [];
+      for (let i = 0; i < p.length; i++) {
+        if (i + 1 < p.length && p[i] === a && p[i + 1] === b) {
+          next.push(merged);
+          i++;
+        } else next.push(p[i]!);
+      }
+      words[w]!.pieces = next;
+      addPairs(w, 1);
+    }
+    pairs.delete(best);
+    where.delete(best);
+  }
+  return [...vocab];
+}
+
+// ---- the tokenizer ---------------------------------------------------------------------------
+
+export interface Encoding {
+  ids: number[];
+  /** 1 where a token starts a word (not a ## continuation, not a special token). */
+  wordStarts: number[];
+}
+
+export class WordPieceTokenizer {
+  readonly vocab: Map<string, number>;
+  readonly special: SpecialIds;
+  /** sha256 of the tokenizer.json text: recorded by shards and checkpoints. */
+  readonly hash: string;
+
+  constructor(
+    readonly tokens: string[],
+    readonly lowercase: boolean,
+    hash?: string,
+  ) {
+    this.vocab = new Map(tokens.map((t, i) => [t, i]));
+    const id = (t: string) => {
+      const i = this.vocab.get(t);
+      if (i === undefined) throw new UserError(`tokenizer has no ${t} token`);
+      return i;
+    };
+    this.special = { pad: id("[PAD]"), unk: id("[UNK]"), cls: id("[CLS]"), sep: id("[SEP]"), mask: id("[MASK]") };
+    this.hash = hash ?? createHash("sha256").update(this.toJSON()).digest("hex");
+  }
+
+  get vocabSize(): number {
+    return this.tokens.length;
+  }
+
+  /** Token ids of a text, without [CLS]/[SEP] (the dataset adds them per sequence). */
+  encode(text: string): Encoding {
+    const ids: number[] = [];
+    const wordStarts: number[] = [];
+    for (const word of preTokenize(normalize(text, this.lowercase))) {
+      const pieces = this.pieces(word);
+      pieces.forEach((id, i) => {
+        ids.push(id);
+        wordStarts.push(i === 0 ? 1 : 0);
+      });
+    }
+    return { ids, wordStarts };
+  }
+
+  /** Greedy longest-match-first, as the WordPiece model: a word that cannot be covered is [UNK]. */
+  private pieces(word: string): number[] {
+    const chars = [...word];
+    if (chars.length > 100) return [this.special.unk];
+    const out: number[] = [];
+    let start = 0;
+    while (start < chars.length) {
+      let end = chars.length;
+      let found: number | undefined;
+      while (start < end) {
+        const piece = (start > 0 ? "##" : "") + chars.slice(start, end).join("");
+        found = this.vocab.get(piece);
+        if (found !== undefined) break;
+        end--;
+      }
+      if (found === undefined) return [this.special.unk];
+      out.push(found);
+      start = end;
+    }
+    return out;
+  }
+
+  /** Text from ids: continuations glued, special tokens dropped, no space before , . ! ? */
+  decode(ids: number[]): string {
+    let out = "";
+    const specials = new Set(Object.values(this.special));
+    for (const id of ids) {
+      if (specials.has(id) && id !== this.special.unk) continue;
+      const t = this.tokens[id] ?? "[UNK]";
+      if (t.startsWith("##")) out += t.slice(2);
+      else out += (out ? " " : "") + t;
+    }
+    return out.replace(/ ([.,!?])/g, "$1");
+  }
+
+  /** The Hugging Face tokenizer.json of this tokenizer. */
+  toJSON(): string {
+    const ids = (t: string) => this.vocab.get(t)!;
+    const lower = this.lowercase
+      ? [
+          // The Lowercase normaliser is not Azerbaijani-aware: fold the dotted and dotless I first.
+          { type: "Replace", pattern: { String: "I" }, content: "ı" },
+          { type: "Replace", pattern: { String: "İ" }, content: "i" },
+          { type: "Lowercase" },
+        ]
+      : [];
+    const special = (t: string, typeId = 0) => ({ SpecialToken: { id: t, type_id: typeId } });
+    return JSON.stringify({
+      version: "1.0",
+      truncation: null,
+      padding: null,
+      added_tokens: specialTokens.map((content) => ({ id: ids(content), content, single_word: false, lstrip: false, rstrip: false, normalized: false, special: true })),
+      normalizer: { type: "Sequence", normalizers: [{ type: "NFC" }, ...lower] },
+      pre_tokenizer: { type: "BertPreTokenizer" },
+      post_processor: {
+        type: "TemplateProcessing",
+        single: [special("[CLS]"), { Sequence: { id: "A", type_id: 0 } }, special("[SEP]")],
+        pair: [special("[CLS]"), { Sequence: { id: "A", type_id: 0 } }, special("[SEP]"), { Sequence: { id: "B", type_id: 1 } }, special("[SEP]", 1)],
+        special_tokens: Object.fromEntries(["[CLS]", "[SEP]"].map((t) => [t, { id: t, ids: [ids(t)], tokens: [t] }])),
+      },
+      decoder: { type: "WordPiece", prefix: "##", cleanup: true },
+      model: { type: "WordPiece", unk_token: "[UNK]", continuing_subword_prefix: "##", max_input_chars_per_word: 100, vocab: Object.fromEntries(this.tokens.map((t, i) => [t, i])) },
+    });
+  }
+}
+
+/** Loads a tokenizer.json written by `tokenizer train` (WordPiece). */
+export function loadTokenizer(file: string): WordPieceTokenizer {
+  let text: string;
+  let json: { model?: { type?: string; vocab?: Record<string, number> }; normalizer?: { normalizers?: { type: string }[] } };
+  try {
+    text = readFileSync(file, "utf8");
+    json = JSON.parse(text);
+  } catch (err) {
+    throw new UserError(`cannot read tokenizer ${file}: ${(err as Error).message}`);
+  }
+  if (json.model?.type !== "WordPiece" || !json.model.vocab) throw new UserError(`${file} is not a WordPiece tokenizer.json (model.type is ${json.model?.type}); train one with \`aze-run tokenizer train\`.`);
+  const tokens: string[] = [];
+  for (const [t, id] of Object.entries(json.model.vocab)) tokens[id] = t;
+  if (tokens.some((t) => t === undefined) || tokens.length !== Object.keys(json.model.vocab).length) throw new UserError(`${file}: the vocabulary's ids are not 0..N-1 without gaps.`);
+  const lowercase = (json.normalizer?.normalizers ?? []).some((n) => n.type === "Lowercase");
+  return new WordPieceTokenizer(tokens, lowercase, createHash("sha256").update(text).digest("hex"));
+}
