@@ -1,0 +1,106 @@
+// Elastic scaling and failures leave the final parameters bitwise identical to an
+// undisturbed run: a compute actor SIGKILLed in the middle of a step, scaling 1 → 3 → 1
+// while training, a shard SIGKILLed (rollback to the last checkpoint and replay), and
+// stopping then resuming from a checkpoint with another number of shards.
+import { join } from "node:path";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { clusterDown, clusterScale, clusterUp, connectClient, fetchStatus, readClusterState } from "../../runtime/cluster.js";
+import { decodeMessage } from "../../runtime/codec.js";
+import { readCredentials } from "../../runtime/nats-server.js";
+import { connectNats, type NatsConnection } from "../../runtime/nats.js";
+import { subjects } from "../../runtime/subjects.js";
+import type { StepOrder } from "../../actors/protocol.js";
+import type { StepMetrics } from "../../tui/types.js";
+import { removeDir, runCli, tempDir, waitFor } from "../helpers/cluster.js";
+import { checkpointParamBytes, lastCheckpoint, writeTinyConfig } from "../helpers/training.js";
+
+const steps = 12;
+
+describe("faults and scaling keep the bits", () => {
+  const cwd = tempDir();
+  const runsRoot = join(cwd, "runs");
+  let config: string;
+  let reference: Buffer;
+
+  beforeAll(async () => {
+    config = writeTinyConfig(cwd, { steps, every: 4 });
+    const local = await runCli(["train", "--local", "--config", config, "--run", "reference"], cwd, 180_000);
+    expect(local.code, local.stderr).toBe(0);
+    reference = checkpointParamBytes(lastCheckpoint(join(runsRoot, "reference")));
+  }, 240_000);
+  afterAll(async () => {
+    for (const run of ["kill-compute", "scale", "kill-shard", "resume-a", "resume-b"]) await clusterDown({ run, runsRoot }).catch(() => undefined);
+    removeDir(cwd);
+  });
+
+  /** Starts a run in the background and watches its training traffic as the coordinator may. */
+  async function start(run: string, compute: number, shards = 1, resume?: string) {
+    const state = await clusterUp({ run, config, compute, shards, detach: true, runsRoot, steps, resume });
+    const coordinator = readCredentials(join(state.credsDir!, "coordinator.json"));
+    const nc = await connectNats({ url: state.natsUrl, creds: coordinator, name: `${run}/test` });
+    const metrics: StepMetrics[] = [];
+    const orders: StepOrder[] = [];
+    const events: { type: string; message: string; end?: string }[] = [];
+    const s = subjects(run);
+    nc.subscribe(s.metrics, { callback: (_e, m) => metrics.push(decodeMessage(m.data)) });
+    nc.subscribe(s.step, { callback: (_e, m) => orders.push(decodeMessage(m.data)) });
+    nc.subscribe(s.events, { callback: (_e, m) => events.push(decodeMessage(m.data)) });
+    await nc.flush();
+    const finished = () => waitFor(`${run} to finish`, () => events.find((e) => e.end), 240_000);
+    return { state, nc, metrics, orders, events, finished };
+  }
+
+  async function finalBytes(run: string, nc: NatsConnection): Promise<Buffer> {
+    await nc.close();
+    await clusterDown({ run, runsRoot });
+    return checkpointParamBytes(lastCheckpoint(join(runsRoot, run)));
+  }
+
+  it("survives a compute actor SIGKILLed in the middle of a step", async () => {
+    const r = await start("kill-compute", 2);
+    const order = await waitFor("a step order for two actors at step 3", () => r.orders.find((o) => o.step >= 3 && Object.keys(o.assignment).length === 2));
+    const victim = Object.keys(order.assignment).sort().at(-1)!;
+    const client = await connectClient(r.state);
+    const pid = (await fetchStatus(client, "kill-compute")).actors.find((a) => a.id === victim)!.pid;
+    await client.close();
+    process.kill(pid, "SIGKILL");
+    const end = await r.finished();
+    expect(end.end).toBe("finished");
+    expect(r.orders.some((o) => o.attempt > 0 && !(victim in o.assignment))).toBe(true); // its groups were re-dealt
+    expect((await finalBytes("kill-compute", r.nc)).equals(reference)).toBe(true);
+  }, 300_000);
+
+  it("scales 1 → 3 → 1 while training", async () => {
+    const r = await start("scale", 1);
+    await waitFor("step 2", () => r.metrics.find((m) => m.step >= 2));
+    await clusterScale({ run: "scale", compute: 3, runsRoot });
+    await waitFor("a step dealt to 3 actors", () => r.orders.find((o) => Object.keys(o.assignment).length === 3));
+    await clusterScale({ run: "scale", compute: 1, runsRoot });
+    await r.finished();
+    expect((await finalBytes("scale", r.nc)).equals(reference)).toBe(true);
+  }, 300_000);
+
+  it("rolls back and replays when a shard is SIGKILLed", async () => {
+    const r = await start("kill-shard", 1, 2);
+    await waitFor("step 6 (past the checkpoint at 4)", () => r.metrics.find((m) => m.step >= 6));
+    const client = await connectClient(r.state);
+    const shard = (await fetchStatus(client, "kill-shard")).actors.find((a) => a.kind === "param-shard")!;
+    await client.close();
+    process.kill(shard.pid, "SIGKILL");
+    await r.finished();
+    expect(r.events.some((e) => e.type === "rollback")).toBe(true);
+    expect((await finalBytes("kill-shard", r.nc)).equals(reference)).toBe(true);
+  }, 300_000);
+
+  it("resumes from a checkpoint with another number of shards", async () => {
+    const a = await start("resume-a", 1, 1);
+    await waitFor("step 8", () => a.metrics.find((m) => m.step >= 8));
+    await a.nc.close();
+    await clusterDown({ run: "resume-a", runsRoot }); // writes a checkpoint where it stands
+    const resumeFrom = lastCheckpoint(join(runsRoot, "resume-a"));
+    const b = await start("resume-b", 2, 2, resumeFrom);
+    await b.finished();
+    expect(readClusterState("resume-b", runsRoot)?.state).toBe("up");
+    expect((await finalBytes("resume-b", b.nc)).equals(reference)).toBe(true);
+  }, 300_000);
+});
