@@ -5,7 +5,8 @@
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { clusterDown, clusterScale, clusterUp, connectClient, fetchStatus, readClusterState } from "../../runtime/cluster.js";
-import { decodeMessage } from "../../runtime/codec.js";
+import { decodeMessage, encodeMessage, encodeTensorChunks, tensorFrom } from "../../runtime/codec.js";
+import { readFileSync } from "node:fs";
 import { readCredentials } from "../../runtime/nats-server.js";
 import { connectNats, type NatsConnection } from "../../runtime/nats.js";
 import { subjects } from "../../runtime/subjects.js";
@@ -29,7 +30,7 @@ describe("faults and scaling keep the bits", () => {
     reference = checkpointParamBytes(lastCheckpoint(join(runsRoot, "reference")));
   }, 240_000);
   afterAll(async () => {
-    for (const run of ["kill-compute", "scale", "kill-shard", "resume-a", "resume-b"]) await clusterDown({ run, runsRoot }).catch(() => undefined);
+    for (const run of ["kill-compute", "scale", "kill-shard", "resume-a", "resume-b", "garbage"]) await clusterDown({ run, runsRoot }).catch(() => undefined);
     removeDir(cwd);
   });
 
@@ -102,5 +103,26 @@ describe("faults and scaling keep the bits", () => {
     await b.finished();
     expect(readClusterState("resume-b", runsRoot)?.state).toBe("up");
     expect((await finalBytes("resume-b", b.nc)).equals(reference)).toBe(true);
+  }, 300_000);
+
+  it("rejects and logs malformed gradients from an authenticated client, refuses a stranger, and trains on", async () => {
+    const r = await start("garbage", 1);
+    await waitFor("step 2", () => r.metrics.find((m) => m.step >= 2));
+    const compute = readCredentials(join(r.state.credsDir!, "compute.json"));
+    const intruder = await connectNats({ url: r.state.natsUrl, creds: compute, name: "garbage/intruder" });
+    const s = subjects("garbage");
+    intruder.publish(s.gradients(0), new Uint8Array([0xc1, 0x00, 0xff])); // not msgpack
+    const step = r.metrics.at(-1)!.step;
+    const wrongShape = encodeTensorChunks(tensorFrom(new Float32Array(10), [10]), { step, block: { lo: 0, hi: 1 }, shard: 0, from: "intruder" }, 1 << 20);
+    for (const c of wrongShape) intruder.publish(s.gradients(0), c);
+    intruder.publish(s.step, encodeMessage({ step: 0 })); // compute may not order steps: refused by the server
+    await intruder.flush();
+    await intruder.close();
+    await expect(connectNats({ url: r.state.natsUrl, name: "stranger", timeoutMs: 2000 })).rejects.toThrow(/refused/);
+    await r.finished();
+    const log = readFileSync(join(runsRoot, "garbage", "logs", "shard-0.jsonl"), "utf8");
+    expect(log).toMatch(/"event":"rejected".*not valid msgpack/);
+    expect(log).toMatch(/"event":"rejected".*does not fit this shard/);
+    expect((await finalBytes("garbage", r.nc)).equals(reference)).toBe(true);
   }, 300_000);
 });
