@@ -13,24 +13,64 @@ export interface ReferenceKernels extends Kernels {
   downloadF64(src: Buf, n: number): Float64Array;
 }
 
-export function createReferenceKernels(opts: { precision?: "f32" | "f64" } = {}): ReferenceKernels {
+/**
+ * Where the reference keeps its buffers. By default a growable JS array; the WebAssembly
+ * backend hands in its module's memory, so the kernels it does not implement in WebAssembly
+ * run as these plain loops over the same buffers.
+ */
+export interface Arena {
+  f32: Float32Array | Float64Array;
+  i32: Int32Array | Float64Array;
+  /** Makes room for at least `elements`; the views above are replaced. */
+  grow(elements: number): void;
+}
+
+function jsArena(precision: "f32" | "f64"): Arena {
+  const make = (n: number) => (precision === "f64" ? new Float64Array(n) : new Float32Array(n));
+  const arena: Arena = {
+    f32: make(1 << 16),
+    i32: new Int32Array(0),
+    grow(elements) {
+      if (elements <= arena.f32.length) return;
+      let size = arena.f32.length;
+      while (size < elements) size *= 2;
+      const next = make(size);
+      next.set(arena.f32);
+      arena.f32 = next;
+      arena.i32 = precision === "f64" ? (next as Float64Array) : new Int32Array(next.buffer);
+    },
+  };
+  arena.i32 = precision === "f64" ? (arena.f32 as Float64Array) : new Int32Array(arena.f32.buffer);
+  return arena;
+}
+
+export interface ReferenceOptions {
+  precision?: "f32" | "f64";
+  arena?: Arena;
+  /** First element handed out (the WebAssembly module's own data sits below it). */
+  firstElement?: number;
+  /** Round every allocation up to a multiple of this many elements. */
+  align?: number;
+  name?: string;
+}
+
+export function createReferenceKernels(opts: ReferenceOptions = {}): ReferenceKernels {
   const precision = opts.precision ?? "f32";
   // One arena; a Buf is an element index into it. Integers (ids, labels, masks) live in
   // the same slots: as int32 in f32 mode, as exact doubles in f64 mode.
-  let mem: Float32Array | Float64Array = precision === "f64" ? new Float64Array(1 << 16) : new Float32Array(1 << 16);
-  let ints: Int32Array | Float64Array = precision === "f64" ? (mem as Float64Array) : new Int32Array(mem.buffer);
-  let top = 1; // address 0 is never handed out
+  const arena = opts.arena ?? jsArena(precision);
+  let mem = arena.f32;
+  let ints = arena.i32;
+  const align = opts.align ?? 1;
+  let top = Math.max(1, opts.firstElement ?? 1); // address 0 is never handed out
   const sizes = new Map<number, number>();
   const freeBySize = new Map<number, number[]>();
 
   const grow = (need: number) => {
     if (need <= mem.length) return;
-    let size = mem.length;
-    while (size < need) size *= 2;
-    const next = precision === "f64" ? new Float64Array(size) : new Float32Array(size);
-    next.set(mem);
-    mem = next;
-    ints = precision === "f64" ? (mem as Float64Array) : new Int32Array(mem.buffer);
+    arena.grow(need);
+    mem = arena.f32;
+    ints = arena.i32;
   };
 
   const f = (b: Buf, i: number) => mem[b + i]!;
@@ -38,15 +78,16 @@ export function createReferenceKernels(opts: { precision?: "f32" | "f64" } = {})
   const int = (b: Buf, i: number) => ints[b + i]!;
 
   const k: ReferenceKernels = {
-    name: "reference",
+    name: opts.name ?? "reference",
     precision,
 
     alloc(count) {
+      count = Math.max(align, Math.ceil(count / align) * align);
       const reuse = freeBySize.get(count)?.pop();
       const addr = reuse ?? top;
       if (reuse === undefined) {
-        top += Math.max(1, count);
-        grow(top);
+        grow(top + count);
+        top += count;
       }
       mem.fill(0, addr, addr + count);
       sizes.set(addr, count);

@@ -18,6 +18,7 @@ import { beginCheckpoint, finishCheckpoint, layoutSummary, readCheckpointRange, 
 import { Encoder, type MaskedBatch } from "./encoder.js";
 import type { Kernels } from "./kernels.js";
 import { createReferenceKernels } from "./kernels-reference.js";
+import { createWasmKernels } from "../kernels-wasm/index.js";
 import { CHUNK, initParameters, parameterCount, parameterLayout, type ParamLayout } from "./layout.js";
 import { applyMasking } from "./masking.js";
 import { applyAdamW, clipFactor, learningRate } from "./optimizer.js";
@@ -113,15 +114,17 @@ export async function openTraining(options: TrainingOptions) {
       return out;
     },
 
+    /**
+     * The backend of this process: "reference" on request, else WebAssembly (relaxed SIMD
+     * where the engine has it). "auto" and "cuda" say so in the reason when no GPU backend
+     * is available here.
+     */
     async createKernels(backend: string): Promise<{ kernels: Kernels; reason: string }> {
       if (backend === "reference") return { kernels: createReferenceKernels(), reason: "asked for the reference kernels" };
-      try {
-        const wasm = (await import(["..", "kernels-wasm", "index.js"].join("/"))) as { createWasmKernels?: () => Promise<Kernels> };
-        if (wasm.createWasmKernels) return { kernels: await wasm.createWasmKernels(), reason: backend === "cuda" ? "no CUDA backend in this build: WebAssembly" : "WebAssembly SIMD" };
-      } catch {
-        /* not built yet: fall through */
-      }
-      return { kernels: createReferenceKernels(), reason: "the WebAssembly kernels are not built: plain TypeScript reference kernels" };
+      const kernels = await createWasmKernels();
+      const simd = kernels.name === "wasm-relaxed" ? "WebAssembly relaxed SIMD" : "WebAssembly SIMD";
+      const reason = backend === "wasm" ? simd : `${simd}: no CUDA backend in this build`;
+      return { kernels, reason };
     },
 
     createModel(kernels: Kernels): TrainingModel {

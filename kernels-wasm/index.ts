@@ -1,0 +1,116 @@
+// The WebAssembly backend of the Kernels interface.
+//
+// Owns: loading the AssemblyScript module (the relaxed-SIMD build where the engine
+// validates it, else plain SIMD), its memory (grown on demand, refused past 4 GiB with an
+// error naming the size asked), and the dispatch: matmul, attention and the elementwise
+// updates run in WebAssembly; the other kernels are the reference loops running over the
+// same WebAssembly memory (they are a small share of a step; see docs/kernels.md).
+// Never: mixes builds within a process: one process, one module, the same bits every time.
+import { existsSync, readFileSync } from "node:fs";
+import { dirname, join } from "node:path";
+import { fileURLToPath } from "node:url";
+import type { Buf, Kernels, MatmulArgs } from "../model/kernels.js";
+import { createReferenceKernels, type Arena } from "../model/kernels-reference.js";
+
+interface Exports {
+  memory: WebAssembly.Memory;
+  matmul(out: number, a: number, b: number, m: number, n: number, k: number, alpha: number, accumulate: number): void;
+  transpose(dst: number, src: number, rows: number, cols: number): void;
+  add(out: number, a: number, b: number, n: number): void;
+  axpy(y: number, x: number, n: number, alpha: number): void;
+  scale(x: number, n: number, s: number): void;
+  adamw(p: number, g: number, m: number, v: number, n: number, lr: number, b1: number, b2: number, eps: number, wd: number, c1: number, c2: number): void;
+  sumSquares(out: number, x: number, n: number, chunk: number): void;
+  attention(out: number, probs: number, qkv: number, mask: number, b: number, t: number, h: number, d: number, scale: number): void;
+  attentionBackward(dqkv: number, dout: number, qkv: number, probs: number, b: number, t: number, h: number, d: number, scale: number, scratch: number): void;
+}
+
+const PAGE = 65536;
+const MAX_BYTES = 4 * 1024 ** 3;
+
+function buildDir(): string {
+  let dir = dirname(fileURLToPath(import.meta.url));
+  while (!existsSync(join(dir, "package.json"))) dir = dirname(dir);
+  return join(dir, "kernels-wasm", "build");
+}
+
+/** Whether this engine runs relaxed SIMD (Node 20 needs --experimental-wasm-relaxed-simd). */
+export function relaxedSimdSupported(): boolean {
+  const file = join(buildDir(), "kernels-relaxed.wasm");
+  return existsSync(file) && WebAssembly.validate(readFileSync(file));
+}
+
+export async function createWasmKernels(opts: { relaxed?: boolean | "auto" } = {}): Promise<Kernels> {
+  const dir = buildDir();
+  const plain = join(dir, "kernels.wasm");
+  if (!existsSync(plain)) throw new Error(`${plain} is missing: run \`npm run build:wasm\`.`);
+  const wantRelaxed = opts.relaxed ?? "auto";
+  const relaxed = wantRelaxed === true || (wantRelaxed === "auto" && relaxedSimdSupported());
+  if (wantRelaxed === true && !relaxedSimdSupported()) throw new Error("this engine does not support relaxed SIMD (Node 20: run with --experimental-wasm-relaxed-simd)");
+  const bytes = readFileSync(relaxed ? join(dir, "kernels-relaxed.wasm") : plain);
+  const { instance } = await WebAssembly.instantiate(bytes, { env: { abort: () => { throw new Error("WebAssembly kernel aborted"); } } });
+  const w = instance.exports as unknown as Exports;
+
+  const arena: Arena = {
+    f32: new Float32Array(w.memory.buffer),
+    i32: new Int32Array(w.memory.buffer),
+    grow(elements) {
+      const bytesNeeded = elements * 4;
+      if (bytesNeeded > MAX_BYTES)
+        throw new Error(`WebAssembly memory cannot hold ${(bytesNeeded / 1024 ** 3).toFixed(2)} GiB: the limit is 4 GiB; use a smaller batch or model on this backend.`);
+      const have = w.memory.buffer.byteLength;
+      if (bytesNeeded > have) w.memory.grow(Math.ceil((Math.max(bytesNeeded, Math.min(MAX_BYTES, have * 2)) - have) / PAGE));
+      arena.f32 = new Float32Array(w.memory.buffer);
+      arena.i32 = new Int32Array(w.memory.buffer);
+    },
+  };
+  // The module's own data lives in its first page; buffers start above it, 16-byte aligned.
+  const k = createReferenceKernels({ arena, firstElement: PAGE / 4, align: 4, name: relaxed ? "wasm-relaxed" : "wasm" });
+  const ptr = (b: Buf) => b * 4;
+
+  k.matmul = ({ out, a, b, m, n, k: kk, transA, transB, accumulate, alpha = 1, batch = 1, strideA, strideB, strideOut }: MatmulArgs) => {
+    const sa = strideA ?? m * kk;
+    const sb = strideB ?? kk * n;
+    const so = strideOut ?? m * n;
+    // Every layout becomes A (M,K) · B (K,N): transposed operands are copied first.
+    const at = transA ? k.alloc(m * kk) : undefined;
+    const bt = transB ? k.alloc(kk * n) : undefined;
+    try {
+      for (let p = 0; p < batch; p++) {
+        const A = (a + p * sa) as Buf;
+        const B = (b + p * sb) as Buf;
+        if (at) w.transpose(ptr(at), ptr(A), kk, m);
+        if (bt) w.transpose(ptr(bt), ptr(B), n, kk);
+        w.matmul(ptr((out + p * so) as Buf), ptr(at ?? A), ptr(bt ?? B), m, n, kk, alpha, accumulate ? 1 : 0);
+      }
+    } finally {
+      if (at) k.free(at);
+      if (bt) k.free(bt);
+    }
+  };
+  k.add = (out, a, b, n) => w.add(ptr(out), ptr(a), ptr(b), n);
+  k.axpy = (y, x, n, alpha) => w.axpy(ptr(y), ptr(x), n, alpha);
+  k.scale = (x, n, s) => w.scale(ptr(x), n, s);
+  k.adamw = (p, g, m, v, n, a) =>
+    w.adamw(ptr(p), ptr(g), ptr(m), ptr(v), n, a.lr, a.beta1, a.beta2, a.eps, a.weightDecay, 1 - Math.pow(a.beta1, a.step), 1 - Math.pow(a.beta2, a.step));
+  k.sumSquares = (x, n, chunk) => {
+    const chunks = Math.ceil(n / chunk);
+    const out = k.alloc(chunks * 2); // f64 per chunk
+    try {
+      w.sumSquares(ptr(out), ptr(x), n, chunk);
+      return new Float64Array(w.memory.buffer.slice(ptr(out), ptr(out) + chunks * 8));
+    } finally {
+      k.free(out);
+    }
+  };
+  k.attention = (out, saved, qkv, mask, { b, t, h, d }, scale) => w.attention(ptr(out), ptr(saved), ptr(qkv), ptr(mask), b, t, h, d, scale);
+  k.attentionBackward = (dQkv, dOut, qkv, _out, saved, _mask, { b, t, h, d }, scale) => {
+    const scratch = k.alloc(t);
+    try {
+      w.attentionBackward(ptr(dQkv), ptr(dOut), ptr(qkv), ptr(saved), b, t, h, d, scale, ptr(scratch));
+    } finally {
+      k.free(scratch);
+    }
+  };
+  return k;
+}
