@@ -42,7 +42,8 @@ export class StepDriver {
   private reports = new Map<string, ShardReport>();
   private done = new Map<number, GroupDone>();
   private doneBy = new Map<string, GroupDone[]>();
-  private wake: () => void = () => {};
+  /** The checks of pending until() calls; wake() runs them all. */
+  private readonly waiters = new Set<() => void>();
   private checkpointAsked = false;
   private shardDied = false;
   private lastCheckpoint?: string;
@@ -97,19 +98,33 @@ export class StepDriver {
     this.wake();
   }
 
+  /**
+   * Resolves true once `ready()` holds (checked whenever a report or a membership change
+   * arrives, and every 250 ms), false on a stop, a shard's death or the timeout.
+   */
   private until(ready: () => boolean, timeoutMs = Infinity): Promise<boolean> {
     const deadline = Date.now() + timeoutMs;
     return new Promise((resolve) => {
-      const check = () => {
-        if (this.stopping) return resolve(false);
-        if (this.shardDied) return resolve(false);
-        if (ready()) return resolve(true);
-        if (Date.now() >= deadline) return resolve(false);
-        this.wake = check;
-        setTimeout(check, Math.min(250, Math.max(1, deadline - Date.now())));
+      let timer: NodeJS.Timeout | undefined;
+      const settle = (value: boolean) => {
+        this.waiters.delete(check);
+        clearTimeout(timer);
+        resolve(value);
       };
+      const check = () => {
+        if (this.stopping || this.shardDied) return settle(false);
+        if (ready()) return settle(true);
+        if (Date.now() >= deadline) return settle(false);
+        clearTimeout(timer);
+        timer = setTimeout(check, Math.min(250, Math.max(1, deadline - Date.now())));
+      };
+      this.waiters.add(check);
       check();
     });
+  }
+
+  private wake(): void {
+    for (const check of [...this.waiters]) check();
   }
 
   private shardsReport(phase: ShardReport["phase"], step: number): ShardReport[] | undefined {

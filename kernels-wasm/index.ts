@@ -9,6 +9,7 @@
 import { existsSync, readFileSync } from "node:fs";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
+import { setFlagsFromString } from "node:v8";
 import type { Buf, Kernels, MatmulArgs } from "../model/kernels.js";
 import { createReferenceKernels, type Arena } from "../model/kernels-reference.js";
 
@@ -34,10 +35,18 @@ function buildDir(): string {
   return join(dir, "kernels-wasm", "build");
 }
 
-/** Whether this engine runs relaxed SIMD (Node 20 needs --experimental-wasm-relaxed-simd). */
+/**
+ * Whether this engine runs relaxed SIMD. Node 20 has it behind a V8 flag, which we turn on
+ * here rather than on every command line: every process then loads the same build, and the
+ * same backend is what makes a cluster's bits equal `train --local`'s.
+ */
 export function relaxedSimdSupported(): boolean {
   const file = join(buildDir(), "kernels-relaxed.wasm");
-  return existsSync(file) && WebAssembly.validate(readFileSync(file));
+  if (!existsSync(file)) return false;
+  const bytes = readFileSync(file);
+  if (WebAssembly.validate(bytes)) return true;
+  setFlagsFromString("--experimental-wasm-relaxed-simd");
+  return WebAssembly.validate(bytes);
 }
 
 export async function createWasmKernels(opts: { relaxed?: boolean | "auto" } = {}): Promise<Kernels> {

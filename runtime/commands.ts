@@ -1,6 +1,8 @@
 // CLI commands of the runtime: cluster up/status/scale/down and worker join.
 import { Command, InvalidArgumentError, Option } from "commander";
-import { clusterDown, clusterScale, clusterUp, connectClient, fetchStatus, readClusterState, resolveRun, workerJoin } from "./cluster.js";
+import { existsSync, readdirSync, readFileSync } from "node:fs";
+import { join, relative } from "node:path";
+import { clusterDown, clusterScale, clusterUp, connectClient, fetchStatus, readClusterState, resolveRun, runDir, workerJoin } from "./cluster.js";
 import { runDashboard } from "../tui/dashboard.js";
 import { NatsDashboardSource } from "./dashboard-source.js";
 import { UserError } from "./errors.js";
@@ -115,5 +117,17 @@ async function followInForeground(run: string, tui: boolean): Promise<void> {
     return;
   }
   await clusterDown({ run });
-  process.stdout.write(`run "${run}" is down.\n`);
+  process.stdout.write(`${runSummary(run)}\n`);
+}
+
+/** One line: steps, loss from first to last, the newest checkpoint. */
+function runSummary(run: string): string {
+  const dir = runDir(run);
+  const metricsFile = join(dir, "metrics.jsonl");
+  if (!existsSync(metricsFile)) return `run "${run}" is down.`;
+  const steps = readFileSync(metricsFile, "utf8").trim().split("\n").filter(Boolean).map((l) => JSON.parse(l) as { step: number; loss: number });
+  const checkpoints = existsSync(join(dir, "checkpoints")) ? readdirSync(join(dir, "checkpoints")).filter((n) => /^step-\d{6}$/.test(n)).sort() : [];
+  const last = steps.at(-1);
+  const checkpoint = checkpoints.length ? relative(process.cwd(), join(dir, "checkpoints", checkpoints.at(-1)!)) : "none";
+  return `run "${run}" is down: ${last?.step ?? 0} steps, loss ${steps[0]?.loss.toFixed(3) ?? "-"} → ${last?.loss.toFixed(3) ?? "-"}, checkpoint ${checkpoint}`;
 }

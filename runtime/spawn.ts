@@ -1,9 +1,9 @@
 // Starting actor processes.
 //
-// Owns: the command line of an actor process (node, its flags, the entry file) and how its
+// Owns: the command line of an actor process (node and the entry file) and how its
 // spec reaches it (the AZE_ACTOR_SPEC environment variable, never argv: it holds a password).
 // Never: decides where or how many actors run; that is the coordinator's and agents' job.
-import { spawn, spawnSync, type ChildProcess } from "node:child_process";
+import { spawn, type ChildProcess } from "node:child_process";
 import { existsSync, mkdirSync, openSync } from "node:fs";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
@@ -20,20 +20,6 @@ export const packageRoot = (() => {
 export const actorEntry = join(packageRoot, "dist", "runtime", "actor-main.js");
 export const cliEntry = join(packageRoot, "dist", "runtime", "cli.js");
 
-let nodeFlags: string[] | undefined;
-/**
- * Node flags for actor processes: relaxed SIMD for the WebAssembly kernels where this Node
- * knows the flag (Node 20 needs it; newer Nodes enable the feature by default).
- */
-export function actorNodeFlags(): string[] {
-  if (!nodeFlags) {
-    const flag = "--experimental-wasm-relaxed-simd";
-    const probe = spawnSync(process.execPath, [flag, "-e", "0"], { stdio: "ignore" });
-    nodeFlags = probe.status === 0 ? [flag] : [];
-  }
-  return nodeFlags;
-}
-
 /**
  * Spawns one actor process; its stdout and stderr go to `<runDir>/logs/<id>.out`.
  * `detached` starts it in its own process session so it outlives the spawner.
@@ -42,7 +28,7 @@ export function spawnActor(spec: ActorSpec, opts: { detached?: boolean } = {}): 
   if (!existsSync(actorEntry)) throw new Error(`${actorEntry} is missing: run \`npm run build\` first.`);
   mkdirSync(join(spec.runDir, "logs"), { recursive: true });
   const out = openSync(join(spec.runDir, "logs", `${spec.id}.out`), "a");
-  const child = spawn(process.execPath, [...actorNodeFlags(), actorEntry], {
+  const child = spawn(process.execPath, [actorEntry], {
     env: { ...process.env, AZE_ACTOR_SPEC: JSON.stringify(spec) },
     stdio: ["ignore", out, out],
     detached: opts.detached ?? false,

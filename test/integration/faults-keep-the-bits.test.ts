@@ -8,7 +8,7 @@ import { clusterDown, clusterScale, clusterUp, connectClient, fetchStatus, readC
 import { decodeMessage, encodeMessage, encodeTensorChunks, tensorFrom } from "../../runtime/codec.js";
 import { readFileSync } from "node:fs";
 import { readCredentials } from "../../runtime/nats-server.js";
-import { connectNats, type NatsConnection } from "../../runtime/nats.js";
+import { connectNats, requestMessage, type NatsConnection } from "../../runtime/nats.js";
 import { subjects } from "../../runtime/subjects.js";
 import type { StepOrder } from "../../actors/protocol.js";
 import type { StepMetrics } from "../../tui/types.js";
@@ -59,22 +59,41 @@ describe("faults and scaling keep the bits", () => {
 
   it("survives a compute actor SIGKILLed in the middle of a step", async () => {
     const r = await start("kill-compute", 2);
-    const order = await waitFor("a step order for two actors at step 3", () => r.orders.find((o) => o.step >= 3 && Object.keys(o.assignment).length === 2));
-    const victim = Object.keys(order.assignment).sort().at(-1)!;
     const client = await connectClient(r.state);
-    const pid = (await fetchStatus(client, "kill-compute")).actors.find((a) => a.id === victim)!.pid;
+    const computes = await waitFor("two compute actors", async () => {
+      const c = (await fetchStatus(client, "kill-compute")).actors.filter((a) => a.kind === "compute");
+      return c.length === 2 ? c : undefined;
+    });
     await client.close();
-    process.kill(pid, "SIGKILL");
+    const victim = computes.sort((a, b) => a.id.localeCompare(b.id)).at(-1)!;
+    // Killed the moment the order for step 4 reaches us: while it computes its groups.
+    let killedAt = -1;
+    r.nc.subscribe(subjects("kill-compute").step, {
+      callback: (_e, m) => {
+        const order = decodeMessage<StepOrder>(m.data);
+        if (killedAt < 0 && order.step >= 3 && victim.id in order.assignment) {
+          process.kill(victim.pid, "SIGKILL");
+          killedAt = order.step;
+        }
+      },
+    });
     const end = await r.finished();
     expect(end.end).toBe("finished");
-    expect(r.orders.some((o) => o.attempt > 0 && !(victim in o.assignment))).toBe(true); // its groups were re-dealt
+    expect(killedAt).toBeGreaterThanOrEqual(3);
+    expect(r.orders.some((o) => o.step === killedAt && o.attempt > 0 && !(victim.id in o.assignment))).toBe(true); // its groups were re-dealt
     expect((await finalBytes("kill-compute", r.nc)).equals(reference)).toBe(true);
   }, 300_000);
 
   it("scales 1 → 3 → 1 while training", async () => {
     const r = await start("scale", 1);
     await waitFor("step 2", () => r.metrics.find((m) => m.step >= 2));
+    // Paused between steps, so the new actors surely join before the run ends.
+    await requestMessage(r.nc, subjects("scale").command, { type: "pause" });
     await clusterScale({ run: "scale", compute: 3, runsRoot });
+    const client = await connectClient(r.state);
+    await waitFor("3 ready compute actors", async () => (await fetchStatus(client, "scale")).actors.filter((a) => a.kind === "compute" && a.state === "ready").length === 3 || undefined);
+    await client.close();
+    await requestMessage(r.nc, subjects("scale").command, { type: "resume" });
     await waitFor("a step dealt to 3 actors", () => r.orders.find((o) => Object.keys(o.assignment).length === 3));
     await clusterScale({ run: "scale", compute: 1, runsRoot });
     await r.finished();
@@ -84,10 +103,13 @@ describe("faults and scaling keep the bits", () => {
   it("rolls back and replays when a shard is SIGKILLed", async () => {
     const r = await start("kill-shard", 1, 2);
     await waitFor("step 6 (past the checkpoint at 4)", () => r.metrics.find((m) => m.step >= 6));
+    await requestMessage(r.nc, subjects("kill-shard").command, { type: "pause" }); // so the kill lands mid-run
     const client = await connectClient(r.state);
     const shard = (await fetchStatus(client, "kill-shard")).actors.find((a) => a.kind === "param-shard")!;
     await client.close();
     process.kill(shard.pid, "SIGKILL");
+    await waitFor("the rollback", () => r.events.find((e) => e.type === "rollback"));
+    await requestMessage(r.nc, subjects("kill-shard").command, { type: "resume" });
     await r.finished();
     expect(r.events.some((e) => e.type === "rollback")).toBe(true);
     expect((await finalBytes("kill-shard", r.nc)).equals(reference)).toBe(true);
