@@ -30,6 +30,8 @@ export class Compute extends Actor {
   private backendReason = "";
 
   protected override async onStart(): Promise<void> {
+    // A run without a training config only lives: registers, heartbeats, obeys stop.
+    if (!this.spec.options.configFile) return;
     this.training = await openTraining(this.spec.options as unknown as TrainingOptions);
     const { kernels, reason } = await this.training.createKernels(String(this.spec.options.backend ?? "auto"));
     this.backendName = kernels.name;
@@ -45,7 +47,7 @@ export class Compute extends Actor {
   }
 
   protected override status(): Record<string, unknown> {
-    return { backend: this.backendName.startsWith("cuda") ? "cuda" : "wasm", backendName: this.backendName, backendReason: this.backendReason, groups: this.groups, version: this.version };
+    return { backend: !this.backendName ? undefined : this.backendName.startsWith("cuda") ? "cuda" : "wasm", backendName: this.backendName, backendReason: this.backendReason, groups: this.groups, version: this.version };
   }
 
   private onParamsChunk(data: Uint8Array): void {

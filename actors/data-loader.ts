@@ -16,6 +16,8 @@ export class DataLoader extends Actor {
   private served = 0;
 
   protected override async onStart(): Promise<void> {
+    // A run without a training config only lives: registers, heartbeats, obeys stop.
+    if (!this.spec.options.configFile) return;
     const training = await openTraining(this.spec.options as unknown as TrainingOptions);
     this.data = training.openData();
     this.nc.subscribe(this.subjects.batch, {

@@ -38,6 +38,8 @@ export class ParamShard extends Actor {
   }
 
   protected override async onStart(): Promise<void> {
+    // A run without a training config only lives: registers, heartbeats, obeys stop.
+    if (!this.spec.options.configFile) return;
     this.training = await openTraining(this.spec.options as unknown as TrainingOptions);
     this.kernels = (await this.training.createKernels(String(this.spec.options.backend ?? "auto"))).kernels;
     const shards = this.training.shards;

@@ -15,7 +15,7 @@ import { createReferenceKernels, type Arena } from "../model/kernels-reference.j
 
 interface Exports {
   memory: WebAssembly.Memory;
-  matmul(out: number, a: number, b: number, m: number, n: number, k: number, alpha: number, accumulate: number): void;
+  matmul(out: number, a: number, b: number, m: number, n: number, k: number, alpha: number, accumulate: number, panel: number): void;
   transpose(dst: number, src: number, rows: number, cols: number): void;
   add(out: number, a: number, b: number, n: number): void;
   axpy(y: number, x: number, n: number, alpha: number): void;
@@ -84,15 +84,17 @@ export async function createWasmKernels(opts: { relaxed?: boolean | "auto" } = {
     // Every layout becomes A (M,K) · B (K,N): transposed operands are copied first.
     const at = transA ? k.alloc(m * kk) : undefined;
     const bt = transB ? k.alloc(kk * n) : undefined;
+    const panel = k.alloc(8 * kk);
     try {
       for (let p = 0; p < batch; p++) {
         const A = (a + p * sa) as Buf;
         const B = (b + p * sb) as Buf;
         if (at) w.transpose(ptr(at), ptr(A), kk, m);
         if (bt) w.transpose(ptr(bt), ptr(B), n, kk);
-        w.matmul(ptr((out + p * so) as Buf), ptr(at ?? A), ptr(bt ?? B), m, n, kk, alpha, accumulate ? 1 : 0);
+        w.matmul(ptr((out + p * so) as Buf), ptr(at ?? A), ptr(bt ?? B), m, n, kk, alpha, accumulate ? 1 : 0, ptr(panel));
       }
     } finally {
+      k.free(panel);
       if (at) k.free(at);
       if (bt) k.free(bt);
     }

@@ -17,20 +17,28 @@
 
 /**
  * out (M,N) = alpha · A (M,K) · B (K,N) (+ out when accumulate); all row-major, contiguous.
- * Register tile: 4 rows × 8 columns (8 v128 accumulators), k innermost; columns are walked
- * in strips of 8 so the strip of B (8 × K) stays in cache across all row tiles.
+ * Register tile: 4 rows × 8 columns (8 v128 accumulators), k innermost. Columns are walked
+ * in strips of 8; each strip of B is first packed into `panel` (K × 8, contiguous), so the
+ * inner loop reads B sequentially and the panel stays in cache across all row tiles.
+ * `panel` must hold 8·K floats.
  */
-export function matmul(out: usize, a: usize, b: usize, m: i32, n: i32, k: i32, alpha: f32, accumulate: i32): void {
+export function matmul(out: usize, a: usize, b: usize, m: i32, n: i32, k: i32, alpha: f32, accumulate: i32, panel: usize): void {
   const va = f32x4.splat(alpha);
   const n8 = n & ~7;
   for (let j = 0; j < n8; j += 8) {
+    for (let q = 0; q < k; q++) {
+      const src = b + (<usize>(q * n + j) << 2);
+      const dst = panel + (<usize>q << 5);
+      v128.store(dst, v128.load(src));
+      v128.store(dst, v128.load(src, 16), 16);
+    }
     let i = 0;
     for (; i + 4 <= m; i += 4) {
       let c00 = f32x4.splat(0), c01 = f32x4.splat(0), c10 = f32x4.splat(0), c11 = f32x4.splat(0);
       let c20 = f32x4.splat(0), c21 = f32x4.splat(0), c30 = f32x4.splat(0), c31 = f32x4.splat(0);
       const a0 = a + (<usize>(i * k) << 2), a1 = a0 + (<usize>k << 2), a2 = a1 + (<usize>k << 2), a3 = a2 + (<usize>k << 2);
-      let bp = b + (<usize>j << 2);
-      const bstride = <usize>n << 2;
+      let bp = panel;
+      const bstride: usize = 32;
       for (let q = 0; q < k; q++) {
         const b0 = v128.load(bp), b1 = v128.load(bp, 16);
         const x0 = f32x4.splat(load<f32>(a0 + (<usize>q << 2)));
@@ -51,12 +59,12 @@ export function matmul(out: usize, a: usize, b: usize, m: i32, n: i32, k: i32, a
     for (; i < m; i++) {
       let c0 = f32x4.splat(0), c1 = f32x4.splat(0);
       const ar = a + (<usize>(i * k) << 2);
-      let bp = b + (<usize>j << 2);
+      let bp = panel;
       for (let q = 0; q < k; q++) {
         const x = f32x4.splat(load<f32>(ar + (<usize>q << 2)));
         c0 = madd(x, v128.load(bp), c0);
         c1 = madd(x, v128.load(bp, 16), c1);
-        bp += <usize>n << 2;
+        bp += 32;
       }
       storeTile(out + (<usize>(i * n + j) << 2), c0, c1, va, accumulate);
     }
