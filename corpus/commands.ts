@@ -1,4 +1,98 @@
 // CLI commands of the text pipeline: corpus clean, tokenizer train/fertility, data prepare.
-import type { Command } from "commander";
+import { existsSync, readFileSync } from "node:fs";
+import { InvalidArgumentError, type Command } from "commander";
+import { UserError } from "../runtime/errors.js";
+import { cleanCorpus } from "./clean.js";
+import { prepareShards, trainTokenizer } from "./prepare.js";
+import { loadTokenizer, preTokenize } from "./tokenizer.js";
 
-export function registerCorpusCommands(_program: Command): void {}
+const number = (name: string, min = 0) => (v: string) => {
+  const n = Number(v);
+  if (!Number.isFinite(n) || n < min) throw new InvalidArgumentError(`${name} must be a number ≥ ${min}, got "${v}".`);
+  return n;
+};
+
+/** Tokens per whitespace word, characters per token and the share of [UNK] on a text. */
+export function fertility(tokenizerFile: string, text: string) {
+  const tokenizer = loadTokenizer(tokenizerFile);
+  let words = 0, tokens = 0, unknown = 0, chars = 0;
+  for (const line of text.split("\n")) {
+    if (!line.trim()) continue;
+    words += line.trim().split(/\s+/u).length;
+    chars += [...preTokenize(line).join("")].length;
+    const ids = tokenizer.encode(line).ids;
+    tokens += ids.length;
+    unknown += ids.filter((id) => id === tokenizer.special.unk).length;
+  }
+  return { tokenizer: tokenizerFile, vocabSize: tokenizer.vocabSize, words, tokens, tokensPerWord: tokens / words, charsPerToken: chars / tokens, unknownShare: unknown / Math.max(1, tokens) };
+}
+
+export function registerCorpusCommands(program: Command): void {
+  program
+    .command("corpus")
+    .description("prepare raw text")
+    .command("clean")
+    .description("NFC, keep Azerbaijani-Latin lines, drop exact and near duplicates and odd lengths")
+    .requiredOption("--in <files...>", "input text files, one document per line")
+    .requiredOption("--out <file>", "cleaned output")
+    .option("--near-dup-threshold <j>", "Jaccard similarity counted as a near duplicate", number("--near-dup-threshold"), 0.8)
+    .option("--min-chars <n>", "shortest line kept", number("--min-chars"), 20)
+    .option("--max-chars <n>", "longest line kept", number("--max-chars"), 100_000)
+    .option("--json", "the report as JSON")
+    .action(async (opts: { in: string[]; out: string; nearDupThreshold: number; minChars: number; maxChars: number; json?: boolean }) => {
+      for (const f of opts.in) if (!existsSync(f)) throw new UserError(`input ${f} does not exist.`);
+      const report = await cleanCorpus(opts.in, opts.out, { nearDuplicateThreshold: opts.nearDupThreshold, minChars: opts.minChars, maxChars: opts.maxChars });
+      if (opts.json) return void process.stdout.write(JSON.stringify(report) + "\n");
+      process.stdout.write(`lines in ${report.linesIn}, out ${report.linesOut}\n`);
+      for (const [why, n] of Object.entries(report.dropped).sort((a, b) => b[1] - a[1])) process.stdout.write(`  dropped ${String(n).padStart(8)}  ${why}\n`);
+    });
+
+  const tokenizer = program.command("tokenizer").description("train and measure tokenizers");
+  tokenizer
+    .command("train")
+    .description("train a WordPiece tokenizer and write a Hugging Face tokenizer.json")
+    .requiredOption("--input <files...>", "training text")
+    .option("--type <type>", "wordpiece (bpe and bytelevel-bpe are not built yet)", "wordpiece")
+    .requiredOption("--vocab-size <n>", "vocabulary size, special tokens included", number("--vocab-size", 16))
+    .requiredOption("--out <file>", "tokenizer.json to write")
+    .option("--no-lowercase", "keep case (default: Azerbaijani-aware lowercasing)")
+    .action(async (opts: { input: string[]; type: string; vocabSize: number; out: string; lowercase: boolean }) => {
+      if (opts.type !== "wordpiece") throw new UserError(`--type ${opts.type} is not available yet: use --type wordpiece.`);
+      const t = await trainTokenizer(opts.input, { vocabSize: opts.vocabSize, lowercase: opts.lowercase, out: opts.out });
+      process.stdout.write(`wrote ${opts.out}: WordPiece, ${t.vocabSize} tokens${t.vocabSize < opts.vocabSize ? ` (the text offers no more merges than that)` : ""}\n`);
+    });
+  tokenizer
+    .command("fertility")
+    .description("tokens per word, characters per token, share of [UNK]")
+    .requiredOption("--tokenizer <file>", "tokenizer.json")
+    .requiredOption("--input <file>", "text to measure on")
+    .option("--vs <files...>", "other tokenizer.json files to compare")
+    .option("--json", "machine-readable output")
+    .action((opts: { tokenizer: string; input: string; vs?: string[]; json?: boolean }) => {
+      if (!existsSync(opts.input)) throw new UserError(`input ${opts.input} does not exist.`);
+      const text = readFileSync(opts.input, "utf8");
+      const rows = [opts.tokenizer, ...(opts.vs ?? [])].map((f) => fertility(f, text));
+      if (opts.json) return void process.stdout.write(JSON.stringify(rows, null, 2) + "\n");
+      for (const r of rows)
+        process.stdout.write(`${r.tokenizer}: vocabulary ${r.vocabSize}, ${r.tokensPerWord.toFixed(3)} tokens/word, ${r.charsPerToken.toFixed(2)} chars/token, [UNK] ${(r.unknownShare * 100).toFixed(2)}%\n`);
+    });
+
+  program
+    .command("data")
+    .description("token shards")
+    .command("prepare")
+    .description("tokenize sources into tokens.bin/offsets.bin per collection and a manifest")
+    .requiredOption("--tokenizer <file>", "tokenizer.json")
+    .requiredOption("--source <specs...>", "NAME=PATH[:UPSCALE] (one document per line)")
+    .requiredOption("--out <dir>", "output folder (written atomically)")
+    .action(async (opts: { tokenizer: string; source: string[]; out: string }) => {
+      const sources = opts.source.map((spec) => {
+        const m = /^([a-z0-9][a-z0-9_-]*)=(.+?)(?::(\d+(?:\.\d+)?))?$/.exec(spec);
+        if (!m) throw new UserError(`--source ${spec}: write NAME=PATH or NAME=PATH:UPSCALE (name in lowercase letters, digits, - and _).`);
+        return { name: m[1]!, path: m[2]!, upscale: m[3] ? Number(m[3]) : 1 };
+      });
+      const t = loadTokenizer(opts.tokenizer);
+      await prepareShards(t, sources, opts.out, readFileSync(opts.tokenizer, "utf8"));
+      process.stdout.write(`wrote ${opts.out}: ${sources.map((s) => `${s.name} ×${s.upscale}`).join(", ")}\n`);
+    });
+}
