@@ -15,9 +15,13 @@ export interface CommPanelProps {
 export function timeSplit(computeMs: number, commMs: number, waitMs: number, width: number): [number, number, number] {
   const total = computeMs + commMs + waitMs;
   if (!(total > 0)) return [0, 0, 0];
-  const comm = Math.round((commMs / total) * width);
-  const wait = Math.round((waitMs / total) * width);
-  return [Math.max(0, width - comm - wait), comm, wait];
+  // Largest remainder: floor each share, then hand the cells left to the largest fractions,
+  // so the three always fill the width exactly (rounding each could overshoot it).
+  const exact = [computeMs, commMs, waitMs].map((ms) => (ms / total) * width);
+  const cells = exact.map(Math.floor) as [number, number, number];
+  const order = [0, 1, 2].sort((a, b) => exact[b]! - cells[b]! - (exact[a]! - cells[a]!) || a - b);
+  for (let left = width - cells[0] - cells[1] - cells[2], i = 0; left > 0; left--, i++) cells[order[i % 3]!]!++;
+  return cells;
 }
 
 export function CommPanel({ state, width }: CommPanelProps) {

@@ -51,6 +51,19 @@ describe("faults and scaling keep the bits", () => {
     return { state, nc, metrics, orders, events, finished };
   }
 
+  /** Pauses the run the moment step `n`'s metrics reach us, so a fault lands mid-run. */
+  function pauseAt(r: Awaited<ReturnType<typeof start>>, run: string, n: number): Promise<void> {
+    return new Promise((resolve) => {
+      const sub = r.nc.subscribe(subjects(run).metrics, {
+        callback: (_e, m) => {
+          if (decodeMessage<StepMetrics>(m.data).step < n) return;
+          sub.unsubscribe();
+          void requestMessage(r.nc, subjects(run).command, { type: "pause" }).then(() => resolve());
+        },
+      });
+    });
+  }
+
   async function finalBytes(run: string, nc: NatsConnection): Promise<Buffer> {
     await nc.close();
     await clusterDown({ run, runsRoot });
@@ -86,9 +99,7 @@ describe("faults and scaling keep the bits", () => {
 
   it("scales 1 → 3 → 1 while training", async () => {
     const r = await start("scale", 1);
-    await waitFor("step 2", () => r.metrics.find((m) => m.step >= 2));
-    // Paused between steps, so the new actors surely join before the run ends.
-    await requestMessage(r.nc, subjects("scale").command, { type: "pause" });
+    await pauseAt(r, "scale", 2); // the new actors surely join before the run ends
     await clusterScale({ run: "scale", compute: 3, runsRoot });
     const client = await connectClient(r.state);
     await waitFor("3 ready compute actors", async () => (await fetchStatus(client, "scale")).actors.filter((a) => a.kind === "compute" && a.state === "ready").length === 3 || undefined);
@@ -102,8 +113,7 @@ describe("faults and scaling keep the bits", () => {
 
   it("rolls back and replays when a shard is SIGKILLed", async () => {
     const r = await start("kill-shard", 1, 2);
-    await waitFor("step 6 (past the checkpoint at 4)", () => r.metrics.find((m) => m.step >= 6));
-    await requestMessage(r.nc, subjects("kill-shard").command, { type: "pause" }); // so the kill lands mid-run
+    await pauseAt(r, "kill-shard", 6); // past the checkpoint at 4, so the kill lands mid-run
     const client = await connectClient(r.state);
     const shard = (await fetchStatus(client, "kill-shard")).actors.find((a) => a.kind === "param-shard")!;
     await client.close();
@@ -129,7 +139,9 @@ describe("faults and scaling keep the bits", () => {
 
   it("rejects and logs malformed gradients from an authenticated client, refuses a stranger, and trains on", async () => {
     const r = await start("garbage", 1);
-    await waitFor("step 2", () => r.metrics.find((m) => m.step >= 2));
+    await pauseAt(r, "garbage", 2);
+    // A step already under way when the pause arrived still finishes: let it.
+    await new Promise((done) => setTimeout(done, 1500));
     const compute = readCredentials(join(r.state.credsDir!, "compute.json"));
     const intruder = await connectNats({ url: r.state.natsUrl, creds: compute, name: "garbage/intruder" });
     const s = subjects("garbage");
@@ -140,6 +152,7 @@ describe("faults and scaling keep the bits", () => {
     intruder.publish(s.step, encodeMessage({ step: 0 })); // compute may not order steps: refused by the server
     await intruder.flush();
     await intruder.close();
+    await requestMessage(r.nc, s.command, { type: "resume" });
     await expect(connectNats({ url: r.state.natsUrl, name: "stranger", timeoutMs: 2000 })).rejects.toThrow(/refused/);
     await r.finished();
     const log = readFileSync(join(runsRoot, "garbage", "logs", "shard-0.jsonl"), "utf8");

@@ -65,7 +65,8 @@ describe.skipIf(!hasTmux)("dashboard in a terminal", () => {
     writeFileSync(join(dir, "child.mts"), child);
     const raw = join(dir, "raw.log");
     const tsx = join(repo, "node_modules/.bin/tsx");
-    tmux("new-session", "-d", "-x", "80", "-y", "24", "-s", "dash", `${tsx} ${join(dir, "child.mts")}; sleep 60`);
+    // Ink draws only the last frame where CI is set (as it is in CI): the child must not see it.
+    tmux("new-session", "-d", "-x", "80", "-y", "24", "-s", "dash", `env -u CI ${tsx} ${join(dir, "child.mts")}; sleep 60`);
     tmux("pipe-pane", "-o", "-t", "dash", `cat > ${raw}`);
 
     await until(() => /step [1-9]\d*\/300/.test(screen()), "the first steps");
