@@ -4,28 +4,13 @@ import { InvalidArgumentError, type Command } from "commander";
 import { UserError } from "../runtime/errors.js";
 import { cleanCorpus } from "./clean.js";
 import { prepareShards, trainTokenizer } from "./prepare.js";
-import { loadTokenizer, preTokenize } from "./tokenizer.js";
+import { fertility, loadTokenizer } from "./tokenizer.js";
 
 const number = (name: string, min = 0) => (v: string) => {
   const n = Number(v);
   if (!Number.isFinite(n) || n < min) throw new InvalidArgumentError(`${name} must be a number ≥ ${min}, got "${v}".`);
   return n;
 };
-
-/** Tokens per whitespace word, characters per token and the share of [UNK] on a text. */
-export function fertility(tokenizerFile: string, text: string) {
-  const tokenizer = loadTokenizer(tokenizerFile);
-  let words = 0, tokens = 0, unknown = 0, chars = 0;
-  for (const line of text.split("\n")) {
-    if (!line.trim()) continue;
-    words += line.trim().split(/\s+/u).length;
-    chars += [...preTokenize(line).join("")].length;
-    const ids = tokenizer.encode(line).ids;
-    tokens += ids.length;
-    unknown += ids.filter((id) => id === tokenizer.special.unk).length;
-  }
-  return { tokenizer: tokenizerFile, vocabSize: tokenizer.vocabSize, words, tokens, tokensPerWord: tokens / words, charsPerToken: chars / tokens, unknownShare: unknown / Math.max(1, tokens) };
-}
 
 export function registerCorpusCommands(program: Command): void {
   program

@@ -278,3 +278,18 @@ export function loadTokenizer(file: string): WordPieceTokenizer {
   const lowercase = (json.normalizer?.normalizers ?? []).some((n) => n.type === "Lowercase");
   return new WordPieceTokenizer(tokens, lowercase, createHash("sha256").update(text).digest("hex"));
 }
+
+/** Tokens per whitespace word, characters per token and the share of [UNK] on a text. */
+export function fertility(tokenizerFile: string, text: string) {
+  const tokenizer = loadTokenizer(tokenizerFile);
+  let words = 0, tokens = 0, unknown = 0, chars = 0;
+  for (const line of text.split("\n")) {
+    if (!line.trim()) continue;
+    words += line.trim().split(/\s+/u).length;
+    chars += [...preTokenize(line).join("")].length;
+    const ids = tokenizer.encode(line).ids;
+    tokens += ids.length;
+    unknown += ids.filter((id) => id === tokenizer.special.unk).length;
+  }
+  return { tokenizer: tokenizerFile, vocabSize: tokenizer.vocabSize, words, tokens, tokensPerWord: tokens / words, charsPerToken: chars / tokens, unknownShare: unknown / Math.max(1, tokens) };
+}

@@ -6,9 +6,10 @@
 // with another number of shards), and verifying checksums and completeness.
 // Never: leaves a half-written checkpoint where a reader could take it for a whole one.
 import { createHash } from "node:crypto";
-import { closeSync, existsSync, fsyncSync, mkdirSync, openSync, readdirSync, readFileSync, renameSync, rmSync, writeFileSync } from "node:fs";
+import { closeSync, copyFileSync, existsSync, fsyncSync, mkdirSync, openSync, readdirSync, readFileSync, renameSync, rmSync, writeFileSync } from "node:fs";
 import { basename, dirname, join } from "node:path";
 import { UserError } from "../runtime/errors.js";
+import type { ModelConfig } from "./config.js";
 import type { ParamLayout } from "./layout.js";
 import { f32, readSafetensors, writeSafetensors } from "./safetensors.js";
 
@@ -33,6 +34,9 @@ export interface CheckpointManifest {
   layout: { name: string; offset: number; shape: number[]; size: number }[];
   architecture: string;
   vocabSize: number;
+  /** The model's architecture config, so a checkpoint can be evaluated or exported alone. */
+  model: ModelConfig;
+  seqLen: number;
   shards: SliceFile[];
 }
 
@@ -75,8 +79,12 @@ export function writeSlice(dir: string, index: number, count: number, start: num
   return { file, start, end: start + n, sha256: sha256File(join(dir, file)) };
 }
 
-/** Writes the manifest last, then renames the folder into place; keeps the newest `keep`. */
-export function finishCheckpoint(pending: PendingCheckpoint, manifest: Omit<CheckpointManifest, "format">, keep = Infinity): string {
+/**
+ * Writes the manifest last, then renames the folder into place; keeps the newest `keep`.
+ * `files` (the tokenizer.json) are copied in first, so the checkpoint stands alone.
+ */
+export function finishCheckpoint(pending: PendingCheckpoint, manifest: Omit<CheckpointManifest, "format">, keep = Infinity, files: Record<string, string> = {}): string {
+  for (const [name, from] of Object.entries(files)) copyFileSync(from, join(pending.temp, name));
   const whole = { format: checkpointFormat, ...manifest, shards: [...manifest.shards].sort((a, b) => a.start - b.start) };
   const covered = whole.shards.reduce((at, s) => (s.start === at ? s.end : NaN), 0);
   if (covered !== whole.total) throw new Error(`checkpoint slices do not cover [0, ${whole.total}) exactly`);

@@ -3,7 +3,10 @@ import { InvalidArgumentError, type Command } from "commander";
 import { UserError } from "../runtime/errors.js";
 import { presets } from "./config.js";
 import { parameterCount, parameterLayout } from "./layout.js";
+import { evaluate } from "./evaluate.js";
+import { exportCheckpoint, importHub } from "./hub.js";
 import { trainLocal } from "./train-local.js";
+import { join, resolve } from "node:path";
 
 const whole = (name: string) => (v: string) => {
   const n = Number(v);
@@ -52,5 +55,40 @@ export function registerModelCommands(program: Command): void {
       const first = result.losses[0] ?? NaN;
       const last = result.losses.at(-1) ?? NaN;
       process.stdout.write(`done in ${((Date.now() - t0) / 1000).toFixed(1)} s: loss ${first.toFixed(3)} → ${last.toFixed(3)}; checkpoint ${result.checkpoint ?? "none"}\n`);
+    });
+
+  program
+    .command("eval")
+    .description("MLM loss, pseudo-perplexity, bits per byte and fertility of a checkpoint on held-out text")
+    .requiredOption("--checkpoint <dir>", "checkpoint folder")
+    .requiredOption("--data <file|dir>", "held-out text (a file, or a folder of .txt files)")
+    .option("--max-sequences <n>", "sequences to score", whole("--max-sequences"), 200)
+    .option("--json", "machine-readable output")
+    .action(async (opts: { checkpoint: string; data: string; maxSequences: number; json?: boolean }) => {
+      const r = await evaluate(opts.checkpoint, opts.data, { maxSequences: opts.maxSequences });
+      if (opts.json) return void process.stdout.write(JSON.stringify(r, null, 2) + "\n");
+      process.stdout.write(
+        `step ${r.step}, ${r.sequences} sequences: MLM loss ${r.mlmLoss.toFixed(4)} (${r.maskedTokens} masked), pseudo-perplexity ${r.pseudoPerplexity.toFixed(2)}, ` +
+          `${r.bitsPerByte.toFixed(3)} bits/byte, ${r.tokensPerWord.toFixed(3)} tokens/word, [UNK] ${(r.unknownShare * 100).toFixed(2)}%\n`,
+      );
+    });
+
+  program
+    .command("export")
+    .description("write a Hugging Face folder: config.json, model.safetensors, tokenizer files")
+    .requiredOption("--checkpoint <dir>", "checkpoint folder")
+    .requiredOption("--out <dir>", "output folder")
+    .action((opts: { checkpoint: string; out: string }) => {
+      process.stdout.write(`wrote ${exportCheckpoint(opts.checkpoint, opts.out)}\n`);
+    });
+
+  program
+    .command("import")
+    .description("turn a Hugging Face folder (as export writes it) into a checkpoint to train or evaluate from")
+    .requiredOption("--hf <dir>", "Hugging Face model folder")
+    .option("--run <name>", "run folder under runs/ to hold the checkpoint", "imported")
+    .action((opts: { hf: string; run: string }) => {
+      const path = importHub(opts.hf, resolve(join("runs", opts.run)));
+      process.stdout.write(`wrote ${path}: resume from it with --resume\n`);
     });
 }

@@ -226,9 +226,12 @@ export async function openTraining(options: TrainingOptions) {
           layout: layoutSummary(layout),
           architecture: config.model.architecture,
           vocabSize: tokenizer.vocabSize,
+          model: config.model,
+          seqLen: config.data.seqLen,
           shards: slices,
         },
         config.checkpoint.keep,
+        { "tokenizer.json": join(options.shardsDir, "tokenizer.json") },
       );
     },
     stepOfCheckpoint: (path: string) => readManifest(path).step,

@@ -1,0 +1,134 @@
+// Export to and import from the Hugging Face folder layout.
+//
+// Owns: config.json (BertForMaskedLM for `bert`; for `neobert` the NeoBERT layout, documented
+// in docs/model.md), model.safetensors with the standard parameter names and shapes,
+// tokenizer.json, tokenizer_config.json and special_tokens_map.json; and turning such a
+// folder back into a checkpoint that training or evaluation starts from.
+// Never: writes half a folder (temporary folder, then rename).
+import { createHash } from "node:crypto";
+import { copyFileSync, existsSync, mkdirSync, readFileSync, renameSync, rmSync, writeFileSync } from "node:fs";
+import { dirname, join } from "node:path";
+import { UserError } from "../runtime/errors.js";
+import { beginCheckpoint, finishCheckpoint, readCheckpointRange, writeSlice } from "./checkpoint.js";
+import { modelConfigSchema, type ModelConfig } from "./config.js";
+import { parameterLayout } from "./layout.js";
+import { f32, readSafetensors, writeSafetensors } from "./safetensors.js";
+
+function hfConfig(model: ModelConfig, vocabSize: number, seqLen: number): Record<string, unknown> {
+  if (model.architecture === "bert")
+    return {
+      architectures: ["BertForMaskedLM"],
+      model_type: "bert",
+      vocab_size: vocabSize,
+      hidden_size: model.hidden,
+      num_hidden_layers: model.layers,
+      num_attention_heads: model.heads,
+      intermediate_size: model.intermediate,
+      hidden_act: model.gelu === "erf" ? "gelu" : "gelu_pytorch_tanh",
+      max_position_embeddings: model.maxPositions,
+      type_vocab_size: Math.max(1, model.typeVocabSize),
+      layer_norm_eps: model.normEps,
+      hidden_dropout_prob: model.dropout,
+      attention_probs_dropout_prob: model.attentionDropout,
+      initializer_range: 0.02,
+      pad_token_id: 0,
+      tie_word_embeddings: true,
+      aze_run: { seq_len: seqLen },
+    };
+  return {
+    architectures: ["NeoBERTLMHead"],
+    model_type: "neobert",
+    vocab_size: vocabSize,
+    hidden_size: model.hidden,
+    num_hidden_layers: model.layers,
+    num_attention_heads: model.heads,
+    intermediate_size: model.intermediate,
+    max_length: model.maxPositions,
+    norm_eps: model.normEps,
+    rope_theta: model.ropeBase,
+    pad_token_id: 0,
+    tie_word_embeddings: true,
+    aze_run: { seq_len: seqLen },
+  };
+}
+
+/** Writes a Hugging Face folder for a checkpoint; returns the folder. */
+export function exportCheckpoint(checkpoint: string, out: string): string {
+  const { params, manifest } = readCheckpointRange(checkpoint, 0, (JSON.parse(readFileSync(join(checkpoint, "manifest.json"), "utf8")) as { total: number }).total);
+  if (!manifest.model) throw new UserError(`${checkpoint} was written without its model config; export needs a checkpoint from this version of aze-run.`);
+  const tokenizer = join(checkpoint, "tokenizer.json");
+  if (!existsSync(tokenizer)) throw new UserError(`${checkpoint} has no tokenizer.json.`);
+  const layout = parameterLayout(manifest.model, manifest.vocabSize);
+  const temp = `${out}.tmp-${process.pid}`;
+  rmSync(temp, { recursive: true, force: true });
+  mkdirSync(temp, { recursive: true });
+  writeSafetensors(
+    join(temp, "model.safetensors"),
+    layout.entries.map((e) => ({ name: e.name, dtype: "F32" as const, shape: e.shape, data: params.subarray(e.offset, e.offset + e.size) })),
+    { format: "pt", aze_run_step: String(manifest.step) },
+  );
+  writeFileSync(join(temp, "config.json"), JSON.stringify(hfConfig(manifest.model, manifest.vocabSize, manifest.seqLen), null, 2) + "\n");
+  copyFileSync(tokenizer, join(temp, "tokenizer.json"));
+  const special = { pad_token: "[PAD]", unk_token: "[UNK]", cls_token: "[CLS]", sep_token: "[SEP]", mask_token: "[MASK]" };
+  writeFileSync(join(temp, "special_tokens_map.json"), JSON.stringify(special, null, 2) + "\n");
+  writeFileSync(join(temp, "tokenizer_config.json"), JSON.stringify({ tokenizer_class: "PreTrainedTokenizerFast", model_max_length: manifest.model.maxPositions, ...special }, null, 2) + "\n");
+  rmSync(out, { recursive: true, force: true });
+  mkdirSync(dirname(out), { recursive: true });
+  renameSync(temp, out);
+  return out;
+}
+
+/** Reads a Hugging Face folder written by export into a step-0 checkpoint under `runDir`. */
+export function importHub(dir: string, runDir: string): string {
+  const configFile = join(dir, "config.json");
+  if (!existsSync(configFile)) throw new UserError(`${dir} has no config.json: is it a Hugging Face model folder?`);
+  const c = JSON.parse(readFileSync(configFile, "utf8")) as Record<string, number | string | string[] | Record<string, number>>;
+  const bert = c.model_type === "bert";
+  if (!bert && c.model_type !== "neobert") throw new UserError(`${configFile}: model_type "${c.model_type}" is not bert or neobert.`);
+  const model = modelConfigSchema.parse({
+    architecture: bert ? "bert" : "neobert",
+    hidden: c.hidden_size,
+    layers: c.num_hidden_layers,
+    heads: c.num_attention_heads,
+    intermediate: c.intermediate_size,
+    maxPositions: bert ? c.max_position_embeddings : c.max_length,
+    typeVocabSize: bert ? c.type_vocab_size : 0,
+    normEps: bert ? c.layer_norm_eps : c.norm_eps,
+    dropout: bert ? c.hidden_dropout_prob : 0,
+    attentionDropout: bert ? c.attention_probs_dropout_prob : 0,
+    gelu: c.hidden_act === "gelu" ? "erf" : "tanh",
+    ropeBase: bert ? 10000 : c.rope_theta,
+  });
+  const vocabSize = c.vocab_size as number;
+  const layout = parameterLayout(model, vocabSize);
+  const weights = readSafetensors(join(dir, "model.safetensors"));
+  const params = new Float32Array(layout.total);
+  for (const e of layout.entries) {
+    const t = weights.tensors.get(e.name);
+    if (!t || JSON.stringify(t.shape) !== JSON.stringify(e.shape)) throw new UserError(`${dir}/model.safetensors: ${e.name} is ${t ? `of shape ${JSON.stringify(t.shape)}` : "missing"}, expected ${JSON.stringify(e.shape)}.`);
+    params.set(f32(weights, e.name, dir), e.offset);
+  }
+  const pending = beginCheckpoint(runDir, 0);
+  if (!pending) throw new UserError(`${runDir} already holds a step-0 checkpoint: import into another --run.`);
+  const slice = writeSlice(pending.temp, 0, 1, 0, { params, m: new Float32Array(layout.total), v: new Float32Array(layout.total) });
+  const tokenizerText = readFileSync(join(dir, "tokenizer.json"), "utf8");
+  return finishCheckpoint(
+    pending,
+    {
+      step: 0,
+      configHash: "imported",
+      seed: 0,
+      tokenizerHash: createHash("sha256").update(tokenizerText).digest("hex"),
+      dataPosition: { nextSample: 0 },
+      total: layout.total,
+      layout: layout.entries.map(({ name, offset, shape, size }) => ({ name, offset, shape, size })),
+      architecture: model.architecture,
+      vocabSize,
+      model,
+      seqLen: (c.aze_run as Record<string, number> | undefined)?.seq_len ?? 128,
+      shards: [slice],
+    },
+    Infinity,
+    { "tokenizer.json": join(dir, "tokenizer.json") },
+  );
+}
