@@ -7,7 +7,7 @@
 // Never: combines groups across a block boundary, or sends a gradient that is not finite
 // without saying so (the shards' reports carry that to the coordinator).
 import { Actor, type ActorSpec } from "../runtime/actor.js";
-import { CodecError, decodeMessage, encodeMessage, tensorData, tensorFrom, TensorAssembler } from "../runtime/codec.js";
+import { decodeMessage, encodeMessage, tensorData, tensorFrom, TensorAssembler } from "../runtime/codec.js";
 import { publishTensor } from "../runtime/nats.js";
 import { alignedBlocks, blockKey, reduceTree, shardRanges } from "./reduction-tree.js";
 import type { BatchReply, BatchRequest, GradientMeta, GroupDone, StepOrder } from "./protocol.js";
@@ -51,13 +51,7 @@ export class Compute extends Actor {
   }
 
   private onParamsChunk(data: Uint8Array): void {
-    let whole;
-    try {
-      whole = this.assembler.accept(data);
-    } catch (err) {
-      this.log.warn("rejected", { reason: (err as CodecError).message });
-      return;
-    }
+    const whole = this.assemble(this.assembler, data);
     if (!whole) return;
     const { version, shard } = whole.meta;
     const range = this.ranges[shard];

@@ -7,7 +7,7 @@
 // of checkpoints. Never: adds a block twice, applies a step twice, or applies a gradient
 // whose reduction is incomplete or not finite.
 import { Actor } from "../runtime/actor.js";
-import { CodecError, tensorData, tensorFrom, TensorAssembler } from "../runtime/codec.js";
+import { tensorData, tensorFrom, TensorAssembler } from "../runtime/codec.js";
 import { publishTensor } from "../runtime/nats.js";
 import type { ActorSpec } from "../runtime/actor.js";
 import { blockKey, reduceTree, shardRanges } from "./reduction-tree.js";
@@ -73,13 +73,7 @@ export class ParamShard extends Actor {
   }
 
   private onGradientChunk(data: Uint8Array): void {
-    let whole;
-    try {
-      whole = this.assembler.accept(data);
-    } catch (err) {
-      this.log.warn("rejected", { reason: (err as CodecError).message });
-      return;
-    }
+    const whole = this.assemble(this.assembler, data);
     if (!whole) return;
     const { meta, tensor } = whole;
     const reject = (reason: string) => this.log.warn("rejected", { reason, from: meta?.from, step: meta?.step });

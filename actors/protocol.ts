@@ -12,6 +12,7 @@
 //   shard s      ─ train.shard-report {reduced, partials} ─▶ coordinator
 //   coordinator  ─ train.clip {t, clip, apply} ─▶ shards
 //   shard s      ─ applies AdamW, publishes version t+1, train.shard-report {applied}
+import type { BatchBytes } from "../model/training.js";
 import type { Block } from "./reduction-tree.js";
 
 export interface StepOrder {
@@ -67,15 +68,7 @@ export interface BatchRequest {
 }
 
 /** A masked micro-batch: every array is (batch, seqLen) row-major, as raw bytes. */
-export interface BatchReply {
-  ok: true;
-  batch: number;
-  seqLen: number;
-  inputIds: Uint8Array;
-  attentionMask: Uint8Array;
-  tokenTypeIds: Uint8Array;
-  labels: Uint8Array;
-}
+export type BatchReply = { ok: true } & BatchBytes;
 
 export type CheckpointOrder =
   | { op: "save"; step: number; dir: string; shards: number }

@@ -5,7 +5,7 @@
 // checks run in float64 arithmetic.
 // Never: optimises anything. Every loop is the textbook formula.
 import { dropoutKeeps } from "./counter-hash.js";
-import type { AdamWArgs, AttentionShape, Buf, GeluApproximation, Kernels, MatmulArgs } from "./kernels.js";
+import type { AdamWArgs, Buf, GeluApproximation, Kernels, MatmulArgs } from "./kernels.js";
 
 export interface ReferenceKernels extends Kernels {
   readonly precision: "f32" | "f64";

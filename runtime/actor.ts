@@ -4,7 +4,7 @@
 // bodies, the heartbeat loop, the actor's log, and a clean stop on SIGTERM/SIGINT.
 // Never: knows what a kind does; subclasses fill in onStart, onStop and status.
 import { hostname } from "node:os";
-import { CodecError, decodeMessage, encodeMessage } from "./codec.js";
+import { CodecError, decodeMessage, encodeMessage, type Reassembled, type TensorAssembler } from "./codec.js";
 import { createLogger, type Logger } from "./log.js";
 import { connectNats, type Msg, type NatsConnection } from "./nats.js";
 import type { Credentials } from "./nats-server.js";
@@ -136,6 +136,17 @@ export abstract class Actor {
 
   protected decodeBody<B>(data: Uint8Array, what: string): B {
     return decodeMessage<B>(data, what);
+  }
+
+  /** Feeds a tensor chunk to an assembler: the whole tensor once complete; a bad chunk is logged as rejected. */
+  protected assemble<M>(assembler: TensorAssembler<M>, data: Uint8Array): Reassembled<M> | undefined {
+    try {
+      return assembler.accept(data);
+    } catch (err) {
+      if (!(err instanceof CodecError)) throw err;
+      this.log.warn("rejected", { reason: err.message });
+      return undefined;
+    }
   }
 
   /** Publishes a msgpack message, unless the connection is closed for good. */
