@@ -44,7 +44,8 @@ class Layer(nn.Module):
         super().__init__(); s.qkv = nn.Linear(H, 3*H); s.o = nn.Linear(H, H); s.ln1 = nn.LayerNorm(H); s.f1 = nn.Linear(H, I); s.f2 = nn.Linear(I, H); s.ln2 = nn.LayerNorm(H)
     def forward(s, x):
         q, k, v = s.qkv(x).view(B, T, 3, NH, H // NH).permute(2, 0, 3, 1, 4)
-        a = torch.nn.functional.scaled_dot_product_attention(q, k, v).transpose(1, 2).reshape(B, T, H)
+        p = torch.softmax(q @ k.transpose(-1, -2) / (H // NH) ** 0.5, dim=-1)
+        a = (p @ v).transpose(1, 2).reshape(B, T, H)
         x = s.ln1(x + s.o(a)); return s.ln2(x + s.f2(torch.nn.functional.gelu(s.f1(x))))
 class Model(nn.Module):
     def __init__(s):

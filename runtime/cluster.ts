@@ -271,10 +271,18 @@ export async function clusterDown(opts: { run?: string; runsRoot?: string; quiet
 /** SIGTERM, then SIGKILL for whatever still lives when the grace period ends. */
 async function stopPids(pids: number[], graceMs: number): Promise<void> {
   const alive = () => pids.filter(isAlive);
-  for (const pid of alive()) process.kill(pid, "SIGTERM");
+  // A process may exit between the check and the signal: that is the goal, not an error.
+  const signal = (pid: number, sig: NodeJS.Signals) => {
+    try {
+      process.kill(pid, sig);
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== "ESRCH") throw err;
+    }
+  };
+  for (const pid of alive()) signal(pid, "SIGTERM");
   const deadline = Date.now() + graceMs;
   while (alive().length > 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
-  for (const pid of alive()) process.kill(pid, "SIGKILL");
+  for (const pid of alive()) signal(pid, "SIGKILL");
   while (alive().length > 0 && Date.now() < deadline + 2000) await new Promise((r) => setTimeout(r, 20));
 }
 
