@@ -6,7 +6,7 @@
 // the fixed tree, and sends each block's slice to the shard that owns it.
 // Never: combines groups across a block boundary, or sends a gradient that is not finite
 // without saying so (the shards' reports carry that to the coordinator).
-import { Actor, type ActorSpec } from "../runtime/actor.js";
+import { Actor } from "../runtime/actor.js";
 import { decodeMessage, encodeMessage, tensorData, tensorFrom, TensorAssembler } from "../runtime/codec.js";
 import { publishTensor } from "../runtime/nats.js";
 import { alignedBlocks, blockKey, reduceTree, shardRanges } from "./reduction-tree.js";
@@ -161,4 +161,3 @@ export class Compute extends Actor {
   }
 }
 
-export type { ActorSpec };

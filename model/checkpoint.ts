@@ -7,7 +7,7 @@
 // Never: leaves a half-written checkpoint where a reader could take it for a whole one.
 import { createHash } from "node:crypto";
 import { closeSync, copyFileSync, existsSync, fsyncSync, mkdirSync, openSync, readdirSync, readFileSync, renameSync, rmSync, writeFileSync } from "node:fs";
-import { basename, dirname, join } from "node:path";
+import { dirname, join } from "node:path";
 import { UserError } from "../runtime/errors.js";
 import type { ModelConfig } from "./config.js";
 import type { ParamLayout } from "./layout.js";
@@ -169,4 +169,3 @@ function fsyncPath(path: string): void {
   }
 }
 
-export const checkpointName = (path: string) => basename(path);

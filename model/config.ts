@@ -44,39 +44,28 @@ const bert = (hidden: number, heads: number, layers: number): ModelConfig => ({
   ropeBase: 10000,
 });
 
+const neobert = (hidden: number, heads: number, layers: number, intermediate: number, maxPositions: number): ModelConfig => ({
+  architecture: "neobert",
+  hidden,
+  layers,
+  heads,
+  intermediate,
+  maxPositions,
+  typeVocabSize: 0,
+  normEps: 1e-5,
+  dropout: 0,
+  attentionDropout: 0,
+  gelu: "tanh",
+  ropeBase: 10000,
+});
+
 export const presets: Record<string, ModelConfig> = {
   tiny: { ...bert(64, 4, 2), intermediate: 128, maxPositions: 128, dropout: 0, attentionDropout: 0 },
-  "tiny-neobert": {
-    architecture: "neobert",
-    hidden: 64,
-    layers: 2,
-    heads: 4,
-    intermediate: 128,
-    maxPositions: 128,
-    typeVocabSize: 0,
-    normEps: 1e-5,
-    dropout: 0,
-    attentionDropout: 0,
-    gelu: "tanh",
-    ropeBase: 10000,
-  },
+  "tiny-neobert": neobert(64, 4, 2, 128, 128),
   "allma-small": bert(512, 8, 4),
   "allma-base": bert(768, 12, 12),
   "allma-large": bert(1024, 16, 24),
-  azneobert: {
-    architecture: "neobert",
-    hidden: 768,
-    layers: 28,
-    heads: 12,
-    // FFN 3072 as published; SwiGLU keeps parameters level with a GELU FFN by taking two
-    // thirds of it for each of its halves, as NeoBERT does.
-    intermediate: 2048,
-    maxPositions: 4096,
-    typeVocabSize: 0,
-    normEps: 1e-5,
-    dropout: 0,
-    attentionDropout: 0,
-    gelu: "tanh",
-    ropeBase: 10000,
-  },
+  // FFN 3072 as published; SwiGLU keeps parameters level with a GELU FFN by taking two
+  // thirds of it for each of its halves, as NeoBERT does.
+  azneobert: neobert(768, 12, 28, 2048, 4096),
 };
