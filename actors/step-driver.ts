@@ -216,6 +216,9 @@ export class StepDriver {
       return;
     }
     for (const key of [...this.reports.keys()]) if (Number(key.split(":")[1]) <= step) this.reports.delete(key);
+    // Each compute actor reports its groups' losses after sending their gradients: the
+    // shards can finish first. Give the reports a moment so the step's loss is whole.
+    await this.until(() => this.done.size === this.training.groups, 5000);
     this.step = step + 1;
     this.recordMetrics(step, lr, gradNorm, t0, tReduced);
   }

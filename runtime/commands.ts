@@ -128,6 +128,8 @@ function runSummary(run: string): string {
   const steps = readFileSync(metricsFile, "utf8").trim().split("\n").filter(Boolean).map((l) => JSON.parse(l) as { step: number; loss: number });
   const checkpoints = existsSync(join(dir, "checkpoints")) ? readdirSync(join(dir, "checkpoints")).filter((n) => /^step-\d{6}$/.test(n)).sort() : [];
   const last = steps.at(-1);
+  // A step with no masked token has no loss (null in JSON): report the first and last real ones.
+  const losses = steps.map((m) => m.loss).filter((l): l is number => typeof l === "number" && Number.isFinite(l));
   const checkpoint = checkpoints.length ? relative(process.cwd(), join(dir, "checkpoints", checkpoints.at(-1)!)) : "none";
-  return `run "${run}" is down: ${last?.step ?? 0} steps, loss ${steps[0]?.loss.toFixed(3) ?? "-"} → ${last?.loss.toFixed(3) ?? "-"}, checkpoint ${checkpoint}`;
+  return `run "${run}" is down: ${last?.step ?? 0} steps, loss ${losses[0]?.toFixed(3) ?? "-"} → ${losses.at(-1)?.toFixed(3) ?? "-"}, checkpoint ${checkpoint}`;
 }
