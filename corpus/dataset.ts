@@ -45,8 +45,10 @@ export function openTrainingData(shardsDir: string, seqLen: number): TrainingDat
       for (let at = c.offsets[d]!; at < c.offsets[d + 1]!; at += span) own.push(ci, at, Math.min(span, c.offsets[d + 1]! - at));
     const n = own.length / 3;
     const copies = Math.floor(c.upscale);
-    for (let k = 0; k < copies; k++) table.push(...own);
-    table.push(...own.slice(0, 3 * Math.round((c.upscale - copies) * n)));
+    const extra = 3 * Math.round((c.upscale - copies) * n);
+    // One element at a time: spreading millions of entries into push() overflows the stack.
+    for (let k = 0; k < copies; k++) for (const v of own) table.push(v);
+    for (let i = 0; i < extra; i++) table.push(own[i]!);
   });
   const sequences = table.length / 3;
   if (sequences === 0) throw new UserError(`${shardsDir} holds no tokens.`);
