@@ -1,16 +1,24 @@
-// CLI commands of the model: `model info` and `train --local`.
+// CLI commands of the model: `model info`, `train --local`, `eval`, `export`, `import` and
+// `finetune`.
 import { InvalidArgumentError, type Command } from "commander";
 import { UserError } from "../runtime/errors.js";
 import { presets } from "./config.js";
 import { parameterCount, parameterLayout } from "./layout.js";
 import { evaluate } from "./evaluate.js";
 import { exportCheckpoint, importHub } from "./hub.js";
+import { finetune, tasks, type OnBadRow, type Task } from "./finetune.js";
 import { trainLocal } from "./train-local.js";
 import { join, resolve } from "node:path";
 
 const whole = (name: string) => (v: string) => {
   const n = Number(v);
   if (!Number.isSafeInteger(n) || n <= 0) throw new InvalidArgumentError(`${name} must be a positive whole number, got "${v}".`);
+  return n;
+};
+
+const positive = (name: string) => (v: string) => {
+  const n = Number(v);
+  if (!Number.isFinite(n) || n <= 0) throw new InvalidArgumentError(`${name} must be a positive number, got "${v}".`);
   return n;
 };
 
@@ -90,5 +98,44 @@ export function registerModelCommands(program: Command): void {
     .action((opts: { hf: string; run: string }) => {
       const path = importHub(opts.hf, resolve(join("runs", opts.run)));
       process.stdout.write(`wrote ${path}: resume from it with --resume\n`);
+    });
+
+  program
+    .command("finetune")
+    .description("fine-tune a checkpoint on a labelled task; accuracy and macro F1 on the dev file after every epoch")
+    .requiredOption("--checkpoint <dir>", "checkpoint folder, or a Hugging Face folder written by export")
+    .requiredOption("--task <task>", tasks.join(" | "))
+    .requiredOption("--train <file>", "training rows (JSONL: text/text_pair/label, or tokens/tags)")
+    .requiredOption("--dev <file>", "dev rows, same format")
+    .option("--out <dir>", "where the fine-tuned Hugging Face folder goes (default: runs/finetune-<task>)")
+    .option("--epochs <n>", "passes over the training rows", whole("--epochs"), 3)
+    .option("--batch-size <n>", "rows per step", whole("--batch-size"), 16)
+    .option("--lr <x>", "peak learning rate (linear warmup over 10% of the steps, then linear decay)", positive("--lr"), 1e-4)
+    .option("--seed <n>", "seed of the head's initialisation, the row order and dropout", whole("--seed"), 1)
+    .option("--max-length <n>", "longest sequence in tokens (default: the pre-training length)", whole("--max-length"))
+    .option("--on-bad-row <what>", "skip (report each bad row and leave it out) or fail", "skip")
+    .option("--backend <name>", "wasm or reference", "wasm")
+    .option("--json", "print the result as JSON")
+    .action(async (opts: { checkpoint: string; task: string; train: string; dev: string; out?: string; epochs: number; batchSize: number; lr: number; seed: number; maxLength?: number; onBadRow: string; backend: string; json?: boolean }) => {
+      if (!tasks.includes(opts.task as Task)) throw new UserError(`--task ${opts.task}: use one of ${tasks.join(", ")}.`);
+      if (opts.onBadRow !== "skip" && opts.onBadRow !== "fail") throw new UserError(`--on-bad-row ${opts.onBadRow}: use skip or fail.`);
+      const pct = (x: number) => (100 * x).toFixed(1);
+      const r = await finetune({
+        ...opts,
+        task: opts.task as Task,
+        onBadRow: opts.onBadRow as OnBadRow,
+        out: opts.out ?? resolve(join("runs", `finetune-${opts.task}`)),
+        report: (message) => process.stderr.write(message + "\n"),
+        onEpoch: (e) => {
+          if (!opts.json) process.stdout.write(`epoch ${e.epoch}/${opts.epochs}: train loss ${e.trainLoss.toFixed(4)}, dev loss ${e.dev.loss.toFixed(4)}, accuracy ${pct(e.dev.accuracy)}%, macro F1 ${pct(e.dev.macroF1)}%\n`);
+        },
+      });
+      if (opts.json) return void process.stdout.write(JSON.stringify(r, null, 2) + "\n");
+      const last = r.epochs.at(-1)!;
+      process.stdout.write(
+        `${r.task}: ${r.trainRows} training rows, ${r.devRows} dev rows, labels ${r.labels.join(", ")}\n` +
+          `majority baseline ("${r.baseline.label}"): accuracy ${pct(r.baseline.accuracy)}%, macro F1 ${pct(r.baseline.macroF1)}%; fine-tuned: accuracy ${pct(last.dev.accuracy)}%, macro F1 ${pct(last.dev.macroF1)}%\n` +
+          `wrote ${r.out}\n`,
+      );
     });
 }

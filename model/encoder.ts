@@ -78,6 +78,8 @@ export class Encoder {
   private readonly dY: Buf; // (N,C)
   private readonly dT: Buf; // (M,C)
   private readonly dT2: Buf; // (M,C)
+  /** The shape and dropout of the last forward pass, which `backward` retraces. */
+  private last = { B: 0, T: 0, p: 0, dropSeed: 0 };
 
   constructor(
     readonly kernels: Kernels,
@@ -166,99 +168,35 @@ export class Encoder {
     return a.saved;
   }
 
+  /** The gradient of the encoder output (N,C) that `backward` reads: a task head writes it. */
+  get dFinal(): Buf {
+    return this.dX;
+  }
+
   /**
    * Forward (and, unless `forwardOnly`, backward accumulating into the gradients) of one
-   * micro-batch. The loss gradient of each predicted row is scaled by `gradScale`.
-   * Returns the sum of the predicted rows' losses and how many there were.
+   * micro-batch with the masked-language-modelling head. The loss gradient of each
+   * predicted row is scaled by `gradScale`. Returns the sum of the predicted rows' losses
+   * and how many there were.
    */
   step(batch: MaskedBatch, gradScale: number, opts: { forwardOnly?: boolean; dropoutCounter?: number } = {}): { lossSum: number; count: number; rowLosses: Float32Array } {
     const k = this.kernels;
-    const { C, H, I, V } = this;
-    const B = batch.batch;
-    const T = batch.seqLen;
-    const N = B * T;
-    if (N > this.maxN) throw new Error(`micro-batch of ${N} tokens exceeds the ${this.maxN} this model was sized for`);
-    if (T > this.config.maxPositions) throw new Error(`sequence length ${T} exceeds maxPositions ${this.config.maxPositions}`);
+    const { C, V } = this;
+    const N = batch.batch * batch.seqLen;
     const bert = this.config.architecture === "bert";
-    const shape = { b: B, t: T, h: H, d: C / H };
-    const scale = 1 / Math.sqrt(C / H);
     const eps = this.config.normEps;
-    const p = bert ? this.config.dropout : 0;
     const train = !opts.forwardOnly;
-    const dropSeed = counterHash(this.dropoutSeed, opts.dropoutCounter ?? 0);
-    const site = (i: number) => i * N * Math.max(C, I); // disjoint counter ranges per dropout site
+    this.forward(batch, opts);
 
     // Masked rows: the only rows the vocabulary projection sees.
     const rows: number[] = [];
     for (let i = 0; i < N; i++) if (batch.labels[i] !== -100) rows.push(i);
     const M = rows.length;
-    k.upload(this.ids, batch.inputIds);
-    k.upload(this.mask, batch.attentionMask);
-    if (M > 0) {
-      k.upload(this.rows, Int32Array.from(rows));
-      k.upload(this.rowLabels, Int32Array.from(rows, (r) => batch.labels[r]!));
-    }
-
-    // ---- embeddings ----
-    let x: Buf;
-    if (bert) {
-      k.upload(this.typeIds, batch.tokenTypeIds);
-      k.upload(this.posIds, Int32Array.from({ length: N }, (_, i) => i % T));
-      k.embedding(this.emb, this.w("bert.embeddings.word_embeddings.weight"), this.ids, N, C, false);
-      k.embedding(this.emb, this.w("bert.embeddings.position_embeddings.weight"), this.posIds, N, C, true);
-      k.embedding(this.emb, this.w("bert.embeddings.token_type_embeddings.weight"), this.typeIds, N, C, true);
-      x = this.acts[0]!.inp;
-      k.layerNorm(x, this.embMean, this.embRstd, this.emb, this.w("bert.embeddings.LayerNorm.weight"), this.w("bert.embeddings.LayerNorm.bias"), N, C, eps);
-      if (p > 0 && train) k.dropout(x, x, N * C, p, dropSeed, site(0));
-    } else {
-      x = this.acts[0]!.inp;
-      k.embedding(x, this.w("encoder.weight"), this.ids, N, C, false);
-    }
-
-    // ---- layers ----
-    for (let l = 0; l < this.config.layers; l++) {
-      const a = this.acts[l]!;
-      const next = l + 1 < this.config.layers ? this.acts[l + 1]!.inp : this.final;
-      const saved = this.saved(l, B, T);
-      if (bert) {
-        const P = `bert.encoder.layer.${l}`;
-        k.matmul({ out: a.qkv, a: a.inp, b: this.w(`${P}.attention.self.query.weight`), m: N, n: 3 * C, k: C, transB: true });
-        k.addBias(a.qkv, this.w(`${P}.attention.self.query.bias`), N, 3 * C);
-        k.attention(a.att, saved, a.qkv, this.mask, shape, scale);
-        k.matmul({ out: a.res1, a: a.att, b: this.w(`${P}.attention.output.dense.weight`), m: N, n: C, k: C, transB: true });
-        k.addBias(a.res1, this.w(`${P}.attention.output.dense.bias`), N, C);
-        if (p > 0 && train) k.dropout(a.res1, a.res1, N * C, p, dropSeed, site(1 + 2 * l));
-        k.add(a.res1, a.res1, a.inp, N * C);
-        k.layerNorm(a.h1, a.mean1, a.r1, a.res1, this.w(`${P}.attention.output.LayerNorm.weight`), this.w(`${P}.attention.output.LayerNorm.bias`), N, C, eps);
-        k.matmul({ out: a.f1, a: a.h1, b: this.w(`${P}.intermediate.dense.weight`), m: N, n: I, k: C, transB: true });
-        k.addBias(a.f1, this.w(`${P}.intermediate.dense.bias`), N, I);
-        k.gelu(a.g, a.f1, N * I, this.config.gelu);
-        k.matmul({ out: a.res2, a: a.g, b: this.w(`${P}.output.dense.weight`), m: N, n: C, k: I, transB: true });
-        k.addBias(a.res2, this.w(`${P}.output.dense.bias`), N, C);
-        if (p > 0 && train) k.dropout(a.res2, a.res2, N * C, p, dropSeed, site(2 + 2 * l));
-        k.add(a.res2, a.res2, a.h1, N * C);
-        k.layerNorm(next, a.mean2, a.r2, a.res2, this.w(`${P}.output.LayerNorm.weight`), this.w(`${P}.output.LayerNorm.bias`), N, C, eps);
-      } else {
-        const P = `transformer_encoder.${l}`;
-        k.rmsNorm(a.n1, a.r1, a.inp, this.w(`${P}.attention_norm.weight`), N, C, eps);
-        k.matmul({ out: a.qkv, a: a.n1, b: this.w(`${P}.qkv.weight`), m: N, n: 3 * C, k: C, transB: true });
-        k.rope(a.qkv, shape, this.config.ropeBase, false);
-        k.attention(a.att, saved, a.qkv, this.mask, shape, scale);
-        k.matmul({ out: a.res1, a: a.att, b: this.w(`${P}.wo.weight`), m: N, n: C, k: C, transB: true });
-        k.add(a.res1, a.res1, a.inp, N * C);
-        k.rmsNorm(a.n2, a.r2, a.res1, this.w(`${P}.ffn_norm.weight`), N, C, eps);
-        k.matmul({ out: a.f1, a: a.n2, b: this.w(`${P}.ffn.w12.weight`), m: N, n: 2 * I, k: C, transB: true });
-        k.swiglu(a.g, a.f1, N, I);
-        k.matmul({ out: next === this.final ? this.dY : next, a: a.g, b: this.w(`${P}.ffn.w3.weight`), m: N, n: C, k: I, transB: true });
-        k.add(next === this.final ? this.dY : next, next === this.final ? this.dY : next, a.res1, N * C);
-      }
-    }
-    // NeoBERT: a final RMSNorm; the stream of the last layer was left in dY.
-    if (!bert) k.rmsNorm(this.final, this.finalRstd, this.dY, this.w("layer_norm.weight"), N, C, eps);
-    const stream = bert ? this.final : this.dY; // what fed the head's norm (neobert) / the head (bert)
+    if (M === 0) return { lossSum: 0, count: 0, rowLosses: new Float32Array(0) };
+    k.upload(this.rows, Int32Array.from(rows));
+    k.upload(this.rowLabels, Int32Array.from(rows, (r) => batch.labels[r]!));
 
     // ---- MLM head over the masked rows ----
-    if (M === 0) return { lossSum: 0, count: 0, rowLosses: new Float32Array(0) };
     const decoder = bert ? this.w("bert.embeddings.word_embeddings.weight") : this.w("encoder.weight");
     k.embedding(this.hm, this.final, this.rows, M, C, false);
     let headOut: Buf = this.hm;
@@ -280,7 +218,7 @@ export class Encoder {
     for (const v of exact) lossSum += v;
     if (!train) return { lossSum, count: M, rowLosses };
 
-    // ======== backward ========  (dLogits sit in `logits` now)
+    // ---- MLM head backward ----  (dLogits sit in `logits` now)
     const dDecoder = bert ? this.dw("bert.embeddings.word_embeddings.weight") : this.dw("encoder.weight");
     if (bert) k.biasBackward(this.dw("cls.predictions.bias"), this.logits, M, V, true);
     k.matmul({ out: dDecoder, a: this.logits, b: headOut, m: V, n: C, k: M, transA: true, accumulate: true });
@@ -295,6 +233,107 @@ export class Encoder {
     // Scatter the head's gradient back to the masked rows of the encoder output.
     k.fill(this.dX, N * C, 0);
     k.embeddingBackward(this.dX, this.dT, this.rows, M, C);
+    this.backward();
+    return { lossSum, count: M, rowLosses };
+  }
+
+  /**
+   * Embeddings and layers of one micro-batch: returns the encoder output (N,C), the rows a
+   * task head reads. Dropout (BERT) applies unless `forwardOnly`.
+   */
+  forward(batch: Omit<MaskedBatch, "labels">, opts: { forwardOnly?: boolean; dropoutCounter?: number } = {}): Buf {
+    const k = this.kernels;
+    const { C, H, I } = this;
+    const B = batch.batch;
+    const T = batch.seqLen;
+    const N = B * T;
+    if (N > this.maxN) throw new Error(`micro-batch of ${N} tokens exceeds the ${this.maxN} this model was sized for`);
+    if (T > this.config.maxPositions) throw new Error(`sequence length ${T} exceeds maxPositions ${this.config.maxPositions}`);
+    const bert = this.config.architecture === "bert";
+    const shape = { b: B, t: T, h: H, d: C / H };
+    const scale = 1 / Math.sqrt(C / H);
+    const eps = this.config.normEps;
+    const train = !opts.forwardOnly;
+    const p = bert && train ? this.config.dropout : 0;
+    const dropSeed = counterHash(this.dropoutSeed, opts.dropoutCounter ?? 0);
+    this.last = { B, T, p, dropSeed };
+    const site = (i: number) => i * N * Math.max(C, I); // disjoint counter ranges per dropout site
+    k.upload(this.ids, batch.inputIds);
+    k.upload(this.mask, batch.attentionMask);
+
+    // ---- embeddings ----
+    let x: Buf;
+    if (bert) {
+      k.upload(this.typeIds, batch.tokenTypeIds);
+      k.upload(this.posIds, Int32Array.from({ length: N }, (_, i) => i % T));
+      k.embedding(this.emb, this.w("bert.embeddings.word_embeddings.weight"), this.ids, N, C, false);
+      k.embedding(this.emb, this.w("bert.embeddings.position_embeddings.weight"), this.posIds, N, C, true);
+      k.embedding(this.emb, this.w("bert.embeddings.token_type_embeddings.weight"), this.typeIds, N, C, true);
+      x = this.acts[0]!.inp;
+      k.layerNorm(x, this.embMean, this.embRstd, this.emb, this.w("bert.embeddings.LayerNorm.weight"), this.w("bert.embeddings.LayerNorm.bias"), N, C, eps);
+      if (p > 0) k.dropout(x, x, N * C, p, dropSeed, site(0));
+    } else {
+      x = this.acts[0]!.inp;
+      k.embedding(x, this.w("encoder.weight"), this.ids, N, C, false);
+    }
+
+    // ---- layers ----
+    for (let l = 0; l < this.config.layers; l++) {
+      const a = this.acts[l]!;
+      const next = l + 1 < this.config.layers ? this.acts[l + 1]!.inp : this.final;
+      const saved = this.saved(l, B, T);
+      if (bert) {
+        const P = `bert.encoder.layer.${l}`;
+        k.matmul({ out: a.qkv, a: a.inp, b: this.w(`${P}.attention.self.query.weight`), m: N, n: 3 * C, k: C, transB: true });
+        k.addBias(a.qkv, this.w(`${P}.attention.self.query.bias`), N, 3 * C);
+        k.attention(a.att, saved, a.qkv, this.mask, shape, scale);
+        k.matmul({ out: a.res1, a: a.att, b: this.w(`${P}.attention.output.dense.weight`), m: N, n: C, k: C, transB: true });
+        k.addBias(a.res1, this.w(`${P}.attention.output.dense.bias`), N, C);
+        if (p > 0) k.dropout(a.res1, a.res1, N * C, p, dropSeed, site(1 + 2 * l));
+        k.add(a.res1, a.res1, a.inp, N * C);
+        k.layerNorm(a.h1, a.mean1, a.r1, a.res1, this.w(`${P}.attention.output.LayerNorm.weight`), this.w(`${P}.attention.output.LayerNorm.bias`), N, C, eps);
+        k.matmul({ out: a.f1, a: a.h1, b: this.w(`${P}.intermediate.dense.weight`), m: N, n: I, k: C, transB: true });
+        k.addBias(a.f1, this.w(`${P}.intermediate.dense.bias`), N, I);
+        k.gelu(a.g, a.f1, N * I, this.config.gelu);
+        k.matmul({ out: a.res2, a: a.g, b: this.w(`${P}.output.dense.weight`), m: N, n: C, k: I, transB: true });
+        k.addBias(a.res2, this.w(`${P}.output.dense.bias`), N, C);
+        if (p > 0) k.dropout(a.res2, a.res2, N * C, p, dropSeed, site(2 + 2 * l));
+        k.add(a.res2, a.res2, a.h1, N * C);
+        k.layerNorm(next, a.mean2, a.r2, a.res2, this.w(`${P}.output.LayerNorm.weight`), this.w(`${P}.output.LayerNorm.bias`), N, C, eps);
+      } else {
+        const P = `transformer_encoder.${l}`;
+        k.rmsNorm(a.n1, a.r1, a.inp, this.w(`${P}.attention_norm.weight`), N, C, eps);
+        k.matmul({ out: a.qkv, a: a.n1, b: this.w(`${P}.qkv.weight`), m: N, n: 3 * C, k: C, transB: true });
+        k.rope(a.qkv, shape, this.config.ropeBase, false);
+        k.attention(a.att, saved, a.qkv, this.mask, shape, scale);
+        k.matmul({ out: a.res1, a: a.att, b: this.w(`${P}.wo.weight`), m: N, n: C, k: C, transB: true });
+        k.add(a.res1, a.res1, a.inp, N * C);
+        k.rmsNorm(a.n2, a.r2, a.res1, this.w(`${P}.ffn_norm.weight`), N, C, eps);
+        k.matmul({ out: a.f1, a: a.n2, b: this.w(`${P}.ffn.w12.weight`), m: N, n: 2 * I, k: C, transB: true });
+        k.swiglu(a.g, a.f1, N, I);
+        k.matmul({ out: next === this.final ? this.dY : next, a: a.g, b: this.w(`${P}.ffn.w3.weight`), m: N, n: C, k: I, transB: true });
+        k.add(next === this.final ? this.dY : next, next === this.final ? this.dY : next, a.res1, N * C);
+      }
+    }
+    // NeoBERT: a final RMSNorm; the stream of the last layer was left in dY.
+    if (!bert) k.rmsNorm(this.final, this.finalRstd, this.dY, this.w("layer_norm.weight"), N, C, eps);
+    return this.final;
+  }
+
+  /**
+   * Backward of the last `forward`, from the gradient of the encoder output in `dFinal`
+   * (N,C), accumulating into the gradients. Overwrites `dFinal`.
+   */
+  backward(): void {
+    const k = this.kernels;
+    const { C, H, I } = this;
+    const { B, T, p, dropSeed } = this.last;
+    const N = B * T;
+    const bert = this.config.architecture === "bert";
+    const shape = { b: B, t: T, h: H, d: C / H };
+    const scale = 1 / Math.sqrt(C / H);
+    const site = (i: number) => i * N * Math.max(C, I);
+    const stream = this.dY; // neobert: what fed the final norm
     if (!bert) {
       k.rmsNormBackward(this.dB, this.dw("layer_norm.weight"), this.dX, stream, this.w("layer_norm.weight"), this.finalRstd, N, C);
       k.copy(this.dX, this.dB, N * C);
@@ -362,6 +401,5 @@ export class Encoder {
     } else {
       k.embeddingBackward(this.dw("encoder.weight"), this.dX, this.ids, N, C);
     }
-    return { lossSum, count: M, rowLosses };
   }
 }

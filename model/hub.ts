@@ -9,10 +9,10 @@ import { createHash } from "node:crypto";
 import { copyFileSync, existsSync, mkdirSync, readFileSync, renameSync, rmSync, writeFileSync } from "node:fs";
 import { dirname, join } from "node:path";
 import { UserError } from "../runtime/errors.js";
-import { beginCheckpoint, finishCheckpoint, readCheckpointRange, writeSlice } from "./checkpoint.js";
+import { beginCheckpoint, finishCheckpoint, readCheckpointRange, readManifest, writeSlice } from "./checkpoint.js";
 import { modelConfigSchema, type ModelConfig } from "./config.js";
 import { parameterLayout } from "./layout.js";
-import { f32, readSafetensors, writeSafetensors } from "./safetensors.js";
+import { f32, readSafetensors, writeSafetensors, type NamedTensor } from "./safetensors.js";
 
 function hfConfig(model: ModelConfig, vocabSize: number, seqLen: number): Record<string, unknown> {
   if (model.architecture === "bert")
@@ -52,34 +52,50 @@ function hfConfig(model: ModelConfig, vocabSize: number, seqLen: number): Record
   };
 }
 
-/** Writes a Hugging Face folder for a checkpoint; returns the folder. */
-export function exportCheckpoint(checkpoint: string, out: string): string {
-  const { params, manifest } = readCheckpointRange(checkpoint, 0, (JSON.parse(readFileSync(join(checkpoint, "manifest.json"), "utf8")) as { total: number }).total);
-  if (!manifest.model) throw new UserError(`${checkpoint} was written without its model config; export needs a checkpoint from this version of aze-run.`);
-  const tokenizer = join(checkpoint, "tokenizer.json");
-  if (!existsSync(tokenizer)) throw new UserError(`${checkpoint} has no tokenizer.json.`);
-  const layout = parameterLayout(manifest.model, manifest.vocabSize);
+/** What a Hugging Face folder holds, as aze-run reads it. */
+export interface HubModel {
+  model: ModelConfig;
+  vocabSize: number;
+  seqLen: number;
+  /** The flat parameter vector of `parameterLayout(model, vocabSize)`. */
+  params: Float32Array;
+  tokenizerFile: string;
+}
+
+/**
+ * Writes a Hugging Face folder whole (temporary folder, then rename): config.json with
+ * `config` merged over the model's, the tensors, the tokenizer files, and any extra `files`.
+ */
+export function writeHubFolder(out: string, m: { model: ModelConfig; vocabSize: number; seqLen: number; tensors: NamedTensor[]; tokenizerFile: string; config?: Record<string, unknown>; metadata?: Record<string, string>; files?: Record<string, string> }): string {
   const temp = `${out}.tmp-${process.pid}`;
   rmSync(temp, { recursive: true, force: true });
   mkdirSync(temp, { recursive: true });
-  writeSafetensors(
-    join(temp, "model.safetensors"),
-    layout.entries.map((e) => ({ name: e.name, dtype: "F32" as const, shape: e.shape, data: params.subarray(e.offset, e.offset + e.size) })),
-    { format: "pt", aze_run_step: String(manifest.step) },
-  );
-  writeFileSync(join(temp, "config.json"), JSON.stringify(hfConfig(manifest.model, manifest.vocabSize, manifest.seqLen), null, 2) + "\n");
-  copyFileSync(tokenizer, join(temp, "tokenizer.json"));
+  writeSafetensors(join(temp, "model.safetensors"), m.tensors, { format: "pt", ...m.metadata });
+  writeFileSync(join(temp, "config.json"), JSON.stringify({ ...hfConfig(m.model, m.vocabSize, m.seqLen), ...m.config }, null, 2) + "\n");
+  copyFileSync(m.tokenizerFile, join(temp, "tokenizer.json"));
   const special = { pad_token: "[PAD]", unk_token: "[UNK]", cls_token: "[CLS]", sep_token: "[SEP]", mask_token: "[MASK]" };
   writeFileSync(join(temp, "special_tokens_map.json"), JSON.stringify(special, null, 2) + "\n");
-  writeFileSync(join(temp, "tokenizer_config.json"), JSON.stringify({ tokenizer_class: "PreTrainedTokenizerFast", model_max_length: manifest.model.maxPositions, ...special }, null, 2) + "\n");
+  writeFileSync(join(temp, "tokenizer_config.json"), JSON.stringify({ tokenizer_class: "PreTrainedTokenizerFast", model_max_length: m.model.maxPositions, ...special }, null, 2) + "\n");
+  for (const [name, content] of Object.entries(m.files ?? {})) writeFileSync(join(temp, name), content);
   rmSync(out, { recursive: true, force: true });
   mkdirSync(dirname(out), { recursive: true });
   renameSync(temp, out);
   return out;
 }
 
-/** Reads a Hugging Face folder written by export into a step-0 checkpoint under `runDir`. */
-export function importHub(dir: string, runDir: string): string {
+/** Writes a Hugging Face folder for a checkpoint; returns the folder. */
+export function exportCheckpoint(checkpoint: string, out: string): string {
+  const { params, manifest } = readCheckpointRange(checkpoint, 0, readManifest(checkpoint).total);
+  if (!manifest.model) throw new UserError(`${checkpoint} was written without its model config; export needs a checkpoint from this version of aze-run.`);
+  const tokenizerFile = join(checkpoint, "tokenizer.json");
+  if (!existsSync(tokenizerFile)) throw new UserError(`${checkpoint} has no tokenizer.json.`);
+  const layout = parameterLayout(manifest.model, manifest.vocabSize);
+  const tensors = layout.entries.map((e) => ({ name: e.name, dtype: "F32" as const, shape: e.shape, data: params.subarray(e.offset, e.offset + e.size) }));
+  return writeHubFolder(out, { model: manifest.model, vocabSize: manifest.vocabSize, seqLen: manifest.seqLen, tensors, tokenizerFile, metadata: { aze_run_step: String(manifest.step) } });
+}
+
+/** Reads a Hugging Face folder as export writes it (extra tensors, such as a task head, are ignored). */
+export function readHubFolder(dir: string): HubModel {
   const configFile = join(dir, "config.json");
   if (!existsSync(configFile)) throw new UserError(`${dir} has no config.json: is it a Hugging Face model folder?`);
   const c = JSON.parse(readFileSync(configFile, "utf8")) as Record<string, number | string | string[] | Record<string, number>>;
@@ -108,10 +124,19 @@ export function importHub(dir: string, runDir: string): string {
     if (!t || JSON.stringify(t.shape) !== JSON.stringify(e.shape)) throw new UserError(`${dir}/model.safetensors: ${e.name} is ${t ? `of shape ${JSON.stringify(t.shape)}` : "missing"}, expected ${JSON.stringify(e.shape)}.`);
     params.set(f32(weights, e.name, dir), e.offset);
   }
+  const tokenizerFile = join(dir, "tokenizer.json");
+  if (!existsSync(tokenizerFile)) throw new UserError(`${dir} has no tokenizer.json.`);
+  return { model, vocabSize, seqLen: (c.aze_run as Record<string, number> | undefined)?.seq_len ?? 128, params, tokenizerFile };
+}
+
+/** Reads a Hugging Face folder written by export into a step-0 checkpoint under `runDir`. */
+export function importHub(dir: string, runDir: string): string {
+  const { model, vocabSize, seqLen, params, tokenizerFile } = readHubFolder(dir);
+  const layout = parameterLayout(model, vocabSize);
   const pending = beginCheckpoint(runDir, 0);
   if (!pending) throw new UserError(`${runDir} already holds a step-0 checkpoint: import into another --run.`);
   const slice = writeSlice(pending.temp, 0, 1, 0, { params, m: new Float32Array(layout.total), v: new Float32Array(layout.total) });
-  const tokenizerText = readFileSync(join(dir, "tokenizer.json"), "utf8");
+  const tokenizerText = readFileSync(tokenizerFile, "utf8");
   return finishCheckpoint(
     pending,
     {
@@ -125,10 +150,10 @@ export function importHub(dir: string, runDir: string): string {
       architecture: model.architecture,
       vocabSize,
       model,
-      seqLen: (c.aze_run as Record<string, number> | undefined)?.seq_len ?? 128,
+      seqLen,
       shards: [slice],
     },
     Infinity,
-    { "tokenizer.json": join(dir, "tokenizer.json") },
+    { "tokenizer.json": tokenizerFile },
   );
 }

@@ -10,7 +10,7 @@ import type { ModelConfig } from "./config.js";
 /** Elements per chunk of the flat vector: the gradient norm is summed chunk by chunk. */
 export const CHUNK = 4096;
 /** Every range starts on a multiple of this (64 bytes), for SIMD loads. */
-const ALIGN = 16;
+export const ALIGN = 16;
 
 export interface ParamEntry {
   name: string;

@@ -10,7 +10,7 @@ import type { Buf, Kernels } from "./kernels.js";
 import type { ParamLayout } from "./layout.js";
 
 /** The learning rate of step `step` (0-based; the update it drives is the step+1-th). */
-export function learningRate(step: number, t: TrainingConfig): number {
+export function learningRate(step: number, t: Pick<TrainingConfig, "lr" | "warmupSteps" | "schedule" | "steps" | "minLrRatio">): number {
   const s = step + 1;
   if (t.warmupSteps > 0 && s <= t.warmupSteps) return (t.lr * s) / t.warmupSteps;
   if (t.schedule === "constant") return t.lr;
@@ -47,7 +47,7 @@ export interface SliceBuffers {
  * decay where the entry takes it. Every element is updated independently, which is why any
  * slicing of the vector gives the same bits.
  */
-export function applyAdamW(k: Kernels, bufs: SliceBuffers, layout: ParamLayout, start: number, end: number, args: { lr: number; step: number; clip: number; training: TrainingConfig }): void {
+export function applyAdamW(k: Kernels, bufs: SliceBuffers, layout: ParamLayout, start: number, end: number, args: { lr: number; step: number; clip: number; training: Pick<TrainingConfig, "beta1" | "beta2" | "eps" | "weightDecay"> }): void {
   const n = end - start;
   if (args.clip !== 1) k.scale(bufs.grad, n, args.clip);
   const t = args.training;

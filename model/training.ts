@@ -23,6 +23,19 @@ import { CHUNK, initParameters, parameterCount, parameterLayout, type ParamLayou
 import { applyMasking } from "./masking.js";
 import { applyAdamW, clipFactor, learningRate } from "./optimizer.js";
 
+/**
+ * The kernels of this process: "reference" on request, else WebAssembly (relaxed SIMD
+ * where the engine has it). "auto" and "cuda" say so in the reason when no GPU backend
+ * is available here.
+ */
+export async function createBackend(backend: string): Promise<{ kernels: Kernels; reason: string }> {
+  if (backend === "reference") return { kernels: createReferenceKernels(), reason: "asked for the reference kernels" };
+  const kernels = await createWasmKernels();
+  const simd = kernels.name === "wasm-relaxed" ? "WebAssembly relaxed SIMD" : "WebAssembly SIMD";
+  const reason = backend === "wasm" ? simd : `${simd}: no CUDA backend in this build`;
+  return { kernels, reason };
+}
+
 /** What every actor of a run (and `train --local`) needs to open the same training. */
 export interface TrainingOptions {
   configFile: string;
@@ -114,18 +127,7 @@ export async function openTraining(options: TrainingOptions) {
       return out;
     },
 
-    /**
-     * The backend of this process: "reference" on request, else WebAssembly (relaxed SIMD
-     * where the engine has it). "auto" and "cuda" say so in the reason when no GPU backend
-     * is available here.
-     */
-    async createKernels(backend: string): Promise<{ kernels: Kernels; reason: string }> {
-      if (backend === "reference") return { kernels: createReferenceKernels(), reason: "asked for the reference kernels" };
-      const kernels = await createWasmKernels();
-      const simd = kernels.name === "wasm-relaxed" ? "WebAssembly relaxed SIMD" : "WebAssembly SIMD";
-      const reason = backend === "wasm" ? simd : `${simd}: no CUDA backend in this build`;
-      return { kernels, reason };
-    },
+    createKernels: createBackend,
 
     createModel(kernels: Kernels): TrainingModel {
       const encoder = new Encoder(kernels, config.model, layout, t.microBatch * config.data.seqLen, t.seed);
