@@ -2,13 +2,16 @@
 // to back), `offsets.bin` (int64 little-endian document starts, then the end), and one
 // `manifest.json` for the folder (tokenizer hash, counts, checksums, upscale ratios).
 //
-// Owns: the on-disk format, writing it atomically, and opening it with every check a
-// damaged folder can fail (each error names the file and what to do).
+// Owns: the on-disk format, writing it atomically, and opening it memory-mapped (through
+// the corpus/native addon) with every check a damaged folder can fail (each error names
+// the file and what to do).
 // Never: leaves a half-written folder under the final name.
 import { createHash } from "node:crypto";
 import { closeSync, existsSync, fsyncSync, mkdirSync, openSync, readFileSync, renameSync, rmSync, statSync, writeSync } from "node:fs";
+import { createRequire } from "node:module";
 import { dirname, join } from "node:path";
 import { UserError } from "../runtime/errors.js";
+import { packageRoot } from "../runtime/spawn.js";
 
 export const shardFormat = "aze-run-shards/1";
 
@@ -107,11 +110,37 @@ export interface Collection {
   offsets: Float64Array;
 }
 
+/** The mmap addon (corpus/native), or undefined where it was not built. */
+const mmap = (() => {
+  try {
+    return createRequire(import.meta.url)(join(packageRoot, "corpus", "native", "build", "Release", "mmap.node")) as { mapFile(path: string): ArrayBuffer };
+  } catch {
+    return undefined;
+  }
+})();
+let warnedUnmapped = false;
+
 /**
- * Opens a shards folder, checking the manifest, file sizes, offsets and checksums.
- * The files are read into memory here; a memory-mapped reader is the intended
- * replacement for corpora larger than RAM (see docs/corpus.md).
+ * A file's bytes: memory-mapped read-only, so the kernel pages them in on demand and the
+ * heap never holds the corpus; read whole (with one warning) where the addon is missing.
  */
+function mapFile(file: string): Uint8Array {
+  if (mmap)
+    try {
+      return new Uint8Array(mmap.mapFile(file));
+    } catch (err) {
+      throw new UserError(`${(err as Error).message}: check the file's permissions, or prepare the folder again.`);
+    }
+  if (!warnedUnmapped) process.stderr.write("aze-run: corpus/native is not built (npm run build:native): token shards are read into memory instead of mapped\n");
+  warnedUnmapped = true;
+  const bytes = readFileSync(file);
+  return bytes.byteOffset % 8 === 0 ? bytes : new Uint8Array(bytes); // typed views need alignment
+}
+
+/** Whether token shards are memory-mapped in this process. */
+export const shardsAreMapped = mmap !== undefined;
+
+/** Opens a shards folder, checking the manifest, file sizes, offsets, token ids and checksums. */
 export function openShards(dir: string): { manifest: ShardsManifest; collections: Collection[] } {
   const manifestFile = join(dir, "manifest.json");
   if (!existsSync(manifestFile)) throw new UserError(`${dir} has no manifest.json: prepare it with \`aze-run data prepare\`.`);
@@ -129,14 +158,12 @@ export function openShards(dir: string): { manifest: ShardsManifest; collections
     for (const f of [tokensFile, offsetsFile]) if (!existsSync(f)) throw new UserError(`${f} is missing: prepare the folder again.`);
     if (statSync(tokensFile).size !== c.tokens * 4) throw new UserError(`${tokensFile} has ${statSync(tokensFile).size} bytes, the manifest says ${c.tokens * 4}: the file is truncated or damaged.`);
     if (statSync(offsetsFile).size !== (c.documents + 1) * 8) throw new UserError(`${offsetsFile} has ${statSync(offsetsFile).size} bytes, the manifest says ${(c.documents + 1) * 8}: the file is truncated or damaged.`);
-    const tokenBytes = readFileSync(tokensFile);
-    const offsetBytes = readFileSync(offsetsFile);
+    const tokenBytes = mapFile(tokensFile);
+    const offsetBytes = mapFile(offsetsFile);
     if (createHash("sha256").update(tokenBytes).digest("hex") !== c.tokensSha256) throw new UserError(`${tokensFile} fails its checksum: the file is corrupted; prepare the folder again.`);
     if (createHash("sha256").update(offsetBytes).digest("hex") !== c.offsetsSha256) throw new UserError(`${offsetsFile} fails its checksum: the file is corrupted; prepare the folder again.`);
-    const aligned = tokenBytes.byteOffset % 4 === 0 ? tokenBytes : Buffer.from(tokenBytes);
-    const tokens = new Int32Array(aligned.buffer, aligned.byteOffset, c.tokens);
-    const raw = new BigInt64Array(new Uint8Array(offsetBytes).buffer); // a copy: Buffer views are not 8-byte aligned
-    const offsets = Float64Array.from(raw, Number);
+    const tokens = new Int32Array(tokenBytes.buffer, tokenBytes.byteOffset, c.tokens);
+    const offsets = Float64Array.from(new BigInt64Array(offsetBytes.buffer, offsetBytes.byteOffset, c.documents + 1), Number);
     for (let d = 0; d < offsets.length; d++)
       if (offsets[d]! < 0 || offsets[d]! > c.tokens || (d > 0 && offsets[d]! < offsets[d - 1]!)) throw new UserError(`${offsetsFile}: document offset ${offsets[d]} at ${d} is out of range or out of order.`);
     if (offsets[0] !== 0 || offsets[offsets.length - 1] !== c.tokens) throw new UserError(`${offsetsFile} does not span [0, ${c.tokens}).`);

@@ -6,12 +6,20 @@ cd "$(dirname "$0")/.."
 
 as_root() { if [ "$(id -u)" -eq 0 ]; then "$@"; else sudo "$@"; fi; }
 
-if ! command -v nats-server >/dev/null 2>&1; then
-  echo "setup: installing nats-server from the distribution's package"
+# Debian packages: nats-server, and the compiler node-gyp needs for the native addons.
+packages=()
+command -v nats-server >/dev/null 2>&1 || packages+=(nats-server)
+command -v g++ >/dev/null 2>&1 || packages+=(g++)
+command -v make >/dev/null 2>&1 || packages+=(make)
+command -v python3 >/dev/null 2>&1 || packages+=(python3)
+if [ ${#packages[@]} -gt 0 ]; then
+  echo "setup: installing ${packages[*]} from the distribution's packages"
   as_root apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive as_root apt-get install -y -qq nats-server >/dev/null
-  # Debian's package starts a system-wide server on 4222; aze-run starts its own per run.
-  if command -v systemctl >/dev/null 2>&1; then as_root systemctl disable --now nats-server >/dev/null 2>&1 || true; fi
+  DEBIAN_FRONTEND=noninteractive as_root apt-get install -y -qq "${packages[@]}" >/dev/null
+  # Debian's nats-server package starts a system-wide server on 4222; aze-run starts its own per run.
+  if [[ " ${packages[*]} " == *" nats-server "* ]] && command -v systemctl >/dev/null 2>&1; then
+    as_root systemctl disable --now nats-server >/dev/null 2>&1 || true
+  fi
 fi
 
 if [ ! -d node_modules ] || [ package-lock.json -nt node_modules/.package-lock.json ]; then
