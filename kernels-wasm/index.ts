@@ -15,6 +15,8 @@ import { createReferenceKernels, type Arena } from "../model/kernels-reference.j
 
 interface Exports {
   memory: WebAssembly.Memory;
+  /** Columns of B per packed panel (matmul's column block). */
+  NC: { value: number };
   matmul(out: number, a: number, b: number, m: number, n: number, k: number, alpha: number, accumulate: number, panel: number): void;
   transpose(dst: number, src: number, rows: number, cols: number): void;
   add(out: number, a: number, b: number, n: number): void;
@@ -84,7 +86,7 @@ export async function createWasmKernels(opts: { relaxed?: boolean | "auto" } = {
     // Every layout becomes A (M,K) · B (K,N): transposed operands are copied first.
     const at = transA ? k.alloc(m * kk) : undefined;
     const bt = transB ? k.alloc(kk * n) : undefined;
-    const panel = k.alloc(8 * kk);
+    const panel = k.alloc(Math.max(8, Math.min(w.NC.value, n)) * kk); // one packed column block of B
     try {
       for (let p = 0; p < batch; p++) {
         const A = (a + p * sa) as Buf;

@@ -15,58 +15,76 @@
 
 // ---- matmul --------------------------------------------------------------------------------
 
+/** Rows of A per block: 48 rows of a K = 1024 matrix (192 KB) stay in L2 across a column block. */
+const MC = 48;
+/** Columns of B per block: its packed panel (K × 256) is what the row blocks walk. */
+export const NC = 256;
+
 /**
  * out (M,N) = alpha · A (M,K) · B (K,N) (+ out when accumulate); all row-major, contiguous.
- * Register tile: 4 rows × 8 columns (8 v128 accumulators), k innermost. Columns are walked
- * in strips of 8; each strip of B is first packed into `panel` (K × 8, contiguous), so the
- * inner loop reads B sequentially and the panel stays in cache across all row tiles.
- * `panel` must hold 8·K floats.
+ * Register tile: 4 rows × 8 columns (8 v128 accumulators), k innermost, A's values
+ * broadcast straight from memory (v128.load32_splat: one instruction, not load + shuffle).
+ * Blocking, as in GotoBLAS without packing A: columns in blocks of NC, whose strips of 8
+ * are packed into `panel` (K × 8 each, contiguous, so the inner loop reads B sequentially);
+ * rows in blocks of MC, so a row block stays in L2 while it meets every strip of the panel.
+ * Each output element sums its K products in order q = 0..K-1 whatever the blocking.
+ * `panel` must hold min(NC, N) · K floats.
  */
 export function matmul(out: usize, a: usize, b: usize, m: i32, n: i32, k: i32, alpha: f32, accumulate: i32, panel: usize): void {
   const va = f32x4.splat(alpha);
   const n8 = n & ~7;
-  for (let j = 0; j < n8; j += 8) {
-    for (let q = 0; q < k; q++) {
-      const src = b + (<usize>(q * n + j) << 2);
-      const dst = panel + (<usize>q << 5);
-      v128.store(dst, v128.load(src));
-      v128.store(dst, v128.load(src, 16), 16);
-    }
-    let i = 0;
-    for (; i + 4 <= m; i += 4) {
-      let c00 = f32x4.splat(0), c01 = f32x4.splat(0), c10 = f32x4.splat(0), c11 = f32x4.splat(0);
-      let c20 = f32x4.splat(0), c21 = f32x4.splat(0), c30 = f32x4.splat(0), c31 = f32x4.splat(0);
-      const a0 = a + (<usize>(i * k) << 2), a1 = a0 + (<usize>k << 2), a2 = a1 + (<usize>k << 2), a3 = a2 + (<usize>k << 2);
-      let bp = panel;
-      const bstride: usize = 32;
+  for (let jc = 0; jc < n8; jc += NC) {
+    const jEnd = min(n8, jc + NC);
+    for (let j = jc; j < jEnd; j += 8) {
+      const strip = panel + (<usize>((j - jc) * k) << 2);
       for (let q = 0; q < k; q++) {
-        const b0 = v128.load(bp), b1 = v128.load(bp, 16);
-        const x0 = f32x4.splat(load<f32>(a0 + (<usize>q << 2)));
-        const x1 = f32x4.splat(load<f32>(a1 + (<usize>q << 2)));
-        const x2 = f32x4.splat(load<f32>(a2 + (<usize>q << 2)));
-        const x3 = f32x4.splat(load<f32>(a3 + (<usize>q << 2)));
-        c00 = madd(x0, b0, c00); c01 = madd(x0, b1, c01);
-        c10 = madd(x1, b0, c10); c11 = madd(x1, b1, c11);
-        c20 = madd(x2, b0, c20); c21 = madd(x2, b1, c21);
-        c30 = madd(x3, b0, c30); c31 = madd(x3, b1, c31);
-        bp += bstride;
+        const src = b + (<usize>(q * n + j) << 2);
+        const dst = strip + (<usize>q << 5);
+        v128.store(dst, v128.load(src));
+        v128.store(dst, v128.load(src, 16), 16);
       }
-      storeTile(out + (<usize>(i * n + j) << 2), c00, c01, va, accumulate);
-      storeTile(out + (<usize>((i + 1) * n + j) << 2), c10, c11, va, accumulate);
-      storeTile(out + (<usize>((i + 2) * n + j) << 2), c20, c21, va, accumulate);
-      storeTile(out + (<usize>((i + 3) * n + j) << 2), c30, c31, va, accumulate);
     }
-    for (; i < m; i++) {
-      let c0 = f32x4.splat(0), c1 = f32x4.splat(0);
-      const ar = a + (<usize>(i * k) << 2);
-      let bp = panel;
-      for (let q = 0; q < k; q++) {
-        const x = f32x4.splat(load<f32>(ar + (<usize>q << 2)));
-        c0 = madd(x, v128.load(bp), c0);
-        c1 = madd(x, v128.load(bp, 16), c1);
-        bp += 32;
+    for (let ic = 0; ic < m; ic += MC) {
+      const iEnd = min(m, ic + MC);
+      for (let j = jc; j < jEnd; j += 8) {
+        const strip = panel + (<usize>((j - jc) * k) << 2);
+        let i = ic;
+        for (; i + 4 <= iEnd; i += 4) {
+          let c00 = f32x4.splat(0), c01 = f32x4.splat(0), c10 = f32x4.splat(0), c11 = f32x4.splat(0);
+          let c20 = f32x4.splat(0), c21 = f32x4.splat(0), c30 = f32x4.splat(0), c31 = f32x4.splat(0);
+          const a0 = a + (<usize>(i * k) << 2), a1 = a0 + (<usize>k << 2), a2 = a1 + (<usize>k << 2), a3 = a2 + (<usize>k << 2);
+          let bp = strip;
+          for (let q = 0; q < k; q++) {
+            const b0 = v128.load(bp), b1 = v128.load(bp, 16);
+            const o = <usize>q << 2;
+            const x0 = v128.load32_splat(a0 + o);
+            const x1 = v128.load32_splat(a1 + o);
+            const x2 = v128.load32_splat(a2 + o);
+            const x3 = v128.load32_splat(a3 + o);
+            c00 = madd(x0, b0, c00); c01 = madd(x0, b1, c01);
+            c10 = madd(x1, b0, c10); c11 = madd(x1, b1, c11);
+            c20 = madd(x2, b0, c20); c21 = madd(x2, b1, c21);
+            c30 = madd(x3, b0, c30); c31 = madd(x3, b1, c31);
+            bp += 32;
+          }
+          storeTile(out + (<usize>(i * n + j) << 2), c00, c01, va, accumulate);
+          storeTile(out + (<usize>((i + 1) * n + j) << 2), c10, c11, va, accumulate);
+          storeTile(out + (<usize>((i + 2) * n + j) << 2), c20, c21, va, accumulate);
+          storeTile(out + (<usize>((i + 3) * n + j) << 2), c30, c31, va, accumulate);
+        }
+        for (; i < iEnd; i++) {
+          let c0 = f32x4.splat(0), c1 = f32x4.splat(0);
+          const ar = a + (<usize>(i * k) << 2);
+          let bp = strip;
+          for (let q = 0; q < k; q++) {
+            const x = v128.load32_splat(ar + (<usize>q << 2));
+            c0 = madd(x, v128.load(bp), c0);
+            c1 = madd(x, v128.load(bp, 16), c1);
+            bp += 32;
+          }
+          storeTile(out + (<usize>(i * n + j) << 2), c0, c1, va, accumulate);
+        }
       }
-      storeTile(out + (<usize>(i * n + j) << 2), c0, c1, va, accumulate);
     }
   }
   // The last n % 8 columns, one at a time.
