@@ -2,9 +2,9 @@
 //
 // Owns: loading the AssemblyScript module (the relaxed-SIMD build where the engine
 // validates it, else plain SIMD), its memory (grown on demand, refused past 4 GiB with an
-// error naming the size asked), and the dispatch: matmul, attention and the elementwise
-// updates run in WebAssembly; the other kernels are the reference loops running over the
-// same WebAssembly memory (they are a small share of a step; see docs/kernels.md).
+// error naming the size asked), and the dispatch: every kernel of a training step runs in
+// WebAssembly; only memory management, fill and copy (typed-array fill and copyWithin over
+// the module's memory) come from the reference.
 // Never: mixes builds within a process: one process, one module, the same bits every time.
 import { existsSync, readFileSync } from "node:fs";
 import { dirname, join } from "node:path";
@@ -26,6 +26,23 @@ interface Exports {
   sumSquares(out: number, x: number, n: number, chunk: number): void;
   attention(out: number, probs: number, qkv: number, mask: number, b: number, t: number, h: number, d: number, scale: number): void;
   attentionBackward(dqkv: number, dout: number, qkv: number, probs: number, b: number, t: number, h: number, d: number, scale: number, scratch: number): void;
+  gelu(out: number, inp: number, n: number, exact: number): void;
+  geluBackward(dInp: number, inp: number, dOut: number, n: number, exact: number): void;
+  tanh(out: number, inp: number, n: number): void;
+  tanhBackward(dInp: number, out: number, dOut: number, n: number): void;
+  swiglu(out: number, inp: number, rows: number, hidden: number): void;
+  swigluBackward(dInp: number, inp: number, dOut: number, rows: number, hidden: number): void;
+  addBias(x: number, bias: number, rows: number, cols: number): void;
+  biasBackward(dBias: number, dOut: number, rows: number, cols: number, accumulate: number): void;
+  dropout(out: number, inp: number, n: number, p: number, seed: number, counter: number): void;
+  layerNorm(out: number, mean: number, rstd: number, inp: number, weight: number, bias: number, rows: number, cols: number, eps: number): void;
+  layerNormBackward(dInp: number, dWeight: number, dBias: number, dOut: number, inp: number, weight: number, mean: number, rstd: number, rows: number, cols: number): void;
+  rmsNorm(out: number, rstd: number, inp: number, weight: number, rows: number, cols: number, eps: number): void;
+  rmsNormBackward(dInp: number, dWeight: number, dOut: number, inp: number, weight: number, rstd: number, rows: number, cols: number): void;
+  rope(qkv: number, b: number, t: number, h: number, d: number, table: number, inverse: number): void;
+  embedding(out: number, table: number, ids: number, n: number, dim: number, accumulate: number): void;
+  embeddingBackward(dTable: number, dOut: number, ids: number, n: number, dim: number): void;
+  crossEntropy(losses: number, dLogits: number, logits: number, labels: number, rows: number, vocab: number, gradScale: number): void;
 }
 
 const PAGE = 65536;
@@ -125,5 +142,45 @@ export async function createWasmKernels(opts: { relaxed?: boolean | "auto" } = {
       k.free(scratch);
     }
   };
+  const exact = (a: string) => (a === "erf" ? 1 : 0);
+  k.gelu = (out, inp, n, a) => w.gelu(ptr(out), ptr(inp), n, exact(a));
+  k.geluBackward = (dInp, inp, dOut, n, a) => w.geluBackward(ptr(dInp), ptr(inp), ptr(dOut), n, exact(a));
+  k.tanh = (out, inp, n) => w.tanh(ptr(out), ptr(inp), n);
+  k.tanhBackward = (dInp, out, dOut, n) => w.tanhBackward(ptr(dInp), ptr(out), ptr(dOut), n);
+  k.swiglu = (out, inp, rows, hidden) => w.swiglu(ptr(out), ptr(inp), rows, hidden);
+  k.swigluBackward = (dInp, inp, dOut, rows, hidden) => w.swigluBackward(ptr(dInp), ptr(inp), ptr(dOut), rows, hidden);
+  k.addBias = (x, bias, rows, cols) => w.addBias(ptr(x), ptr(bias), rows, cols);
+  k.biasBackward = (dBias, dOut, rows, cols, accumulate) => w.biasBackward(ptr(dBias), ptr(dOut), rows, cols, accumulate ? 1 : 0);
+  // seed and counter are uint32 in the hash: >>> 0 keeps them so across the boundary.
+  k.dropout = (out, inp, n, p, seed, counter) => (p === 0 ? k.copy(out, inp, n) : w.dropout(ptr(out), ptr(inp), n, p, seed >>> 0, counter >>> 0));
+  k.dropoutBackward = (dInp, dOut, n, p, seed, counter) => k.dropout(dInp, dOut, n, p, seed, counter);
+  k.layerNorm = (out, mean, rstd, inp, weight, bias, rows, cols, eps) => w.layerNorm(ptr(out), ptr(mean), ptr(rstd), ptr(inp), ptr(weight), bias === null ? 0 : ptr(bias), rows, cols, eps);
+  k.layerNormBackward = (dInp, dWeight, dBias, dOut, inp, weight, mean, rstd, rows, cols) =>
+    w.layerNormBackward(ptr(dInp), ptr(dWeight), dBias === null ? 0 : ptr(dBias), ptr(dOut), ptr(inp), ptr(weight), ptr(mean), ptr(rstd), rows, cols);
+  k.rmsNorm = (out, rstd, inp, weight, rows, cols, eps) => w.rmsNorm(ptr(out), ptr(rstd), ptr(inp), ptr(weight), rows, cols, eps);
+  k.rmsNormBackward = (dInp, dWeight, dOut, inp, weight, rstd, rows, cols) => w.rmsNormBackward(ptr(dInp), ptr(dWeight), ptr(dOut), ptr(inp), ptr(weight), ptr(rstd), rows, cols);
+  // RoPE's cos and sin per (position, pair), computed once per shape in float64 and kept.
+  const ropeTables = new Map<string, Buf>();
+  k.rope = (qkv, { b, t, h, d }, base, inverse) => {
+    const key = `${t}:${d}:${base}`;
+    let table = ropeTables.get(key);
+    if (table === undefined) {
+      const half = d / 2;
+      const values = new Float32Array(2 * t * half);
+      for (let pos = 0; pos < t; pos++)
+        for (let i = 0; i < half; i++) {
+          const angle = pos * Math.pow(base, (-2 * i) / d);
+          values[pos * half + i] = Math.cos(angle);
+          values[t * half + pos * half + i] = Math.sin(angle);
+        }
+      table = k.alloc(values.length);
+      k.upload(table, values);
+      ropeTables.set(key, table);
+    }
+    w.rope(ptr(qkv), b, t, h, d, ptr(table), inverse ? 1 : 0);
+  };
+  k.embedding = (out, table, ids, n, dim, accumulate) => w.embedding(ptr(out), ptr(table), ptr(ids), n, dim, accumulate ? 1 : 0);
+  k.embeddingBackward = (dTable, dOut, ids, n, dim) => w.embeddingBackward(ptr(dTable), ptr(dOut), ptr(ids), n, dim);
+  k.crossEntropy = (losses, dLogits, logits, labels, rows, vocab, gradScale) => w.crossEntropy(ptr(losses), ptr(dLogits), ptr(logits), ptr(labels), rows, vocab, gradScale);
   return k;
 }

@@ -1,8 +1,9 @@
 // AssemblyScript kernels, compiled to WebAssembly with 128-bit SIMD.
 //
 // Owns: the hot loops of the CPU backend: the matmul micro-kernel, transposes (so every
-// layout reduces to one packed product), the elementwise updates (add, axpy, scale, AdamW)
-// and the chunked sum of squares. Pointers are byte offsets into this module's memory;
+// layout reduces to one packed product), the elementwise updates (add, axpy, scale, AdamW),
+// the chunked sum of squares, attention, activations, bias, dropout, LayerNorm and RMSNorm,
+// RoPE, embeddings and the fused cross-entropy. Pointers are byte offsets into this module's memory;
 // lengths are in elements. Every loop sums in a fixed order: same inputs, same bits.
 // Never: allocates; the TypeScript loader owns the memory (kernels-wasm/index.ts).
 //
@@ -296,4 +297,468 @@ export function attentionBackward(dqkv: usize, dout: usize, qkv: usize, probs: u
           axpyRow(dqkv + (<usize>((bi * t + j) * rowStride + h * d + hi * d) << 2), qi, d, ds);
         }
       }
+}
+
+// ---- activations, bias, dropout ------------------------------------------------------------
+// Elementwise maths uses mul and add, never madd, so both builds give the same bits here.
+// exp is computed in f32x4 lanes (expv); tanh, sigmoid and erf are built on it.
+
+const LOG2E: f32 = 1.4426950408889634;
+const LN2_HI: f32 = 0.693359375; // ln 2 split in two, so n·ln2 is subtracted exactly
+const LN2_LO: f32 = -2.12194440e-4;
+
+@inline function splat(x: f32): v128 {
+  return f32x4.splat(x);
+}
+
+/**
+ * e^x in each lane, relative error below 2e-7: x = n·ln2 + r with |r| ≤ ln2/2, e^r by its
+ * degree-6 Taylor polynomial, 2^n added to the exponent bits. Inputs are clamped to
+ * [-87, 88], where e^x stays a normal float.
+ */
+@inline function expv(x: v128): v128 {
+  x = f32x4.min(f32x4.max(x, splat(-87)), splat(88));
+  const n = f32x4.nearest(f32x4.mul(x, splat(LOG2E)));
+  const r = f32x4.sub(f32x4.sub(x, f32x4.mul(n, splat(LN2_HI))), f32x4.mul(n, splat(LN2_LO)));
+  let p = splat(1.0 / 720);
+  p = f32x4.add(f32x4.mul(p, r), splat(1.0 / 120));
+  p = f32x4.add(f32x4.mul(p, r), splat(1.0 / 24));
+  p = f32x4.add(f32x4.mul(p, r), splat(1.0 / 6));
+  p = f32x4.add(f32x4.mul(p, r), splat(0.5));
+  p = f32x4.add(f32x4.mul(p, r), splat(1));
+  p = f32x4.add(f32x4.mul(p, r), splat(1));
+  return i32x4.add(p, i32x4.shl(i32x4.trunc_sat_f32x4_s(n), 23));
+}
+
+/** tanh(x) = 1 - 2 / (e^2x + 1): exact at both ends, absolute error below 3e-7. */
+@inline function tanhv(x: v128): v128 {
+  return f32x4.sub(splat(1), f32x4.div(splat(2), f32x4.add(expv(f32x4.add(x, x)), splat(1))));
+}
+
+@inline function sigmoidv(x: v128): v128 {
+  return f32x4.div(splat(1), f32x4.add(splat(1), expv(f32x4.neg(x))));
+}
+
+/** erf by Abramowitz and Stegun 7.1.26 (absolute error below 1.5e-7), odd in x. */
+@inline function erfv(x: v128): v128 {
+  const ax = f32x4.abs(x);
+  const t = f32x4.div(splat(1), f32x4.add(splat(1), f32x4.mul(splat(0.3275911), ax)));
+  let p = splat(1.061405429);
+  p = f32x4.add(f32x4.mul(p, t), splat(-1.453152027));
+  p = f32x4.add(f32x4.mul(p, t), splat(1.421413741));
+  p = f32x4.add(f32x4.mul(p, t), splat(-0.284496736));
+  p = f32x4.add(f32x4.mul(p, t), splat(0.254829592));
+  const y = f32x4.sub(splat(1), f32x4.mul(f32x4.mul(p, t), expv(f32x4.neg(f32x4.mul(ax, ax)))));
+  return v128.bitselect(f32x4.neg(y), y, f32x4.lt(x, splat(0)));
+}
+
+const SQRT_2_OVER_PI: f32 = 0.7978845608028654;
+const GELU_C: f32 = 0.044715;
+const INV_SQRT2: f32 = 0.7071067811865476;
+const INV_SQRT_2PI: f32 = 0.3989422804014327;
+
+/** Lanes of x past the first `count` are zero: the tail of a loop reuses the vector code. */
+@inline function loadTail(p: usize, count: i32): v128 {
+  let v = f32x4.splat(0);
+  if (count > 0) v = f32x4.replace_lane(v, 0, load<f32>(p));
+  if (count > 1) v = f32x4.replace_lane(v, 1, load<f32>(p, 4));
+  if (count > 2) v = f32x4.replace_lane(v, 2, load<f32>(p, 8));
+  return v;
+}
+
+@inline function storeTail(p: usize, v: v128, count: i32): void {
+  if (count > 0) store<f32>(p, f32x4.extract_lane(v, 0));
+  if (count > 1) store<f32>(p, f32x4.extract_lane(v, 1), 4);
+  if (count > 2) store<f32>(p, f32x4.extract_lane(v, 2), 8);
+}
+
+@inline function geluv(x: v128, exact: i32): v128 {
+  const half = f32x4.mul(splat(0.5), x);
+  if (exact) return f32x4.add(half, f32x4.mul(half, erfv(f32x4.mul(x, splat(INV_SQRT2)))));
+  const u = f32x4.mul(splat(SQRT_2_OVER_PI), f32x4.add(x, f32x4.mul(splat(GELU_C), f32x4.mul(x, f32x4.mul(x, x)))));
+  return f32x4.add(half, f32x4.mul(half, tanhv(u)));
+}
+
+@inline function geluGradv(x: v128, exact: i32): v128 {
+  if (exact) {
+    const cdf = f32x4.mul(splat(0.5), f32x4.add(splat(1), erfv(f32x4.mul(x, splat(INV_SQRT2)))));
+    const pdf = f32x4.mul(splat(INV_SQRT_2PI), expv(f32x4.mul(splat(-0.5), f32x4.mul(x, x))));
+    return f32x4.add(cdf, f32x4.mul(x, pdf));
+  }
+  const x2 = f32x4.mul(x, x);
+  const t = tanhv(f32x4.mul(splat(SQRT_2_OVER_PI), f32x4.add(x, f32x4.mul(splat(GELU_C), f32x4.mul(x, x2)))));
+  const du = f32x4.mul(splat(SQRT_2_OVER_PI), f32x4.add(splat(1), f32x4.mul(splat(3 * GELU_C), x2)));
+  const left = f32x4.mul(splat(0.5), f32x4.add(splat(1), t));
+  return f32x4.add(left, f32x4.mul(f32x4.mul(f32x4.mul(splat(0.5), x), f32x4.sub(splat(1), f32x4.mul(t, t))), du));
+}
+
+/** out (n) = gelu(inp), tanh approximation or exact (erf); out may alias inp. */
+export function gelu(out: usize, inp: usize, n: i32, exact: i32): void {
+  let i = 0;
+  for (; i + 4 <= n; i += 4) v128.store(out + (<usize>i << 2), geluv(v128.load(inp + (<usize>i << 2)), exact));
+  if (i < n) storeTail(out + (<usize>i << 2), geluv(loadTail(inp + (<usize>i << 2), n - i), exact), n - i);
+}
+
+/** dInp (n) = gelu'(inp) · dOut; dInp may alias dOut. */
+export function geluBackward(dInp: usize, inp: usize, dOut: usize, n: i32, exact: i32): void {
+  let i = 0;
+  for (; i + 4 <= n; i += 4) {
+    const o = <usize>i << 2;
+    v128.store(dInp + o, f32x4.mul(geluGradv(v128.load(inp + o), exact), v128.load(dOut + o)));
+  }
+  if (i < n) {
+    const o = <usize>i << 2;
+    storeTail(dInp + o, f32x4.mul(geluGradv(loadTail(inp + o, n - i), exact), loadTail(dOut + o, n - i)), n - i);
+  }
+}
+
+/** out (n) = tanh(inp). */
+export function tanh(out: usize, inp: usize, n: i32): void {
+  let i = 0;
+  for (; i + 4 <= n; i += 4) v128.store(out + (<usize>i << 2), tanhv(v128.load(inp + (<usize>i << 2))));
+  if (i < n) storeTail(out + (<usize>i << 2), tanhv(loadTail(inp + (<usize>i << 2), n - i)), n - i);
+}
+
+/** dInp (n) = (1 - out²) · dOut, out = tanh(inp). */
+export function tanhBackward(dInp: usize, out: usize, dOut: usize, n: i32): void {
+  let i = 0;
+  for (; i < n; i += 4) {
+    const o = <usize>i << 2;
+    const count = min(4, n - i);
+    const y = count == 4 ? v128.load(out + o) : loadTail(out + o, count);
+    const d = count == 4 ? v128.load(dOut + o) : loadTail(dOut + o, count);
+    const r = f32x4.mul(f32x4.sub(splat(1), f32x4.mul(y, y)), d);
+    if (count == 4) v128.store(dInp + o, r);
+    else storeTail(dInp + o, r, count);
+  }
+}
+
+/** inp (rows, 2H) = [gate | up]; out (rows, H) = silu(gate) · up. */
+export function swiglu(out: usize, inp: usize, rows: i32, hidden: i32): void {
+  for (let r = 0; r < rows; r++) {
+    const gate = inp + (<usize>(r * 2 * hidden) << 2), up = gate + (<usize>hidden << 2), o = out + (<usize>(r * hidden) << 2);
+    for (let j = 0; j < hidden; j += 4) {
+      const count = min(4, hidden - j), at = <usize>j << 2;
+      const g = count == 4 ? v128.load(gate + at) : loadTail(gate + at, count);
+      const u = count == 4 ? v128.load(up + at) : loadTail(up + at, count);
+      const y = f32x4.mul(f32x4.mul(g, sigmoidv(g)), u);
+      if (count == 4) v128.store(o + at, y);
+      else storeTail(o + at, y, count);
+    }
+  }
+}
+
+/** dInp (rows, 2H), dOut (rows, H): d gate = d·u·s·(1 + g·(1 - s)), d up = d·g·s, s = σ(g). */
+export function swigluBackward(dInp: usize, inp: usize, dOut: usize, rows: i32, hidden: i32): void {
+  for (let r = 0; r < rows; r++) {
+    const gate = inp + (<usize>(r * 2 * hidden) << 2), up = gate + (<usize>hidden << 2);
+    const dGate = dInp + (<usize>(r * 2 * hidden) << 2), dUp = dGate + (<usize>hidden << 2), d = dOut + (<usize>(r * hidden) << 2);
+    for (let j = 0; j < hidden; j += 4) {
+      const count = min(4, hidden - j), at = <usize>j << 2;
+      const g = count == 4 ? v128.load(gate + at) : loadTail(gate + at, count);
+      const u = count == 4 ? v128.load(up + at) : loadTail(up + at, count);
+      const dy = count == 4 ? v128.load(d + at) : loadTail(d + at, count);
+      const s = sigmoidv(g);
+      const dg = f32x4.mul(f32x4.mul(f32x4.mul(dy, u), s), f32x4.add(splat(1), f32x4.mul(g, f32x4.sub(splat(1), s))));
+      const du = f32x4.mul(f32x4.mul(dy, g), s);
+      if (count == 4) {
+        v128.store(dGate + at, dg);
+        v128.store(dUp + at, du);
+      } else {
+        storeTail(dGate + at, dg, count);
+        storeTail(dUp + at, du, count);
+      }
+    }
+  }
+}
+
+/** x (rows, cols) += bias (cols), per row. */
+export function addBias(x: usize, bias: usize, rows: i32, cols: i32): void {
+  for (let r = 0; r < rows; r++) add(x + (<usize>(r * cols) << 2), x + (<usize>(r * cols) << 2), bias, cols);
+}
+
+/** dBias (cols) (+)= the sum over rows of dOut (rows, cols), rows added in order. */
+export function biasBackward(dBias: usize, dOut: usize, rows: i32, cols: i32, accumulate: i32): void {
+  if (!accumulate) memory.fill(dBias, 0, <usize>cols << 2);
+  for (let r = 0; r < rows; r++) add(dBias, dBias, dOut + (<usize>(r * cols) << 2), cols);
+}
+
+/** murmur3's finaliser over a Weyl step: model/counter-hash.ts's counterHash, bit for bit. */
+@inline function counterHash(seed: u32, counter: u32): u32 {
+  let h = seed ^ (counter * 0x9e3779b9);
+  h = (h ^ (h >>> 16)) * 0x85ebca6b;
+  h = (h ^ (h >>> 13)) * 0xc2b2ae35;
+  return h ^ (h >>> 16);
+}
+
+/** out (n) = inp / (1 - p) where hash(seed, counter + i) ≥ p·2³², else 0 (inverted dropout). */
+export function dropout(out: usize, inp: usize, n: i32, p: f64, seed: u32, counter: u32): void {
+  const threshold = p * 4294967296.0;
+  const keep = 1 - p;
+  for (let i = 0; i < n; i++) {
+    const at = <usize>i << 2;
+    const kept = <f64>counterHash(seed, counter + <u32>i) >= threshold;
+    store<f32>(out + at, kept ? <f32>(<f64>load<f32>(inp + at) / keep) : 0);
+  }
+}
+
+// ---- normalisation -------------------------------------------------------------------------
+
+/** The sum of a row's `cols` floats: four lane sums in order, then the lanes, then the tail. */
+@inline function rowSum(x: usize, cols: i32): f32 {
+  let acc = splat(0);
+  let c = 0;
+  for (; c + 4 <= cols; c += 4) acc = f32x4.add(acc, v128.load(x + (<usize>c << 2)));
+  let s = f32x4.extract_lane(acc, 0) + f32x4.extract_lane(acc, 1) + f32x4.extract_lane(acc, 2) + f32x4.extract_lane(acc, 3);
+  for (; c < cols; c++) s += load<f32>(x + (<usize>c << 2));
+  return s;
+}
+
+/** Σ (x - mu)² over a row, in the order of rowSum. */
+@inline function rowSquares(x: usize, cols: i32, mu: f32): f32 {
+  const m = splat(mu);
+  let acc = splat(0);
+  let c = 0;
+  for (; c + 4 <= cols; c += 4) {
+    const d = f32x4.sub(v128.load(x + (<usize>c << 2)), m);
+    acc = f32x4.add(acc, f32x4.mul(d, d));
+  }
+  let s = f32x4.extract_lane(acc, 0) + f32x4.extract_lane(acc, 1) + f32x4.extract_lane(acc, 2) + f32x4.extract_lane(acc, 3);
+  for (; c < cols; c++) {
+    const d = load<f32>(x + (<usize>c << 2)) - mu;
+    s += d * d;
+  }
+  return s;
+}
+
+/** Σ a·b·x over a row (the backward passes' row dot products), in the order of rowSum. */
+@inline function rowDot3(a: usize, b: usize, x: usize, cols: i32): f32 {
+  let acc = splat(0);
+  let c = 0;
+  for (; c + 4 <= cols; c += 4) {
+    const o = <usize>c << 2;
+    acc = f32x4.add(acc, f32x4.mul(f32x4.mul(v128.load(a + o), v128.load(b + o)), v128.load(x + o)));
+  }
+  let s = f32x4.extract_lane(acc, 0) + f32x4.extract_lane(acc, 1) + f32x4.extract_lane(acc, 2) + f32x4.extract_lane(acc, 3);
+  for (; c < cols; c++) {
+    const o = <usize>c << 2;
+    s += load<f32>(a + o) * load<f32>(b + o) * load<f32>(x + o);
+  }
+  return s;
+}
+
+/**
+ * inp, out (rows, cols); weight, bias (cols), bias 0 for none; mean, rstd (rows) saved for
+ * backward. out = (inp - mean) · rstd · weight + bias, rstd = 1/√(var + eps).
+ */
+export function layerNorm(out: usize, mean: usize, rstd: usize, inp: usize, weight: usize, bias: usize, rows: i32, cols: i32, eps: f32): void {
+  for (let r = 0; r < rows; r++) {
+    const x = inp + (<usize>(r * cols) << 2), y = out + (<usize>(r * cols) << 2);
+    const mu = rowSum(x, cols) / <f32>cols;
+    const rs: f32 = 1 / Mathf.sqrt(rowSquares(x, cols, mu) / <f32>cols + eps);
+    store<f32>(mean + (<usize>r << 2), mu);
+    store<f32>(rstd + (<usize>r << 2), rs);
+    const vm = splat(mu), vr = splat(rs);
+    let c = 0;
+    for (; c + 4 <= cols; c += 4) {
+      const o = <usize>c << 2;
+      let v = f32x4.mul(f32x4.mul(f32x4.sub(v128.load(x + o), vm), vr), v128.load(weight + o));
+      if (bias) v = f32x4.add(v, v128.load(bias + o));
+      v128.store(y + o, v);
+    }
+    for (; c < cols; c++) {
+      const o = <usize>c << 2;
+      store<f32>(y + o, (load<f32>(x + o) - mu) * rs * load<f32>(weight + o) + (bias ? load<f32>(bias + o) : 0));
+    }
+  }
+}
+
+/**
+ * dInp (rows, cols) written; dWeight, dBias (cols) accumulated (dBias 0 for none).
+ * dInp = rstd · (d - mean(d) - x̂ · mean(d · x̂)), d = dOut · weight, x̂ = (inp - mean) · rstd.
+ */
+export function layerNormBackward(dInp: usize, dWeight: usize, dBias: usize, dOut: usize, inp: usize, weight: usize, mean: usize, rstd: usize, rows: i32, cols: i32): void {
+  for (let r = 0; r < rows; r++) {
+    const x = inp + (<usize>(r * cols) << 2), dy = dOut + (<usize>(r * cols) << 2), dx = dInp + (<usize>(r * cols) << 2);
+    const mu = load<f32>(mean + (<usize>r << 2)), rs = load<f32>(rstd + (<usize>r << 2));
+    const vm = splat(mu), vr = splat(rs);
+    let sumD = splat(0), sumDX = splat(0);
+    let c = 0;
+    for (; c + 4 <= cols; c += 4) {
+      const o = <usize>c << 2;
+      const xhat = f32x4.mul(f32x4.sub(v128.load(x + o), vm), vr);
+      const g = v128.load(dy + o);
+      const d = f32x4.mul(g, v128.load(weight + o));
+      sumD = f32x4.add(sumD, d);
+      sumDX = f32x4.add(sumDX, f32x4.mul(d, xhat));
+      v128.store(dWeight + o, f32x4.add(v128.load(dWeight + o), f32x4.mul(g, xhat)));
+      if (dBias) v128.store(dBias + o, f32x4.add(v128.load(dBias + o), g));
+    }
+    let meanD = f32x4.extract_lane(sumD, 0) + f32x4.extract_lane(sumD, 1) + f32x4.extract_lane(sumD, 2) + f32x4.extract_lane(sumD, 3);
+    let meanDX = f32x4.extract_lane(sumDX, 0) + f32x4.extract_lane(sumDX, 1) + f32x4.extract_lane(sumDX, 2) + f32x4.extract_lane(sumDX, 3);
+    for (let t = c; t < cols; t++) {
+      const o = <usize>t << 2;
+      const xhat = (load<f32>(x + o) - mu) * rs;
+      const g = load<f32>(dy + o);
+      const d = g * load<f32>(weight + o);
+      meanD += d;
+      meanDX += d * xhat;
+      store<f32>(dWeight + o, load<f32>(dWeight + o) + g * xhat);
+      if (dBias) store<f32>(dBias + o, load<f32>(dBias + o) + g);
+    }
+    meanD /= <f32>cols;
+    meanDX /= <f32>cols;
+    const vmd = splat(meanD), vmdx = splat(meanDX);
+    c = 0;
+    for (; c + 4 <= cols; c += 4) {
+      const o = <usize>c << 2;
+      const xhat = f32x4.mul(f32x4.sub(v128.load(x + o), vm), vr);
+      const d = f32x4.mul(v128.load(dy + o), v128.load(weight + o));
+      v128.store(dx + o, f32x4.mul(vr, f32x4.sub(f32x4.sub(d, vmd), f32x4.mul(xhat, vmdx))));
+    }
+    for (; c < cols; c++) {
+      const o = <usize>c << 2;
+      const xhat = (load<f32>(x + o) - mu) * rs;
+      const d = load<f32>(dy + o) * load<f32>(weight + o);
+      store<f32>(dx + o, rs * (d - meanD - xhat * meanDX));
+    }
+  }
+}
+
+/** out (rows, cols) = inp · rstd · weight, rstd (rows) = 1/√(mean(inp²) + eps). */
+export function rmsNorm(out: usize, rstd: usize, inp: usize, weight: usize, rows: i32, cols: i32, eps: f32): void {
+  for (let r = 0; r < rows; r++) {
+    const x = inp + (<usize>(r * cols) << 2), y = out + (<usize>(r * cols) << 2);
+    const rs: f32 = 1 / Mathf.sqrt(rowSquares(x, cols, 0) / <f32>cols + eps);
+    store<f32>(rstd + (<usize>r << 2), rs);
+    const vr = splat(rs);
+    let c = 0;
+    for (; c + 4 <= cols; c += 4) {
+      const o = <usize>c << 2;
+      v128.store(y + o, f32x4.mul(f32x4.mul(v128.load(x + o), vr), v128.load(weight + o)));
+    }
+    for (; c < cols; c++) {
+      const o = <usize>c << 2;
+      store<f32>(y + o, load<f32>(x + o) * rs * load<f32>(weight + o));
+    }
+  }
+}
+
+/** dInp written, dWeight accumulated: dInp = rstd · (dOut · weight - x · rstd² · Σ(dOut · weight · x) / cols). */
+export function rmsNormBackward(dInp: usize, dWeight: usize, dOut: usize, inp: usize, weight: usize, rstd: usize, rows: i32, cols: i32): void {
+  for (let r = 0; r < rows; r++) {
+    const x = inp + (<usize>(r * cols) << 2), dy = dOut + (<usize>(r * cols) << 2), dx = dInp + (<usize>(r * cols) << 2);
+    const rs = load<f32>(rstd + (<usize>r << 2));
+    const k = rs * rs * rowDot3(dy, weight, x, cols) / <f32>cols;
+    const vr = splat(rs), vk = splat(k);
+    let c = 0;
+    for (; c + 4 <= cols; c += 4) {
+      const o = <usize>c << 2;
+      const xv = v128.load(x + o), g = v128.load(dy + o);
+      v128.store(dWeight + o, f32x4.add(v128.load(dWeight + o), f32x4.mul(f32x4.mul(g, xv), vr)));
+      v128.store(dx + o, f32x4.mul(vr, f32x4.sub(f32x4.mul(g, v128.load(weight + o)), f32x4.mul(xv, vk))));
+    }
+    for (; c < cols; c++) {
+      const o = <usize>c << 2;
+      const xv = load<f32>(x + o), g = load<f32>(dy + o);
+      store<f32>(dWeight + o, load<f32>(dWeight + o) + g * xv * rs);
+      store<f32>(dx + o, rs * (g * load<f32>(weight + o) - xv * k));
+    }
+  }
+}
+
+// ---- rotary embedding, embeddings, loss ----------------------------------------------------
+
+/**
+ * RoPE in place on the q and k parts of qkv (B, T, 3, H, D): pairs (i, i + D/2) rotate by
+ * the angle whose cos and sin sit in `table` (T, D/2 cosines then T, D/2 sines), negated
+ * when `inverse`.
+ */
+export function rope(qkv: usize, b: i32, t: i32, h: i32, d: i32, table: usize, inverse: i32): void {
+  const half = d >> 1;
+  const sines = table + (<usize>(t * half) << 2);
+  const sign = splat(inverse ? -1 : 1);
+  for (let bi = 0; bi < b; bi++)
+    for (let pos = 0; pos < t; pos++)
+      for (let part = 0; part < 2; part++)
+        for (let hi = 0; hi < h; hi++) {
+          const at = qkv + (<usize>((((bi * t + pos) * 3 + part) * h + hi) * d) << 2);
+          const cosRow = table + (<usize>(pos * half) << 2), sinRow = sines + (<usize>(pos * half) << 2);
+          for (let i = 0; i < half; i += 4) {
+            const count = min(4, half - i), o = <usize>i << 2, o2 = <usize>(i + half) << 2;
+            const x1 = count == 4 ? v128.load(at + o) : loadTail(at + o, count);
+            const x2 = count == 4 ? v128.load(at + o2) : loadTail(at + o2, count);
+            const cs = count == 4 ? v128.load(cosRow + o) : loadTail(cosRow + o, count);
+            const sn = f32x4.mul(sign, count == 4 ? v128.load(sinRow + o) : loadTail(sinRow + o, count));
+            const y1 = f32x4.sub(f32x4.mul(x1, cs), f32x4.mul(x2, sn));
+            const y2 = f32x4.add(f32x4.mul(x1, sn), f32x4.mul(x2, cs));
+            if (count == 4) {
+              v128.store(at + o, y1);
+              v128.store(at + o2, y2);
+            } else {
+              storeTail(at + o, y1, count);
+              storeTail(at + o2, y2, count);
+            }
+          }
+        }
+}
+
+/** table (V, dim), ids i32 (n): out[i, :] (+)= table[ids[i], :]. */
+export function embedding(out: usize, table: usize, ids: usize, n: i32, dim: i32, accumulate: i32): void {
+  for (let i = 0; i < n; i++) {
+    const row = table + (<usize>(load<i32>(ids + (<usize>i << 2)) * dim) << 2), o = out + (<usize>(i * dim) << 2);
+    if (accumulate) add(o, o, row, dim);
+    else memory.copy(o, row, <usize>dim << 2);
+  }
+}
+
+/** dTable[ids[i], :] += dOut[i, :], i in order: a deterministic scatter-add. */
+export function embeddingBackward(dTable: usize, dOut: usize, ids: usize, n: i32, dim: i32): void {
+  for (let i = 0; i < n; i++) {
+    const row = dTable + (<usize>(load<i32>(ids + (<usize>i << 2)) * dim) << 2);
+    add(row, row, dOut + (<usize>(i * dim) << 2), dim);
+  }
+}
+
+/**
+ * logits, dLogits (rows, V); labels i32 (rows), -100 ignored. losses[r] = logsumexp - logit
+ * of the label; dLogits = (softmax - onehot) · gradScale. dLogits may alias logits.
+ */
+export function crossEntropy(losses: usize, dLogits: usize, logits: usize, labels: usize, rows: i32, vocab: i32, gradScale: f32): void {
+  for (let r = 0; r < rows; r++) {
+    const x = logits + (<usize>(r * vocab) << 2), g = dLogits + (<usize>(r * vocab) << 2);
+    const label = load<i32>(labels + (<usize>r << 2));
+    if (label == -100) {
+      store<f32>(losses + (<usize>r << 2), 0);
+      memory.fill(g, 0, <usize>vocab << 2);
+      continue;
+    }
+    let vmax = splat(-Infinity);
+    let c = 0;
+    for (; c + 4 <= vocab; c += 4) vmax = f32x4.max(vmax, v128.load(x + (<usize>c << 2)));
+    let mx = max(max(f32x4.extract_lane(vmax, 0), f32x4.extract_lane(vmax, 1)), max(f32x4.extract_lane(vmax, 2), f32x4.extract_lane(vmax, 3)));
+    for (; c < vocab; c++) mx = max(mx, load<f32>(x + (<usize>c << 2)));
+    const vm = splat(mx);
+    let vsum = splat(0);
+    c = 0;
+    for (; c + 4 <= vocab; c += 4) vsum = f32x4.add(vsum, expv(f32x4.sub(v128.load(x + (<usize>c << 2)), vm)));
+    let sum = f32x4.extract_lane(vsum, 0) + f32x4.extract_lane(vsum, 1) + f32x4.extract_lane(vsum, 2) + f32x4.extract_lane(vsum, 3);
+    if (c < vocab) {
+      const tail = expv(f32x4.sub(loadTail(x + (<usize>c << 2), vocab - c), vm));
+      sum += f32x4.extract_lane(tail, 0);
+      if (vocab - c > 1) sum += f32x4.extract_lane(tail, 1);
+      if (vocab - c > 2) sum += f32x4.extract_lane(tail, 2);
+    }
+    const lse = mx + Mathf.log(sum);
+    store<f32>(losses + (<usize>r << 2), lse - load<f32>(x + (<usize>label << 2)));
+    const vl = splat(lse), vs = splat(gradScale);
+    c = 0;
+    for (; c + 4 <= vocab; c += 4) {
+      const o = <usize>c << 2;
+      v128.store(g + o, f32x4.mul(expv(f32x4.sub(v128.load(x + o), vl)), vs));
+    }
+    if (c < vocab) storeTail(g + (<usize>c << 2), f32x4.mul(expv(f32x4.sub(loadTail(x + (<usize>c << 2), vocab - c), vl)), vs), vocab - c);
+    const at = g + (<usize>label << 2);
+    store<f32>(at, load<f32>(at) - gradScale);
+  }
 }

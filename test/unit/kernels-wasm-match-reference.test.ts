@@ -9,6 +9,11 @@ import type { Buf, Kernels } from "../../model/kernels.js";
 let seed = 99;
 const rand = () => ((seed = (Math.imul(seed, 1103515245) + 12345) >>> 0) / 2 ** 32) * 2 - 1;
 const randoms = (n: number) => Float32Array.from({ length: n }, rand);
+/** The same values every call for one `key` (cases run on both backends). */
+const randomsFrom = (n: number, key: number) => {
+  let s = key;
+  return Float32Array.from({ length: n }, () => ((s = (Math.imul(s, 1103515245) + 12345) >>> 0) / 2 ** 32) * 2 - 1);
+};
 
 function put(k: Kernels, values: Float32Array | Int32Array): Buf {
   const b = k.alloc(values.length, values instanceof Int32Array ? "i32" : "f32");
@@ -94,6 +99,91 @@ for (const relaxed of [false, true]) {
       const parts = put(w, p), grad2 = put(w, g), m2 = w.alloc(N), v2 = w.alloc(N);
       for (const [s, e] of [[0, 3], [3, 517], [517, N]] as const) w.adamw(w.view(parts, s), w.view(grad2, s), w.view(m2, s), w.view(v2, s), e - s, args);
       expect(Buffer.from(get(w, parts, N).buffer).equals(Buffer.from(get(w, whole, N).buffer))).toBe(true);
+    });
+
+    it("activations, bias, dropout, norms, RoPE, embeddings and cross-entropy match the reference on odd shapes", () => {
+      const rows = 7, cols = 37, n = rows * cols, hidden = 17; // rows · 2 · hidden ≤ n
+      const x = randoms(n), y = randoms(n), wgt = randoms(cols), bias = randoms(cols), acc = randoms(cols);
+      const ids = Int32Array.from([3, 0, 5, 3, 1, 3, 6]); // repeats: the scatter-add must add them all, in order
+      const labels = Int32Array.from([4, -100, 36, 0, 17, 35, -100]);
+      const outs = (k: Kernels, bufs: Buf[], sizes: number[]) => bufs.map((b, i) => get(k, b, sizes[i]!));
+      // Each case runs on a backend and returns the arrays it wrote; [case, tolerance].
+      const cases: [string, (k: Kernels) => Float32Array[], number][] = [];
+      for (const a of ["tanh", "erf"] as const) {
+        cases.push([`gelu ${a}`, (k) => { const o = k.alloc(n); k.gelu(o, put(k, x), n, a); return outs(k, [o], [n]); }, 1e-6]);
+        cases.push([`gelu backward ${a}`, (k) => { const d = put(k, y); k.geluBackward(d, put(k, x), d, n, a); return outs(k, [d], [n]); }, 2e-6]);
+      }
+      cases.push(["tanh", (k) => { const o = k.alloc(n); k.tanh(o, put(k, x), n); return outs(k, [o], [n]); }, 1e-6]);
+      cases.push(["tanh backward", (k) => { const o = k.alloc(n); k.tanhBackward(o, put(k, x), put(k, y), n); return outs(k, [o], [n]); }, 1e-6]);
+      cases.push(["swiglu", (k) => { const o = k.alloc(rows * hidden); k.swiglu(o, put(k, x.subarray(0, rows * 2 * hidden)), rows, hidden); return outs(k, [o], [rows * hidden]); }, 2e-6]);
+      cases.push(["swiglu backward", (k) => {
+        const d = k.alloc(rows * 2 * hidden);
+        k.swigluBackward(d, put(k, x.subarray(0, rows * 2 * hidden)), put(k, y.subarray(0, rows * hidden)), rows, hidden);
+        return outs(k, [d], [rows * 2 * hidden]);
+      }, 2e-6]);
+      cases.push(["bias and its gradient", (k) => {
+        const v = put(k, x), db = put(k, acc), db2 = k.alloc(cols);
+        k.addBias(v, put(k, bias), rows, cols);
+        k.biasBackward(db, put(k, y), rows, cols, true);
+        k.biasBackward(db2, put(k, y), rows, cols, false);
+        return outs(k, [v, db, db2], [n, cols, cols]);
+      }, 1e-6]);
+      cases.push(["dropout", (k) => {
+        const a = k.alloc(n), b = k.alloc(n);
+        k.dropout(a, put(k, x), n, 0.3, 12345, 77);
+        k.dropoutBackward(b, put(k, y), n, 0.25, 0x9abcdef0 | 0, 2 ** 32 - 50); // a high-bit seed, a counter that wraps
+        return outs(k, [a, b], [n, n]);
+      }, 0]);
+      for (const withBias of [true, false]) {
+        cases.push([`layerNorm${withBias ? "" : " without bias"}, forward and backward`, (k) => {
+          const o = k.alloc(n), mean = k.alloc(rows), rstd = k.alloc(rows), inp = put(k, x), w8 = put(k, wgt);
+          k.layerNorm(o, mean, rstd, inp, w8, withBias ? put(k, bias) : null, rows, cols, 1e-5);
+          const dIn = k.alloc(n), dW = put(k, acc), dB = withBias ? put(k, acc) : null;
+          k.layerNormBackward(dIn, dW, dB, put(k, y), inp, w8, mean, rstd, rows, cols);
+          return [...outs(k, [o, mean, rstd, dIn, dW], [n, rows, rows, n, cols]), ...(dB ? outs(k, [dB], [cols]) : [])];
+        }, 3e-6]);
+      }
+      cases.push(["rmsNorm, forward and backward", (k) => {
+        const o = k.alloc(n), rstd = k.alloc(rows), inp = put(k, x), w8 = put(k, wgt);
+        k.rmsNorm(o, rstd, inp, w8, rows, cols, 1e-5);
+        const dIn = k.alloc(n), dW = put(k, acc);
+        k.rmsNormBackward(dIn, dW, put(k, y), inp, w8, rstd, rows, cols);
+        return outs(k, [o, rstd, dIn, dW], [n, rows, n, cols]);
+      }, 3e-6]);
+      const shape = { b: 2, t: 5, h: 3, d: 10 }; // D/2 = 5: a pair count that is not a multiple of 4
+      const qkvN = shape.b * shape.t * 3 * shape.h * shape.d;
+      cases.push(["rope, forward and inverse", (k) => {
+        const q = put(k, randomsFrom(qkvN, 5)), back = put(k, randomsFrom(qkvN, 5));
+        k.rope(q, shape, 10000, false);
+        k.rope(back, shape, 10000, false);
+        k.rope(back, shape, 10000, true);
+        return outs(k, [q, back], [qkvN, qkvN]);
+      }, 2e-6]);
+      cases.push(["embedding and its scatter-add", (k) => {
+        const table = put(k, x), o = put(k, y.subarray(0, ids.length * cols)), o2 = k.alloc(ids.length * cols), i = put(k, ids);
+        k.embedding(o, table, i, ids.length, cols, true);
+        k.embedding(o2, table, i, ids.length, cols, false);
+        const dTable = put(k, y);
+        k.embeddingBackward(dTable, put(k, x.subarray(0, ids.length * cols)), i, ids.length, cols);
+        return outs(k, [o, o2, dTable], [ids.length * cols, ids.length * cols, n]);
+      }, 1e-6]);
+      cases.push(["cross-entropy, loss and gradient in place", (k) => {
+        const logits = put(k, Float32Array.from(x, (v) => 4 * v)), losses = k.alloc(rows);
+        k.crossEntropy(losses, logits, logits, put(k, labels), rows, cols, 0.125);
+        return outs(k, [losses, logits], [rows, n]);
+      }, 2e-6]);
+      for (const [name, run, tol] of cases) {
+        const [got, want] = [run(w), run(r)];
+        expect(got.length, name).toBe(want.length);
+        got.forEach((g, i) => {
+          if (tol === 0) expect(Buffer.from(g.buffer).equals(Buffer.from(want[i]!.buffer)), name).toBe(true);
+          else {
+            let worst = 0;
+            for (let j = 0; j < g.length; j++) worst = Math.max(worst, Math.abs(g[j]! - want[i]![j]!) / Math.max(1, Math.abs(want[i]![j]!)));
+            expect(worst, `${name}, output ${i}`).toBeLessThan(tol);
+          }
+        });
+      }
     });
 
     it("refuses to grow past 4 GiB with an error naming the size", () => {
