@@ -3,7 +3,7 @@ import { existsSync, readFileSync } from "node:fs";
 import { InvalidArgumentError, type Command } from "commander";
 import { UserError } from "../runtime/errors.js";
 import { cleanCorpus } from "./clean.js";
-import { prepareShards, trainTokenizer } from "./prepare.js";
+import { prepareShards, tokenizerTypes, trainTokenizer, type TokenizerType } from "./prepare.js";
 import { fertility, loadTokenizer } from "./tokenizer.js";
 
 const number = (name: string, min = 0) => (v: string) => {
@@ -35,16 +35,16 @@ export function registerCorpusCommands(program: Command): void {
   const tokenizer = program.command("tokenizer").description("train and measure tokenizers");
   tokenizer
     .command("train")
-    .description("train a WordPiece tokenizer and write a Hugging Face tokenizer.json")
+    .description("train a WordPiece, BPE or byte-level BPE tokenizer and write a Hugging Face tokenizer.json")
     .requiredOption("--input <files...>", "training text")
-    .option("--type <type>", "wordpiece (bpe and bytelevel-bpe are not built yet)", "wordpiece")
+    .option("--type <type>", "wordpiece, bpe or bytelevel-bpe", "wordpiece")
     .requiredOption("--vocab-size <n>", "vocabulary size, special tokens included", number("--vocab-size", 16))
     .requiredOption("--out <file>", "tokenizer.json to write")
     .option("--no-lowercase", "keep case (default: Azerbaijani-aware lowercasing)")
     .action(async (opts: { input: string[]; type: string; vocabSize: number; out: string; lowercase: boolean }) => {
-      if (opts.type !== "wordpiece") throw new UserError(`--type ${opts.type} is not available yet: use --type wordpiece.`);
-      const t = await trainTokenizer(opts.input, { vocabSize: opts.vocabSize, lowercase: opts.lowercase, out: opts.out });
-      process.stdout.write(`wrote ${opts.out}: WordPiece, ${t.vocabSize} tokens${t.vocabSize < opts.vocabSize ? ` (the text offers no more merges than that)` : ""}\n`);
+      if (!tokenizerTypes.includes(opts.type as TokenizerType)) throw new UserError(`--type ${opts.type}: use one of ${tokenizerTypes.join(", ")}.`);
+      const t = await trainTokenizer(opts.input, { type: opts.type as TokenizerType, vocabSize: opts.vocabSize, lowercase: opts.lowercase, out: opts.out, progress: true });
+      process.stdout.write(`wrote ${opts.out}: ${opts.type}, ${t.vocabSize} tokens${t.vocabSize < opts.vocabSize ? ` (the text offers no more merges than that)` : ""}\n`);
     });
   tokenizer
     .command("fertility")
@@ -70,14 +70,19 @@ export function registerCorpusCommands(program: Command): void {
     .requiredOption("--tokenizer <file>", "tokenizer.json")
     .requiredOption("--source <specs...>", "NAME=PATH[:UPSCALE] (one document per line)")
     .requiredOption("--out <dir>", "output folder (written atomically)")
-    .action(async (opts: { tokenizer: string; source: string[]; out: string }) => {
+    .option("--workers <n>", "encoding threads (default: one per core; 0 encodes on the main thread)", (v) => {
+      const n = Number(v);
+      if (!Number.isSafeInteger(n) || n < 0) throw new InvalidArgumentError(`--workers must be a whole number ≥ 0, got "${v}".`);
+      return n;
+    })
+    .action(async (opts: { tokenizer: string; source: string[]; out: string; workers?: number }) => {
       const sources = opts.source.map((spec) => {
         const m = /^([a-z0-9][a-z0-9_-]*)=(.+?)(?::(\d+(?:\.\d+)?))?$/.exec(spec);
         if (!m) throw new UserError(`--source ${spec}: write NAME=PATH or NAME=PATH:UPSCALE (name in lowercase letters, digits, - and _).`);
         return { name: m[1]!, path: m[2]!, upscale: m[3] ? Number(m[3]) : 1 };
       });
       const t = loadTokenizer(opts.tokenizer);
-      await prepareShards(t, sources, opts.out, readFileSync(opts.tokenizer, "utf8"));
+      await prepareShards(t, sources, opts.out, readFileSync(opts.tokenizer, "utf8"), { progress: true, workers: opts.workers });
       process.stdout.write(`wrote ${opts.out}: ${sources.map((s) => `${s.name} ×${s.upscale}`).join(", ")}\n`);
     });
 }

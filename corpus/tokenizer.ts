@@ -1,5 +1,6 @@
 // Tokenizers: training a WordPiece vocabulary on Azerbaijani text, encoding and decoding
-// with it, and the Hugging Face `tokenizer.json` that carries it elsewhere.
+// with it, and the Hugging Face `tokenizer.json` that carries it elsewhere; the merge loop
+// and the loader shared with the BPE tokenizers of bpe.ts.
 //
 // Owns: normalisation (NFC; Azerbaijani-aware lowercasing where asked), pre-tokenisation
 // (whitespace and punctuation, as Hugging Face's BertPreTokenizer), the trainer, and the
@@ -10,6 +11,7 @@ import { createHash } from "node:crypto";
 import { createReadStream, readFileSync } from "node:fs";
 import { createInterface } from "node:readline";
 import { UserError } from "../runtime/errors.js";
+import { BpeTokenizer } from "./bpe.js";
 
 export const specialTokens = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"] as const;
 export interface SpecialIds {
@@ -67,10 +69,13 @@ export interface TrainOptions {
   /** The word table is pruned (rarest first) when it holds more words than this. */
   maxWords?: number;
   onProgress?: (bytesRead: number) => void;
+  /** How a line becomes words; default: normalise, then preTokenize. */
+  split?: (line: string) => string[];
 }
 
 /** Counts words over files, line by line, with bounded memory. */
-export async function countWords(files: string[], opts: Pick<TrainOptions, "lowercase" | "maxWords" | "onProgress">): Promise<Map<string, number>> {
+export async function countWords(files: string[], opts: Pick<TrainOptions, "lowercase" | "maxWords" | "onProgress" | "split">): Promise<Map<string, number>> {
+  const split = opts.split ?? ((line: string) => preTokenize(normalize(line, opts.lowercase)));
   const counts = new Map<string, number>();
   const maxWords = opts.maxWords ?? 2_000_000;
   let bytes = 0;
@@ -78,7 +83,7 @@ export async function countWords(files: string[], opts: Pick<TrainOptions, "lowe
     const lines = createInterface({ input: createReadStream(file, { encoding: "utf8" }), crlfDelay: Infinity });
     for await (const line of lines) {
       bytes += Buffer.byteLength(line) + 1;
-      for (const w of preTokenize(normalize(line, opts.lowercase))) counts.set(w, (counts.get(w) ?? 0) + 1);
+      for (const w of split(line)) counts.set(w, (counts.get(w) ?? 0) + 1);
       if (counts.size > maxWords) prune(counts, maxWords / 2);
       opts.onProgress?.(bytes);
     }
@@ -98,17 +103,37 @@ function prune(counts: Map<string, number>, keep: number): void {
  * is full. Ties break on the pair's text, so training is deterministic.
  */
 export function trainWordPiece(counts: Map<string, number>, opts: TrainOptions): string[] {
-  const minFrequency = opts.minFrequency ?? 2;
-  const vocab = new Set<string>(specialTokens);
+  const { alphabet, words } = startingPieces(counts, opts.minFrequency, (word) => [...word].map((c, i) => (i === 0 ? c : `##${c}`)));
+  const vocab = new Set<string>([...specialTokens, ...alphabet]);
+  if (vocab.size > opts.vocabSize) throw new UserError(`--vocab-size ${opts.vocabSize} is smaller than the ${vocab.size} characters and special tokens of this text: raise it.`);
+  learnMerges(words, vocab, opts.vocabSize, opts.minFrequency ?? 2, (a, b) => a + b.slice(2));
+  return [...vocab];
+}
+
+/**
+ * Each word as its starting pieces, in the sorted order of the words, and the alphabet
+ * (every piece, in order of first appearance). Words seen fewer than `minFrequency` times,
+ * or longer than 100 characters, add to the alphabet but not to the merges.
+ */
+export function startingPieces(counts: Map<string, number>, minFrequency = 2, pieces: (word: string) => string[]): { alphabet: string[]; words: { pieces: string[]; count: number }[] } {
+  const alphabet = new Set<string>();
   const words: { pieces: string[]; count: number }[] = [];
   for (const [word, count] of [...counts].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))) {
-    const chars = [...word];
-    const pieces = chars.map((c, i) => (i === 0 ? c : `##${c}`));
-    for (const p of pieces) vocab.add(p); // the alphabet: every character, as start and continuation
-    if (count >= minFrequency && chars.length <= 100) words.push({ pieces, count });
+    const p = pieces(word);
+    for (const x of p) alphabet.add(x);
+    if (count >= minFrequency && p.length <= 100) words.push({ pieces: p, count });
   }
-  if (vocab.size > opts.vocabSize) throw new UserError(`--vocab-size ${opts.vocabSize} is smaller than the ${vocab.size} characters and special tokens of this text: raise it.`);
-  // Pair counts, kept up to date as merges change the words that hold them.
+  return { alphabet: [...alphabet], words };
+}
+
+/**
+ * The merge loop WordPiece and BPE share: the most frequent adjacent pair of pieces (ties
+ * broken on the pair's text) is merged in every word and its result added to `vocab`,
+ * until `vocab` holds `vocabSize` pieces or the best pair is rarer than `minFrequency`.
+ * Pair counts are kept up to date as words change. Returns the merges in order (two pairs
+ * can make the same piece, a·bc and ab·c: both are merges, the piece is added once).
+ */
+export function learnMerges(words: { pieces: string[]; count: number }[], vocab: Set<string>, vocabSize: number, minFrequency: number, join: (a: string, b: string) => string): [string, string][] {
   const pairKey = (a: string, b: string) => `${a}\u0000${b}`;
   const pairs = new Map<string, number>();
   const where = new Map<string, Set<number>>();
@@ -121,14 +146,14 @@ export function trainWordPiece(counts: Map<string, number>, opts: TrainOptions):
     }
   };
   words.forEach((_, w) => addPairs(w, 1));
-  while (vocab.size < opts.vocabSize) {
+  const merges: [string, string][] = [];
+  while (vocab.size < vocabSize) {
     let best: string | undefined;
     let bestCount = 0;
     for (const [key, c] of pairs) if (c > bestCount || (c === bestCount && best !== undefined && key < best)) [best, bestCount] = [key, c];
     if (!best || bestCount < minFrequency) break;
     const [a, b] = best.split("\u0000") as [string, string];
-    const merged = a + b.slice(2);
-    vocab.add(merged);
+    const merged = join(a, b);
     for (const w of where.get(best) ?? []) {
       addPairs(w, -1);
       const p = words[w]!.pieces;
@@ -144,8 +169,10 @@ export function trainWordPiece(counts: Map<string, number>, opts: TrainOptions):
     }
     pairs.delete(best);
     where.delete(best);
+    merges.push([a, b]);
+    vocab.add(merged);
   }
-  return [...vocab];
+  return merges;
 }
 
 // ---- the tokenizer ---------------------------------------------------------------------------
@@ -156,7 +183,23 @@ export interface Encoding {
   wordStarts: number[];
 }
 
-export class WordPieceTokenizer {
+/** What every tokenizer type gives the rest of aze-run (WordPiece here, BPE in bpe.ts). */
+export interface Tokenizer {
+  readonly tokens: string[];
+  readonly vocab: Map<string, number>;
+  readonly special: SpecialIds;
+  /** sha256 of the tokenizer.json text: recorded by shards and checkpoints. */
+  readonly hash: string;
+  readonly lowercase: boolean;
+  readonly vocabSize: number;
+  /** Token ids of a text, without [CLS]/[SEP] (the dataset adds them per sequence). */
+  encode(text: string): Encoding;
+  decode(ids: number[]): string;
+  /** The Hugging Face tokenizer.json. */
+  toJSON(): string;
+}
+
+export class WordPieceTokenizer implements Tokenizer {
   readonly vocab: Map<string, number>;
   readonly special: SpecialIds;
   /** sha256 of the tokenizer.json text: recorded by shards and checkpoints. */
@@ -261,22 +304,36 @@ export class WordPieceTokenizer {
   }
 }
 
-/** Loads a tokenizer.json written by `tokenizer train` (WordPiece). */
-export function loadTokenizer(file: string): WordPieceTokenizer {
+/** Loads a tokenizer.json written by `tokenizer train`: WordPiece, BPE or byte-level BPE. */
+export function loadTokenizer(file: string): Tokenizer {
   let text: string;
-  let json: { model?: { type?: string; vocab?: Record<string, number> }; normalizer?: { normalizers?: { type: string }[] } };
   try {
     text = readFileSync(file, "utf8");
-    json = JSON.parse(text);
   } catch (err) {
     throw new UserError(`cannot read tokenizer ${file}: ${(err as Error).message}`);
   }
-  if (json.model?.type !== "WordPiece" || !json.model.vocab) throw new UserError(`${file} is not a WordPiece tokenizer.json (model.type is ${json.model?.type}); train one with \`aze-run tokenizer train\`.`);
+  return parseTokenizer(text, file);
+}
+
+/** A tokenizer from tokenizer.json text; `origin` names it in errors. */
+export function parseTokenizer(text: string, origin: string): Tokenizer {
+  let json: { model?: { type?: string; vocab?: Record<string, number>; merges?: (string | [string, string])[] }; normalizer?: { normalizers?: { type: string }[] }; pre_tokenizer?: { type?: string } };
+  try {
+    json = JSON.parse(text);
+  } catch (err) {
+    throw new UserError(`cannot read tokenizer ${origin}: ${(err as Error).message}`);
+  }
+  const model = json.model;
+  if ((model?.type !== "WordPiece" && model?.type !== "BPE") || !model.vocab)
+    throw new UserError(`${origin} is not a WordPiece or BPE tokenizer.json (model.type is ${model?.type}); train one with \`aze-run tokenizer train\`.`);
   const tokens: string[] = [];
-  for (const [t, id] of Object.entries(json.model.vocab)) tokens[id] = t;
-  if (tokens.some((t) => t === undefined) || tokens.length !== Object.keys(json.model.vocab).length) throw new UserError(`${file}: the vocabulary's ids are not 0..N-1 without gaps.`);
+  for (const [t, id] of Object.entries(model.vocab)) tokens[id] = t;
+  if (tokens.some((t) => t === undefined) || tokens.length !== Object.keys(model.vocab).length) throw new UserError(`${origin}: the vocabulary's ids are not 0..N-1 without gaps.`);
   const lowercase = (json.normalizer?.normalizers ?? []).some((n) => n.type === "Lowercase");
-  return new WordPieceTokenizer(tokens, lowercase, createHash("sha256").update(text).digest("hex"));
+  const hash = createHash("sha256").update(text).digest("hex");
+  if (model.type === "WordPiece") return new WordPieceTokenizer(tokens, lowercase, hash);
+  const merges = (model.merges ?? []).map((m) => (typeof m === "string" ? (m.split(" ", 2) as [string, string]) : m));
+  return new BpeTokenizer(json.pre_tokenizer?.type === "ByteLevel" ? "bytelevel-bpe" : "bpe", tokens, merges, lowercase, hash);
 }
 
 /** Tokens per whitespace word, characters per token and the share of [UNK] on a text. */

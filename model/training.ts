@@ -79,7 +79,7 @@ export interface TrainingData {
 
 /** Prepares the data of a run (before any actor starts) and says how to open it. */
 export async function planTraining(config: RunConfig, opts: { configFile: string; runsRoot: string; shards: number; loaders: number; steps?: number; resume?: string }): Promise<TrainingOptions> {
-  const { shardsDir } = await ensurePrepared(config.data, join(opts.runsRoot, ".cache"));
+  const { shardsDir } = await ensurePrepared(config.data, join(opts.runsRoot, ".cache"), { progress: process.stderr.isTTY });
   const options: TrainingOptions = { configFile: opts.configFile, shardsDir, shards: opts.shards, loaders: opts.loaders, steps: opts.steps ?? config.training.steps, resume: opts.resume };
   const training = await openTraining(options); // checks the resume checkpoint against the model
   if (options.shards * CHUNK > training.total) throw new UserError(`${options.shards} shards are more than this model's ${training.total / CHUNK} chunks of ${CHUNK} parameters: use fewer --shards.`);

@@ -39,6 +39,25 @@ describe("data pipeline", () => {
     expect(Array.from(data.microBatch(4, 1000, 1).inputIds)).not.toEqual(Array.from(a.inputIds.slice(0, 32)));
   });
 
+  it("trains BPE and byte-level BPE tokenizers; worker threads write the same shards as the main thread", async () => {
+    for (const type of ["bpe", "bytelevel-bpe"]) {
+      const trained = await runCli(["tokenizer", "train", "--type", type, "--input", sampleText, "--vocab-size", "500", "--out", `${type}.json`], cwd);
+      expect(trained.code, trained.stderr).toBe(0);
+      expect(trained.stdout).toContain(`wrote ${type}.json: ${type}, 500 tokens`);
+      for (const workers of ["0", "2"]) {
+        const prep = await runCli(["data", "prepare", "--tokenizer", `${type}.json`, "--source", `az=${sampleText}`, "--out", `${type}-${workers}`, "--workers", workers], cwd);
+        expect(prep.code, prep.stderr).toBe(0);
+      }
+      const bytes = (w: string) => readFileSync(join(cwd, `${type}-${w}`, "az", "tokens.bin"));
+      expect(bytes("2").equals(bytes("0"))).toBe(true);
+      expect(bytes("0").length).toBeGreaterThan(4000);
+      expect(openTrainingData(join(cwd, `${type}-2`), 32).microBatch(1, 0, 2).inputIds.length).toBe(64);
+    }
+    const bad = await runCli(["tokenizer", "train", "--type", "unigram", "--input", sampleText, "--vocab-size", "500", "--out", "u.json"], cwd);
+    expect(bad.code).toBe(1);
+    expect(bad.stderr).toContain("--type unigram: use one of wordpiece, bpe, bytelevel-bpe");
+  });
+
   it("refuses damaged shard folders, naming the file", () => {
     const damage = (name: string, hurt: (dir: string) => void) => {
       const dir = join(cwd, name);

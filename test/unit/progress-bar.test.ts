@@ -2,7 +2,7 @@
 // plain line per tenth elsewhere, and a final line with the rate.
 import { PassThrough } from "node:stream";
 import { describe, expect, it } from "vitest";
-import { createProgress } from "../../tui/progress.js";
+import { createProgress } from "../../runtime/progress.js";
 
 function capture() {
   const stream = new PassThrough();
