@@ -1,7 +1,8 @@
 // Elastic scaling and failures leave the final parameters bitwise identical to an
 // undisturbed run: a compute actor SIGKILLed in the middle of a step, scaling 1 → 3 → 1
-// while training, a shard SIGKILLed (rollback to the last checkpoint and replay), and
-// stopping then resuming from a checkpoint with another number of shards.
+// while training, a shard SIGKILLed (rollback to the last checkpoint and replay), one of two
+// data-loaders SIGKILLed (another serves, a replacement joins), and stopping then resuming
+// from a checkpoint with another number of shards.
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { clusterDown, clusterScale, clusterUp, connectClient, fetchStatus, readClusterState } from "../../runtime/cluster.js";
@@ -30,13 +31,13 @@ describe("faults and scaling keep the bits", () => {
     reference = checkpointParamBytes(lastCheckpoint(join(runsRoot, "reference")));
   }, 240_000);
   afterAll(async () => {
-    for (const run of ["kill-compute", "scale", "kill-shard", "resume-a", "resume-b", "garbage"]) await clusterDown({ run, runsRoot }).catch(() => undefined);
+    for (const run of ["kill-compute", "scale", "kill-shard", "kill-loader", "resume-a", "resume-b", "garbage"]) await clusterDown({ run, runsRoot }).catch(() => undefined);
     removeDir(cwd);
   });
 
   /** Starts a run in the background and watches its training traffic as the coordinator may. */
-  async function start(run: string, compute: number, shards = 1, resume?: string) {
-    const state = await clusterUp({ run, config, compute, shards, detach: true, runsRoot, steps, resume });
+  async function start(run: string, compute: number, shards = 1, resume?: string, loaders = 1) {
+    const state = await clusterUp({ run, config, compute, shards, loaders, detach: true, runsRoot, steps, resume });
     const coordinator = readCredentials(join(state.credsDir!, "coordinator.json"));
     const nc = await connectNats({ url: state.natsUrl, creds: coordinator, name: `${run}/test` });
     const metrics: StepMetrics[] = [];
@@ -123,6 +124,24 @@ describe("faults and scaling keep the bits", () => {
     await r.finished();
     expect(r.events.some((e) => e.type === "rollback")).toBe(true);
     expect((await finalBytes("kill-shard", r.nc)).equals(reference)).toBe(true);
+  }, 300_000);
+
+  it("serves the same batches when one of two data-loaders is SIGKILLed and replaced", async () => {
+    const r = await start("kill-loader", 1, 1, undefined, 2);
+    await pauseAt(r, "kill-loader", 3);
+    const client = await connectClient(r.state);
+    const loaders = (await fetchStatus(client, "kill-loader")).actors.filter((a) => a.kind === "data-loader");
+    expect(loaders).toHaveLength(2);
+    process.kill(loaders[0]!.pid, "SIGKILL");
+    const replaced = await waitFor("a new data-loader", async () => {
+      const now = (await fetchStatus(client, "kill-loader")).actors.filter((a) => a.kind === "data-loader" && a.state === "ready");
+      return now.length === 2 && !now.some((a) => a.id === loaders[0]!.id) ? now : undefined;
+    });
+    await client.close();
+    expect(replaced.map((a) => a.pid)).not.toContain(loaders[0]!.pid);
+    await requestMessage(r.nc, subjects("kill-loader").command, { type: "resume" });
+    expect((await r.finished()).end).toBe("finished");
+    expect((await finalBytes("kill-loader", r.nc)).equals(reference)).toBe(true);
   }, 300_000);
 
   it("resumes from a checkpoint with another number of shards", async () => {
