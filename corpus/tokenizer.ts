@@ -137,24 +137,32 @@ export function learnMerges(words: { pieces: string[]; count: number }[], vocab:
   const pairKey = (a: string, b: string) => `${a}\u0000${b}`;
   const pairs = new Map<string, number>();
   const where = new Map<string, Set<number>>();
+  const changed = new Set<string>();
   const addPairs = (w: number, sign: number) => {
     const { pieces, count } = words[w]!;
     for (let i = 0; i + 1 < pieces.length; i++) {
       const key = pairKey(pieces[i]!, pieces[i + 1]!);
-      pairs.set(key, (pairs.get(key) ?? 0) + sign * count);
+      const c = (pairs.get(key) ?? 0) + sign * count;
+      if (c > 0) pairs.set(key, c);
+      else pairs.delete(key);
+      changed.add(key);
       if (sign > 0) (where.get(key) ?? where.set(key, new Set()).get(key)!).add(w);
     }
   };
+  // The best pair comes from a max-heap (count, then the pair's text) whose entries go
+  // stale when a count changes: a popped entry counts only if it matches the table.
+  const heap = new PairHeap();
   words.forEach((_, w) => addPairs(w, 1));
+  for (const key of changed) heap.push(pairs.get(key) ?? 0, key);
+  changed.clear();
   const merges: [string, string][] = [];
   while (vocab.size < vocabSize) {
-    let best: string | undefined;
-    let bestCount = 0;
-    for (const [key, c] of pairs) if (c > bestCount || (c === bestCount && best !== undefined && key < best)) [best, bestCount] = [key, c];
-    if (!best || bestCount < minFrequency) break;
-    const [a, b] = best.split("\u0000") as [string, string];
+    let best: { count: number; key: string } | undefined;
+    while ((best = heap.pop()) && pairs.get(best.key) !== best.count);
+    if (!best || best.count < minFrequency) break;
+    const [a, b] = best.key.split("\u0000") as [string, string];
     const merged = join(a, b);
-    for (const w of where.get(best) ?? []) {
+    for (const w of where.get(best.key) ?? []) {
       addPairs(w, -1);
       const p = words[w]!.pieces;
       const next: string[] = [];
@@ -167,12 +175,61 @@ export function learnMerges(words: { pieces: string[]; count: number }[], vocab:
       words[w]!.pieces = next;
       addPairs(w, 1);
     }
-    pairs.delete(best);
-    where.delete(best);
+    pairs.delete(best.key);
+    where.delete(best.key);
+    for (const key of changed) if (pairs.has(key)) heap.push(pairs.get(key)!, key);
+    changed.clear();
     merges.push([a, b]);
     vocab.add(merged);
   }
   return merges;
+}
+
+/** A binary max-heap of (count, pair): the higher count first, then the smaller text. */
+class PairHeap {
+  private readonly counts: number[] = [];
+  private readonly keys: string[] = [];
+
+  private before(i: number, j: number): boolean {
+    const ci = this.counts[i]!, cj = this.counts[j]!;
+    return ci > cj || (ci === cj && this.keys[i]! < this.keys[j]!);
+  }
+
+  private swap(i: number, j: number): void {
+    [this.counts[i], this.counts[j]] = [this.counts[j]!, this.counts[i]!];
+    [this.keys[i], this.keys[j]] = [this.keys[j]!, this.keys[i]!];
+  }
+
+  push(count: number, key: string): void {
+    this.counts.push(count);
+    this.keys.push(key);
+    for (let i = this.counts.length - 1; i > 0; ) {
+      const parent = (i - 1) >> 1;
+      if (!this.before(i, parent)) break;
+      this.swap(i, parent);
+      i = parent;
+    }
+  }
+
+  pop(): { count: number; key: string } | undefined {
+    if (this.counts.length === 0) return undefined;
+    const top = { count: this.counts[0]!, key: this.keys[0]! };
+    const lastCount = this.counts.pop()!, lastKey = this.keys.pop()!;
+    if (this.counts.length > 0) {
+      this.counts[0] = lastCount;
+      this.keys[0] = lastKey;
+      for (let i = 0; ; ) {
+        const l = 2 * i + 1, r = l + 1;
+        let m = i;
+        if (l < this.counts.length && this.before(l, m)) m = l;
+        if (r < this.counts.length && this.before(r, m)) m = r;
+        if (m === i) break;
+        this.swap(i, m);
+        i = m;
+      }
+    }
+    return top;
+  }
 }
 
 // ---- the tokenizer ---------------------------------------------------------------------------
