@@ -108,15 +108,32 @@ export function matmul(out: usize, a: usize, b: usize, m: i32, n: i32, k: i32, a
   v128.store(at, r1, 16);
 }
 
-/** dst (C,R) = transpose of src (R,C). */
+/**
+ * dst (C,R) = transpose of src (R,C): 32×32 tiles (both sides stay in L1), each made of
+ * 4×4 blocks turned with eight shuffles; ragged edges one element at a time.
+ */
 export function transpose(dst: usize, src: usize, rows: i32, cols: i32): void {
   const tile = 32;
-  for (let r0 = 0; r0 < rows; r0 += tile)
-    for (let c0 = 0; c0 < cols; c0 += tile) {
-      const rEnd = min(rows, r0 + tile), cEnd = min(cols, c0 + tile);
-      for (let r = r0; r < rEnd; r++)
-        for (let c = c0; c < cEnd; c++) store<f32>(dst + (<usize>(c * rows + r) << 2), load<f32>(src + (<usize>(r * cols + c) << 2)));
+  const rows4 = rows & ~3, cols4 = cols & ~3;
+  for (let r0 = 0; r0 < rows4; r0 += tile)
+    for (let c0 = 0; c0 < cols4; c0 += tile) {
+      const rEnd = min(rows4, r0 + tile), cEnd = min(cols4, c0 + tile);
+      for (let r = r0; r < rEnd; r += 4)
+        for (let c = c0; c < cEnd; c += 4) {
+          const from = src + (<usize>(r * cols + c) << 2), stride = <usize>cols << 2;
+          const x0 = v128.load(from), x1 = v128.load(from + stride), x2 = v128.load(from + 2 * stride), x3 = v128.load(from + 3 * stride);
+          const t0 = v128.shuffle<f32>(x0, x1, 0, 4, 1, 5), t1 = v128.shuffle<f32>(x0, x1, 2, 6, 3, 7);
+          const t2 = v128.shuffle<f32>(x2, x3, 0, 4, 1, 5), t3 = v128.shuffle<f32>(x2, x3, 2, 6, 3, 7);
+          const to = dst + (<usize>(c * rows + r) << 2), back = <usize>rows << 2;
+          v128.store(to, v128.shuffle<f32>(t0, t2, 0, 1, 4, 5));
+          v128.store(to + back, v128.shuffle<f32>(t0, t2, 2, 3, 6, 7));
+          v128.store(to + 2 * back, v128.shuffle<f32>(t1, t3, 0, 1, 4, 5));
+          v128.store(to + 3 * back, v128.shuffle<f32>(t1, t3, 2, 3, 6, 7));
+        }
     }
+  // The last rows % 4 rows and cols % 4 columns.
+  for (let r = 0; r < rows; r++)
+    for (let c = r < rows4 ? cols4 : 0; c < cols; c++) store<f32>(dst + (<usize>(c * rows + r) << 2), load<f32>(src + (<usize>(r * cols + c) << 2)));
 }
 
 // ---- elementwise ---------------------------------------------------------------------------
