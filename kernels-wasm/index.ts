@@ -24,8 +24,8 @@ interface Exports {
   scale(x: number, n: number, s: number): void;
   adamw(p: number, g: number, m: number, v: number, n: number, lr: number, b1: number, b2: number, eps: number, wd: number, c1: number, c2: number): void;
   sumSquares(out: number, x: number, n: number, chunk: number): void;
-  attention(out: number, probs: number, qkv: number, mask: number, b: number, t: number, h: number, d: number, scale: number): void;
-  attentionBackward(dqkv: number, dout: number, qkv: number, probs: number, b: number, t: number, h: number, d: number, scale: number, scratch: number): void;
+  attention(out: number, probs: number, qkv: number, mask: number, b: number, t: number, h: number, d: number, scale: number, dropP: number, dropSeed: number): void;
+  attentionBackward(dqkv: number, dout: number, qkv: number, probs: number, b: number, t: number, h: number, d: number, scale: number, scratch: number, dropP: number, dropSeed: number): void;
   gelu(out: number, inp: number, n: number, exact: number): void;
   geluBackward(dInp: number, inp: number, dOut: number, n: number, exact: number): void;
   tanh(out: number, inp: number, n: number): void;
@@ -133,11 +133,11 @@ export async function createWasmKernels(opts: { relaxed?: boolean | "auto" } = {
       k.free(out);
     }
   };
-  k.attention = (out, saved, qkv, mask, { b, t, h, d }, scale) => w.attention(ptr(out), ptr(saved), ptr(qkv), ptr(mask), b, t, h, d, scale);
-  k.attentionBackward = (dQkv, dOut, qkv, _out, saved, _mask, { b, t, h, d }, scale) => {
+  k.attention = (out, saved, qkv, mask, { b, t, h, d }, scale, dropout) => w.attention(ptr(out), ptr(saved), ptr(qkv), ptr(mask), b, t, h, d, scale, dropout?.p ?? 0, (dropout?.seed ?? 0) >>> 0);
+  k.attentionBackward = (dQkv, dOut, qkv, _out, saved, _mask, { b, t, h, d }, scale, dropout) => {
     const scratch = k.alloc(t);
     try {
-      w.attentionBackward(ptr(dQkv), ptr(dOut), ptr(qkv), ptr(saved), b, t, h, d, scale, ptr(scratch));
+      w.attentionBackward(ptr(dQkv), ptr(dOut), ptr(qkv), ptr(saved), b, t, h, d, scale, ptr(scratch), dropout?.p ?? 0, (dropout?.seed ?? 0) >>> 0);
     } finally {
       k.free(scratch);
     }

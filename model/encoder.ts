@@ -9,7 +9,7 @@
 // N = B·T tokens, M = masked rows (the only rows that reach the vocabulary projection).
 import { counterHash } from "./counter-hash.js";
 import type { ModelConfig } from "./config.js";
-import type { Buf, Kernels } from "./kernels.js";
+import type { AttentionDropout, Buf, Kernels } from "./kernels.js";
 import { entry, type ParamLayout } from "./layout.js";
 
 /** One micro-batch, every array (B, T) row-major; labels are -100 where nothing is predicted. */
@@ -38,6 +38,11 @@ interface LayerActs {
   f1: Buf; // bert: (N,I) pre-GELU; neobert: (N,2I) pre-SwiGLU
   g: Buf; // (N,I) activation
   res2: Buf; // bert: h1 + FFN output (pre-LN2)
+}
+
+/** Layer `l`'s attention dropout: its own seed, so its masks never share counters with the others. */
+function attentionDropout(p: number, dropSeed: number, l: number): AttentionDropout | undefined {
+  return p > 0 ? { p, seed: counterHash(dropSeed ^ 0x5f3759df, l) } : undefined;
 }
 
 export class Encoder {
@@ -79,7 +84,7 @@ export class Encoder {
   private readonly dT: Buf; // (M,C)
   private readonly dT2: Buf; // (M,C)
   /** The shape and dropout of the last forward pass, which `backward` retraces. */
-  private last = { B: 0, T: 0, p: 0, dropSeed: 0 };
+  private last = { B: 0, T: 0, p: 0, pAttention: 0, dropSeed: 0 };
 
   constructor(
     readonly kernels: Kernels,
@@ -255,8 +260,9 @@ export class Encoder {
     const eps = this.config.normEps;
     const train = !opts.forwardOnly;
     const p = bert && train ? this.config.dropout : 0;
+    const pAttention = bert && train ? this.config.attentionDropout : 0;
     const dropSeed = counterHash(this.dropoutSeed, opts.dropoutCounter ?? 0);
-    this.last = { B, T, p, dropSeed };
+    this.last = { B, T, p, pAttention, dropSeed };
     const site = (i: number) => i * N * Math.max(C, I); // disjoint counter ranges per dropout site
     k.upload(this.ids, batch.inputIds);
     k.upload(this.mask, batch.attentionMask);
@@ -286,7 +292,7 @@ export class Encoder {
         const P = `bert.encoder.layer.${l}`;
         k.matmul({ out: a.qkv, a: a.inp, b: this.w(`${P}.attention.self.query.weight`), m: N, n: 3 * C, k: C, transB: true });
         k.addBias(a.qkv, this.w(`${P}.attention.self.query.bias`), N, 3 * C);
-        k.attention(a.att, saved, a.qkv, this.mask, shape, scale);
+        k.attention(a.att, saved, a.qkv, this.mask, shape, scale, attentionDropout(pAttention, dropSeed, l));
         k.matmul({ out: a.res1, a: a.att, b: this.w(`${P}.attention.output.dense.weight`), m: N, n: C, k: C, transB: true });
         k.addBias(a.res1, this.w(`${P}.attention.output.dense.bias`), N, C);
         if (p > 0) k.dropout(a.res1, a.res1, N * C, p, dropSeed, site(1 + 2 * l));
@@ -327,7 +333,7 @@ export class Encoder {
   backward(): void {
     const k = this.kernels;
     const { C, H, I } = this;
-    const { B, T, p, dropSeed } = this.last;
+    const { B, T, p, pAttention, dropSeed } = this.last;
     const N = B * T;
     const bert = this.config.architecture === "bert";
     const shape = { b: B, t: T, h: H, d: C / H };
@@ -364,7 +370,7 @@ export class Encoder {
         k.biasBackward(this.dw(`${P}.attention.output.dense.bias`), dAttOut, N, C, true);
         k.matmul({ out: this.dw(`${P}.attention.output.dense.weight`), a: dAttOut, b: a.att, m: C, n: C, k: N, transA: true, accumulate: true });
         k.matmul({ out: this.dY, a: dAttOut, b: this.w(`${P}.attention.output.dense.weight`), m: N, n: C, k: C });
-        k.attentionBackward(this.dA, this.dY, a.qkv, a.att, saved, this.mask, shape, scale);
+        k.attentionBackward(this.dA, this.dY, a.qkv, a.att, saved, this.mask, shape, scale, attentionDropout(pAttention, dropSeed, l));
         k.biasBackward(this.dw(`${P}.attention.self.query.bias`), this.dA, N, 3 * C, true);
         k.matmul({ out: this.dw(`${P}.attention.self.query.weight`), a: this.dA, b: a.inp, m: 3 * C, n: C, k: N, transA: true, accumulate: true });
         // d inp = residual (dX) + attention input part

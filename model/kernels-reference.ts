@@ -5,7 +5,7 @@
 // checks run in float64 arithmetic.
 // Never: optimises anything. Every loop is the textbook formula.
 import { dropoutKeeps } from "./counter-hash.js";
-import type { AdamWArgs, Buf, GeluApproximation, Kernels, MatmulArgs } from "./kernels.js";
+import type { AdamWArgs, AttentionDropout, Buf, GeluApproximation, Kernels, MatmulArgs } from "./kernels.js";
 
 export interface ReferenceKernels extends Kernels {
   readonly precision: "f32" | "f64";
@@ -276,7 +276,8 @@ export function createReferenceKernels(opts: ReferenceOptions = {}): ReferenceKe
             }
     },
     attentionSavedSize: ({ b, t, h }) => b * h * t * t,
-    attention(out, saved, qkv, mask, { b, t, h, d }, scale) {
+    attention(out, saved, qkv, mask, { b, t, h, d }, scale, dropout) {
+      const keep = dropoutFactor(dropout);
       const q = (bi: number, i: number, hi: number) => (((bi * t + i) * 3 + 0) * h + hi) * d;
       const kk = (bi: number, j: number, hi: number) => (((bi * t + j) * 3 + 1) * h + hi) * d;
       const v = (bi: number, j: number, hi: number) => (((bi * t + j) * 3 + 2) * h + hi) * d;
@@ -301,12 +302,13 @@ export function createReferenceKernels(opts: ReferenceOptions = {}): ReferenceKe
             for (let j = 0; j < t; j++) set(saved, probs + j, scores[j] === -Infinity || sum === 0 ? 0 : Math.exp(scores[j]! - max) / sum);
             for (let c = 0; c < d; c++) {
               let o = 0;
-              for (let j = 0; j < t; j++) o += f(saved, probs + j) * f(qkv, v(bi, j, hi) + c);
+              for (let j = 0; j < t; j++) o += f(saved, probs + j) * keep(probs + j) * f(qkv, v(bi, j, hi) + c);
               set(out, ((bi * t + i) * h + hi) * d + c, o);
             }
           }
     },
-    attentionBackward(dQkv, dOut, qkv, _out, saved, _mask, { b, t, h, d }, scale) {
+    attentionBackward(dQkv, dOut, qkv, _out, saved, _mask, { b, t, h, d }, scale, dropout) {
+      const keep = dropoutFactor(dropout);
       const at = (bi: number, j: number, part: number, hi: number) => (((bi * t + j) * 3 + part) * h + hi) * d;
       mem.fill(0, dQkv, dQkv + b * t * 3 * h * d);
       for (let bi = 0; bi < b; bi++)
@@ -318,13 +320,14 @@ export function createReferenceKernels(opts: ReferenceOptions = {}): ReferenceKe
             let rowDot = 0;
             for (let j = 0; j < t; j++) {
               const p = f(saved, probs + j);
+              const factor = keep(probs + j);
               let s = 0;
               for (let c = 0; c < d; c++) {
                 s += f(dOut, dO + c) * f(qkv, at(bi, j, 2, hi) + c);
-                set(dQkv, at(bi, j, 2, hi) + c, f(dQkv, at(bi, j, 2, hi) + c) + p * f(dOut, dO + c)); // dV
+                set(dQkv, at(bi, j, 2, hi) + c, f(dQkv, at(bi, j, 2, hi) + c) + p * factor * f(dOut, dO + c)); // dV
               }
-              dP[j] = s;
-              rowDot += p * s;
+              dP[j] = s * factor;
+              rowDot += p * dP[j]!;
             }
             for (let j = 0; j < t; j++) {
               const dS = f(saved, probs + j) * (dP[j]! - rowDot) * scale;
@@ -379,6 +382,13 @@ export function createReferenceKernels(opts: ReferenceOptions = {}): ReferenceKe
 // ---- scalar functions ----------------------------------------------------------------
 
 const sigmoid = (x: number) => 1 / (1 + Math.exp(-x));
+
+/** The attention-dropout factor of probability `index`: 1/(1-p) where kept, 0 where dropped. */
+function dropoutFactor(dropout: AttentionDropout | undefined): (index: number) => number {
+  if (!dropout || dropout.p === 0) return () => 1;
+  const { p, seed } = dropout;
+  return (index) => (dropoutKeeps(seed, index, p) ? 1 / (1 - p) : 0);
+}
 const SQRT_2_OVER_PI = Math.sqrt(2 / Math.PI);
 
 export function gelu(x: number, approximation: GeluApproximation): number {

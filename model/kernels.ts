@@ -42,6 +42,16 @@ export interface MatmulArgs {
   strideOut?: number;
 }
 
+/**
+ * Dropout on the attention probabilities (BERT's attention_probs_dropout_prob): probability
+ * (b, h, i, j) is kept when hash(seed, ((b·H + h)·T + i)·T + j) / 2^32 ≥ p, then scaled by
+ * 1/(1-p). The saved probabilities are the undropped ones; backward recomputes the mask.
+ */
+export interface AttentionDropout {
+  p: number;
+  seed: number;
+}
+
 export interface AttentionShape {
   /** batch */
   b: number;
@@ -152,9 +162,9 @@ export interface Kernels {
    * at padding are ignored); out is (B,T,H,D); saved is attentionSavedSize elements.
    * scale is usually 1/sqrt(D).
    */
-  attention(out: Buf, saved: Buf, qkv: Buf, mask: Buf, shape: AttentionShape, scale: number): void;
-  /** dQkv is (B,T,3,H,D), written (overwritten). */
-  attentionBackward(dQkv: Buf, dOut: Buf, qkv: Buf, out: Buf, saved: Buf, mask: Buf, shape: AttentionShape, scale: number): void;
+  attention(out: Buf, saved: Buf, qkv: Buf, mask: Buf, shape: AttentionShape, scale: number, dropout?: AttentionDropout): void;
+  /** dQkv is (B,T,3,H,D), written (overwritten). `dropout` must be the forward's. */
+  attentionBackward(dQkv: Buf, dOut: Buf, qkv: Buf, out: Buf, saved: Buf, mask: Buf, shape: AttentionShape, scale: number, dropout?: AttentionDropout): void;
 
   // ---- embeddings and loss -------------------------------------------------------------
   /** table is (V,C), ids is i32 (n): out[i,:] (+)= table[ids[i],:] */

@@ -251,11 +251,17 @@ export function sumSquares(out: usize, x: usize, n: i32, chunk: i32): void {
   for (; i < d; i++) store<f32>(y + (<usize>i << 2), load<f32>(y + (<usize>i << 2)) + alpha * load<f32>(x + (<usize>i << 2)));
 }
 
+/** Attention dropout: 1/(1-p) where probability `index` is kept, 0 where dropped, 1 when p = 0. */
+@inline function keepFactor(p: f64, seed: u32, index: u32): f32 {
+  if (p == 0) return 1;
+  return <f64>counterHash(seed, index) >= p * 4294967296.0 ? <f32>(1 / (1 - p)) : 0;
+}
+
 /**
  * qkv is (B,T,3,H,D), mask i32 (B,T), out (B,T,H,D), probs (B,H,T,T) saved for backward.
  * Keys at padding get probability 0.
  */
-export function attention(out: usize, probs: usize, qkv: usize, mask: usize, b: i32, t: i32, h: i32, d: i32, scale: f32): void {
+export function attention(out: usize, probs: usize, qkv: usize, mask: usize, b: i32, t: i32, h: i32, d: i32, scale: f32, dropP: f64, dropSeed: u32): void {
   const rowStride = 3 * h * d;
   for (let bi = 0; bi < b; bi++)
     for (let hi = 0; hi < h; hi++)
@@ -279,16 +285,18 @@ export function attention(out: usize, probs: usize, qkv: usize, mask: usize, b: 
         const inv: f32 = sum > 0 ? 1 / sum : 0;
         const o = out + (<usize>(((bi * t + i) * h + hi) * d) << 2);
         memory.fill(o, 0, <usize>d << 2);
+        const row = <u32>(((bi * h + hi) * t + i) * t);
         for (let j = 0; j < t; j++) {
           const pj = load<f32>(p + (<usize>j << 2)) * inv;
           store<f32>(p + (<usize>j << 2), pj);
-          if (pj != 0) axpyRow(o, qkv + (<usize>((bi * t + j) * rowStride + 2 * h * d + hi * d) << 2), d, pj);
+          const w = pj * keepFactor(dropP, dropSeed, row + <u32>j);
+          if (w != 0) axpyRow(o, qkv + (<usize>((bi * t + j) * rowStride + 2 * h * d + hi * d) << 2), d, w);
         }
       }
 }
 
 /** dQkv (B,T,3,H,D) is overwritten; scratch holds T floats. */
-export function attentionBackward(dqkv: usize, dout: usize, qkv: usize, probs: usize, b: i32, t: i32, h: i32, d: i32, scale: f32, scratch: usize): void {
+export function attentionBackward(dqkv: usize, dout: usize, qkv: usize, probs: usize, b: i32, t: i32, h: i32, d: i32, scale: f32, scratch: usize, dropP: f64, dropSeed: u32): void {
   const rowStride = 3 * h * d;
   memory.fill(dqkv, 0, <usize>(b * t * rowStride) << 2);
   for (let bi = 0; bi < b; bi++)
@@ -297,13 +305,15 @@ export function attentionBackward(dqkv: usize, dout: usize, qkv: usize, probs: u
         const p = probs + (<usize>(((bi * h + hi) * t + i) * t) << 2);
         const dO = dout + (<usize>(((bi * t + i) * h + hi) * d) << 2);
         let rowDot: f32 = 0;
+        const row = <u32>(((bi * h + hi) * t + i) * t);
         for (let j = 0; j < t; j++) {
           const pj = load<f32>(p + (<usize>j << 2));
+          const factor = keepFactor(dropP, dropSeed, row + <u32>j);
           const vj = qkv + (<usize>((bi * t + j) * rowStride + 2 * h * d + hi * d) << 2);
-          const dp = dot(dO, vj, d);
+          const dp = dot(dO, vj, d) * factor;
           store<f32>(scratch + (<usize>j << 2), dp);
           rowDot += pj * dp;
-          if (pj != 0) axpyRow(dqkv + (<usize>((bi * t + j) * rowStride + 2 * h * d + hi * d) << 2), dO, d, pj);
+          if (pj * factor != 0) axpyRow(dqkv + (<usize>((bi * t + j) * rowStride + 2 * h * d + hi * d) << 2), dO, d, pj * factor);
         }
         const qi = qkv + (<usize>((bi * t + i) * rowStride + hi * d) << 2);
         const dqi = dqkv + (<usize>((bi * t + i) * rowStride + hi * d) << 2);

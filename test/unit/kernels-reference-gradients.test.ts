@@ -102,7 +102,7 @@ describe("reference kernels: backward = finite differences of forward (f64)", ()
     check(w, cols, out, rows * cols, rms, k.downloadF64(dw2, cols), dOut);
   });
 
-  it("attention with a padding mask, and RoPE's inverse", () => {
+  it("attention with a padding mask, with and without dropout, and RoPE's inverse", () => {
     const shape: AttentionShape = { b: 2, t: 3, h: 2, d: 4 };
     const n = shape.b * shape.t * 3 * shape.h * shape.d;
     const outN = shape.b * shape.t * shape.h * shape.d;
@@ -116,6 +116,18 @@ describe("reference kernels: backward = finite differences of forward (f64)", ()
     const dQkv = k.alloc(n);
     k.attentionBackward(dQkv, buf(dOut), qkv, out, saved, mask, shape, 0.5);
     check(qkv, n, out, outN, fwd, k.downloadF64(dQkv, n), dOut);
+
+    // With dropout on the probabilities: the mask is a pure function of (seed, index).
+    const dropout = { p: 0.3, seed: 42 };
+    const dropped = () => k.attention(out, saved, qkv, mask, shape, 0.5, dropout);
+    dropped();
+    const withDrop = k.downloadF64(out, outN);
+    fwd();
+    expect(withDrop).not.toEqual(k.downloadF64(out, outN));
+    dropped();
+    const dQkv2 = k.alloc(n);
+    k.attentionBackward(dQkv2, buf(dOut), qkv, out, saved, mask, shape, 0.5, dropout);
+    check(qkv, n, out, outN, dropped, k.downloadF64(dQkv2, n), dOut);
 
     const before = k.downloadF64(qkv, n);
     k.rope(qkv, shape, 10000, false);

@@ -1,5 +1,5 @@
-// Every parameter's analytic gradient, for both architectures, matches a central finite
-// difference of the MLM loss computed in float64 reference arithmetic.
+// Every parameter's analytic gradient, for both architectures (BERT also with its dropouts
+// on), matches a central finite difference of the MLM loss in float64 reference arithmetic.
 import { describe, expect, it } from "vitest";
 import { modelConfigSchema, presets } from "../../model/config.js";
 import { Encoder, type MaskedBatch } from "../../model/encoder.js";
@@ -16,13 +16,16 @@ const batch: MaskedBatch = {
   labels: Int32Array.from([-100, 8, -100, 5, -100, -100, 11, 6, -100, -100]),
 };
 
-for (const preset of ["tiny", "tiny-neobert"]) {
+// "tiny+dropout": BERT with hidden and attention dropout on; the masks are pure functions of
+// (seed, step), so the loss stays a deterministic function of the parameters.
+for (const preset of ["tiny", "tiny+dropout", "tiny-neobert"]) {
   describe(`${preset}: gradients`, () => {
     it("match finite differences for every parameter (f64, rel. 1e-5)", () => {
-      const config = modelConfigSchema.parse({ ...presets[preset], hidden: 16, heads: 2, intermediate: 24, layers: 2, maxPositions: 8 });
+      const dropout = preset.endsWith("+dropout") ? { dropout: 0.1, attentionDropout: 0.2 } : {};
+      const config = modelConfigSchema.parse({ ...presets[preset.replace("+dropout", "")], hidden: 16, heads: 2, intermediate: 24, layers: 2, maxPositions: 8, ...dropout });
       const layout = parameterLayout(config, V);
       const k = createReferenceKernels({ precision: "f64" });
-      const model = new Encoder(k, config, layout, 10);
+      const model = new Encoder(k, config, layout, 10, 5);
       // Larger weights than training uses, so every path carries a visible gradient.
       const params = Float64Array.from(initParameters(layout, 3), (v) => v * 20);
       for (const e of layout.entries) if (e.init === "ones") for (let i = 0; i < e.size; i++) params[e.offset + i] = 1 + 0.1 * Math.sin(i);
@@ -31,7 +34,10 @@ for (const preset of ["tiny", "tiny-neobert"]) {
       const gradScale = 0.25;
       model.step(batch, gradScale);
       const analytic = k.downloadF64(model.grads, layout.total);
-      const loss = () => model.step(batch, gradScale, { forwardOnly: true }).lossSum * gradScale;
+      // forwardOnly also turns dropout off; with dropout the loss comes from a training step
+      // (whose backward only adds to gradients already read).
+      const loss = () => model.step(batch, gradScale, { forwardOnly: !preset.endsWith("+dropout") }).lossSum * gradScale;
+      if (preset.endsWith("+dropout")) expect(loss()).not.toBe(model.step(batch, gradScale, { forwardOnly: true }).lossSum * gradScale); // the dropouts are on
       let checked = 0;
       for (const e of layout.entries) {
         let worst = 0;
