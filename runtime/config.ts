@@ -73,7 +73,7 @@ const trainingSchema = z
     clipNorm: z.number().min(0).default(1),
     masking: maskingSchema.default({ style: "bert", rate: 0.15, wholeWord: false }),
     /** What to do with a gradient that holds NaN or Inf. */
-    onNonFinite: z.enum(["skip", "retry", "stop"]).default("skip"),
+    onNonFinite: z.enum(["skip", "stop"]).default("skip"),
     /** Precision of gradients on the wire. */
     gradientDtype: z.enum(["f32", "bf16"]).default("f32"),
   })
