@@ -74,8 +74,6 @@ const trainingSchema = z
     masking: maskingSchema.default({ style: "bert", rate: 0.15, wholeWord: false }),
     /** What to do with a gradient that holds NaN or Inf. */
     onNonFinite: z.enum(["skip", "stop"]).default("skip"),
-    /** Precision of gradients on the wire. */
-    gradientDtype: z.enum(["f32", "bf16"]).default("f32"),
   })
   .strict()
   .refine((t) => t.groupSize % t.microBatch === 0, { message: "microBatch must divide groupSize", path: ["microBatch"] });
