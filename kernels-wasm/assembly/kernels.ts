@@ -236,8 +236,17 @@ export function sumSquares(out: usize, x: usize, n: i32, chunk: i32): void {
 // ---- attention -------------------------------------------------------------------------------
 
 @inline function dot(a: usize, b: usize, d: i32): f32 {
-  let acc = f32x4.splat(0);
+  // Four independent sums while 16 lanes remain: one chain would wait on every add.
+  let a0 = f32x4.splat(0), a1 = f32x4.splat(0), a2 = f32x4.splat(0), a3 = f32x4.splat(0);
   let i = 0;
+  for (; i + 16 <= d; i += 16) {
+    const x = a + (<usize>i << 2), y = b + (<usize>i << 2);
+    a0 = f32x4.add(a0, f32x4.mul(v128.load(x), v128.load(y)));
+    a1 = f32x4.add(a1, f32x4.mul(v128.load(x, 16), v128.load(y, 16)));
+    a2 = f32x4.add(a2, f32x4.mul(v128.load(x, 32), v128.load(y, 32)));
+    a3 = f32x4.add(a3, f32x4.mul(v128.load(x, 48), v128.load(y, 48)));
+  }
+  let acc = f32x4.add(f32x4.add(a0, a1), f32x4.add(a2, a3));
   for (; i + 4 <= d; i += 4) acc = f32x4.add(acc, f32x4.mul(v128.load(a + (<usize>i << 2)), v128.load(b + (<usize>i << 2))));
   let s: f32 = f32x4.extract_lane(acc, 0) + f32x4.extract_lane(acc, 1) + f32x4.extract_lane(acc, 2) + f32x4.extract_lane(acc, 3);
   for (; i < d; i++) s += load<f32>(a + (<usize>i << 2)) * load<f32>(b + (<usize>i << 2));

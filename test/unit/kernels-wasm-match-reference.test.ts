@@ -56,26 +56,28 @@ for (const relaxed of [false, true]) {
     });
 
     it("attention forward and backward with a padding mask, with and without dropout; AdamW, sums of squares", () => {
-      const shape = { b: 2, t: 7, h: 3, d: 5 };
-      const n = shape.b * shape.t * 3 * shape.h * shape.d, outN = n / 3;
-      const qkv = randoms(n), dOut = randoms(outN);
-      const mask = Int32Array.from({ length: 14 }, (_, i) => (i % 7 < 5 ? 1 : 0));
-      const run = (k: Kernels) => {
-        const q = put(k, qkv), m = put(k, mask), out = k.alloc(outN), saved = k.alloc(k.attentionSavedSize(shape)), dq = k.alloc(n);
-        k.attention(out, saved, q, m, shape, 0.4);
-        k.attentionBackward(dq, put(k, dOut), q, out, saved, m, shape, 0.4);
-        const dropout = { p: 0.25, seed: 0xdeadbeef | 0 }; // a seed with its high bit set
-        const out2 = k.alloc(outN), dq2 = k.alloc(n);
-        k.attention(out2, saved, q, m, shape, 0.4, dropout);
-        k.attentionBackward(dq2, put(k, dOut), q, out2, saved, m, shape, 0.4, dropout);
-        return [get(k, out, outN), get(k, dq, n), get(k, out2, outN), get(k, dq2, n)];
-      };
-      const [wo, wd, wo2, wd2] = run(w), [ro, rd, ro2, rd2] = run(r);
-      close(wo!, ro!, 1e-5);
-      close(wd!, rd!, 1e-5);
-      close(wo2!, ro2!, 1e-5);
-      close(wd2!, rd2!, 1e-5);
-      expect(Buffer.from(wo2!.buffer).equals(Buffer.from(wo!.buffer))).toBe(false);
+      // d = 37: the 16-lane dot products, a 4-lane step and a scalar tail.
+      for (const shape of [{ b: 2, t: 7, h: 3, d: 5 }, { b: 2, t: 7, h: 2, d: 37 }]) {
+        const n = shape.b * shape.t * 3 * shape.h * shape.d, outN = n / 3;
+        const qkv = randoms(n), dOut = randoms(outN);
+        const mask = Int32Array.from({ length: 14 }, (_, i) => (i % 7 < 5 ? 1 : 0));
+        const run = (k: Kernels) => {
+          const q = put(k, qkv), m = put(k, mask), out = k.alloc(outN), saved = k.alloc(k.attentionSavedSize(shape)), dq = k.alloc(n);
+          k.attention(out, saved, q, m, shape, 0.4);
+          k.attentionBackward(dq, put(k, dOut), q, out, saved, m, shape, 0.4);
+          const dropout = { p: 0.25, seed: 0xdeadbeef | 0 }; // a seed with its high bit set
+          const out2 = k.alloc(outN), dq2 = k.alloc(n);
+          k.attention(out2, saved, q, m, shape, 0.4, dropout);
+          k.attentionBackward(dq2, put(k, dOut), q, out2, saved, m, shape, 0.4, dropout);
+          return [get(k, out, outN), get(k, dq, n), get(k, out2, outN), get(k, dq2, n)];
+        };
+        const [wo, wd, wo2, wd2] = run(w), [ro, rd, ro2, rd2] = run(r);
+        close(wo!, ro!, 1e-5);
+        close(wd!, rd!, 1e-5);
+        close(wo2!, ro2!, 1e-5);
+        close(wd2!, rd2!, 1e-5);
+        expect(Buffer.from(wo2!.buffer).equals(Buffer.from(wo!.buffer))).toBe(false);
+      }
 
       const N = 4099; // not a multiple of 4
       const p = randoms(N), g = randoms(N), mm = randoms(N), vv = randoms(N).map(Math.abs);
