@@ -6,9 +6,8 @@
 // Hugging Face libraries for our files: merges applied lowest rank first, the leftmost of
 // equal ranks first; a symbol outside the vocabulary is one [UNK] (bpe only).
 // Never: learns merges differently from WordPiece: both use tokenizer.ts's learnMerges.
-import { createHash } from "node:crypto";
 import { UserError } from "../runtime/errors.js";
-import { learnMerges, normalize, preTokenize, specialTokens, startingPieces, type Encoding, type SpecialIds, type TrainOptions } from "./tokenizer.js";
+import { learnMerges, normalize, PieceTokenizer, preTokenize, specialTokens, startingPieces, type TrainOptions } from "./tokenizer.js";
 
 export type BpeKind = "bpe" | "bytelevel-bpe";
 const SUFFIX = "</w>";
@@ -61,50 +60,27 @@ export function trainBpe(counts: Map<string, number>, kind: BpeKind, opts: Pick<
   return { tokens: [...vocab], merges };
 }
 
-export class BpeTokenizer {
-  readonly vocab: Map<string, number>;
-  readonly special: SpecialIds;
-  readonly hash: string;
+export class BpeTokenizer extends PieceTokenizer {
   private readonly ranks: Map<string, number>;
   private readonly cache = new Map<string, number[]>();
 
   constructor(
     readonly kind: BpeKind,
-    readonly tokens: string[],
+    tokens: string[],
     readonly merges: [string, string][],
-    readonly lowercase: boolean,
+    lowercase: boolean,
     hash?: string,
   ) {
-    this.vocab = new Map(tokens.map((t, i) => [t, i]));
-    const id = (t: string) => {
-      const i = this.vocab.get(t);
-      if (i === undefined) throw new UserError(`tokenizer has no ${t} token`);
-      return i;
-    };
-    this.special = { pad: id("[PAD]"), unk: id("[UNK]"), cls: id("[CLS]"), sep: id("[SEP]"), mask: id("[MASK]") };
+    super(tokens, lowercase, hash);
     this.ranks = new Map(merges.map(([a, b], i) => [`${a} ${b}`, i]));
-    this.hash = hash ?? createHash("sha256").update(this.toJSON()).digest("hex");
   }
 
-  get vocabSize(): number {
-    return this.tokens.length;
-  }
-
-  /** Token ids of a text, without [CLS]/[SEP]; the first piece of each word is a word start. */
-  encode(text: string): Encoding {
-    const ids: number[] = [];
-    const wordStarts: number[] = [];
-    for (const word of bpeWords(text, this.kind, this.lowercase)) {
-      this.pieces(word).forEach((id, i) => {
-        ids.push(id);
-        wordStarts.push(i === 0 ? 1 : 0);
-      });
-    }
-    return { ids, wordStarts };
+  protected words(text: string): string[] {
+    return bpeWords(text, this.kind, this.lowercase);
   }
 
   /** Merges by rank: the lowest-ranked adjacent pair first, the leftmost of equals first. */
-  private pieces(word: string): number[] {
+  protected pieces(word: string): number[] {
     const cached = this.cache.get(word);
     if (cached) return cached;
     const symbols = symbolsOf(word, this.kind);
@@ -141,33 +117,12 @@ export class BpeTokenizer {
     return out.trim().replace(/ ([.,!?])/g, "$1");
   }
 
-  /** The Hugging Face tokenizer.json of this tokenizer. */
-  toJSON(): string {
-    const ids = (t: string) => this.vocab.get(t)!;
-    const lower = this.lowercase
-      ? [
-          // The Lowercase normaliser is not Azerbaijani-aware: fold the dotted and dotless I first.
-          { type: "Replace", pattern: { String: "I" }, content: "ı" },
-          { type: "Replace", pattern: { String: "İ" }, content: "i" },
-          { type: "Lowercase" },
-        ]
-      : [];
-    const special = (t: string, typeId = 0) => ({ SpecialToken: { id: t, type_id: typeId } });
+  protected hubParts() {
     const byteLevel = this.kind === "bytelevel-bpe";
-    return JSON.stringify({
-      version: "1.0",
-      truncation: null,
-      padding: null,
-      added_tokens: specialTokens.map((content) => ({ id: ids(content), content, single_word: false, lstrip: false, rstrip: false, normalized: false, special: true })),
-      normalizer: { type: "Sequence", normalizers: [{ type: "NFC" }, ...lower] },
-      pre_tokenizer: byteLevel ? { type: "ByteLevel", add_prefix_space: true, trim_offsets: true, use_regex: true } : { type: "BertPreTokenizer" },
-      post_processor: {
-        type: "TemplateProcessing",
-        single: [special("[CLS]"), { Sequence: { id: "A", type_id: 0 } }, special("[SEP]")],
-        pair: [special("[CLS]"), { Sequence: { id: "A", type_id: 0 } }, special("[SEP]"), { Sequence: { id: "B", type_id: 1 } }, special("[SEP]", 1)],
-        special_tokens: Object.fromEntries(["[CLS]", "[SEP]"].map((t) => [t, { id: t, ids: [ids(t)], tokens: [t] }])),
-      },
-      decoder: byteLevel ? { type: "ByteLevel", add_prefix_space: true, trim_offsets: true, use_regex: true } : { type: "BPEDecoder", suffix: SUFFIX },
+    const byteLevelParts = { type: "ByteLevel", add_prefix_space: true, trim_offsets: true, use_regex: true };
+    return {
+      pre_tokenizer: byteLevel ? byteLevelParts : { type: "BertPreTokenizer" },
+      decoder: byteLevel ? byteLevelParts : { type: "BPEDecoder", suffix: SUFFIX },
       model: {
         type: "BPE",
         dropout: null,
@@ -180,6 +135,6 @@ export class BpeTokenizer {
         vocab: Object.fromEntries(this.tokens.map((t, i) => [t, i])),
         merges: this.merges.map(([a, b]) => [a, b]),
       },
-    });
+    };
   }
 }

@@ -4,7 +4,7 @@ import { InvalidArgumentError, type Command } from "commander";
 import { UserError } from "../runtime/errors.js";
 import { cleanCorpus } from "./clean.js";
 import { prepareShards, tokenizerTypes, trainTokenizer, type TokenizerType } from "./prepare.js";
-import { fertility, loadTokenizer } from "./tokenizer.js";
+import { fertility, loadTokenizer } from "./load-tokenizer.js";
 
 const number = (name: string, min = 0) => (v: string) => {
   const n = Number(v);

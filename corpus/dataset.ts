@@ -13,7 +13,8 @@ import { counterHash } from "../model/counter-hash.js";
 import type { UnmaskedBatch } from "../model/masking.js";
 import { UserError } from "../runtime/errors.js";
 import { openShards } from "./shards.js";
-import { loadTokenizer, type SpecialIds } from "./tokenizer.js";
+import { loadTokenizer } from "./load-tokenizer.js";
+import type { SpecialIds } from "./tokenizer.js";
 
 export type { SpecialIds };
 export type MicroBatch = UnmaskedBatch;

@@ -13,7 +13,7 @@ import { join } from "node:path";
 import { Worker } from "node:worker_threads";
 import { UserError } from "../runtime/errors.js";
 import { packageRoot } from "../runtime/spawn.js";
-import { parseTokenizer } from "./tokenizer.js";
+import { parseTokenizer } from "./load-tokenizer.js";
 
 type Deliver = (documents: Int32Array[]) => void;
 

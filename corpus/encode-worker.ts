@@ -2,7 +2,7 @@
 // tokenizer.json text it is given, then encodes batches of lines into one flat int32
 // array and the documents' lengths, handed back without a copy.
 import { parentPort, workerData } from "node:worker_threads";
-import { parseTokenizer } from "./tokenizer.js";
+import { parseTokenizer } from "./load-tokenizer.js";
 
 const tokenizer = parseTokenizer(workerData.tokenizerJson as string, workerData.origin as string);
 

@@ -13,7 +13,8 @@ import { writeShards } from "./shards.js";
 import { createProgress } from "../runtime/progress.js";
 import { BpeTokenizer, bpeWords, trainBpe } from "./bpe.js";
 import { createEncodePool, defaultEncodeWorkers } from "./encode-pool.js";
-import { countWords, loadTokenizer, trainWordPiece, WordPieceTokenizer, type Tokenizer } from "./tokenizer.js";
+import { loadTokenizer } from "./load-tokenizer.js";
+import { countWords, trainWordPiece, WordPieceTokenizer, type Tokenizer } from "./tokenizer.js";
 
 export const tokenizerTypes = ["wordpiece", "bpe", "bytelevel-bpe"] as const;
 export type TokenizerType = (typeof tokenizerTypes)[number];

@@ -1,6 +1,6 @@
 // Tokenizers: training a WordPiece vocabulary on Azerbaijani text, encoding and decoding
 // with it, and the Hugging Face `tokenizer.json` that carries it elsewhere; the merge loop
-// and the loader shared with the BPE tokenizers of bpe.ts.
+// and the base class the BPE tokenizers of bpe.ts share (load-tokenizer.ts reads either).
 //
 // Owns: normalisation (NFC; Azerbaijani-aware lowercasing where asked), pre-tokenisation
 // (whitespace and punctuation, as Hugging Face's BertPreTokenizer), the trainer, and the
@@ -8,10 +8,9 @@
 // Never: reads a whole corpus into memory: the trainer streams lines and keeps word
 // counts only, pruning rare words when the table grows past its bound.
 import { createHash } from "node:crypto";
-import { createReadStream, readFileSync } from "node:fs";
+import { createReadStream } from "node:fs";
 import { createInterface } from "node:readline";
 import { UserError } from "../runtime/errors.js";
-import { BpeTokenizer } from "./bpe.js";
 
 export const specialTokens = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"] as const;
 export interface SpecialIds {
@@ -256,11 +255,15 @@ export interface Tokenizer {
   toJSON(): string;
 }
 
-export class WordPieceTokenizer implements Tokenizer {
+/**
+ * What WordPiece and BPE share: a vocabulary holding the special tokens, text cut into
+ * words and each word into pieces, and the parts of tokenizer.json that do not depend on
+ * the model (normaliser, special tokens, the [CLS] … [SEP] template).
+ */
+export abstract class PieceTokenizer implements Tokenizer {
   readonly vocab: Map<string, number>;
   readonly special: SpecialIds;
-  /** sha256 of the tokenizer.json text: recorded by shards and checkpoints. */
-  readonly hash: string;
+  private knownHash?: string;
 
   constructor(
     readonly tokens: string[],
@@ -274,20 +277,32 @@ export class WordPieceTokenizer implements Tokenizer {
       return i;
     };
     this.special = { pad: id("[PAD]"), unk: id("[UNK]"), cls: id("[CLS]"), sep: id("[SEP]"), mask: id("[MASK]") };
-    this.hash = hash ?? createHash("sha256").update(this.toJSON()).digest("hex");
+    this.knownHash = hash;
+  }
+
+  /** sha256 of the tokenizer.json text: recorded by shards and checkpoints. */
+  get hash(): string {
+    return (this.knownHash ??= createHash("sha256").update(this.toJSON()).digest("hex"));
   }
 
   get vocabSize(): number {
     return this.tokens.length;
   }
 
+  /** The words of a text, normalised. */
+  protected abstract words(text: string): string[];
+  /** A word's token ids. */
+  protected abstract pieces(word: string): number[];
+  abstract decode(ids: number[]): string;
+  /** The model-specific parts of tokenizer.json. */
+  protected abstract hubParts(): { pre_tokenizer: unknown; decoder: unknown; model: unknown };
+
   /** Token ids of a text, without [CLS]/[SEP] (the dataset adds them per sequence). */
   encode(text: string): Encoding {
     const ids: number[] = [];
     const wordStarts: number[] = [];
-    for (const word of preTokenize(normalize(text, this.lowercase))) {
-      const pieces = this.pieces(word);
-      pieces.forEach((id, i) => {
+    for (const word of this.words(text)) {
+      this.pieces(word).forEach((id, i) => {
         ids.push(id);
         wordStarts.push(i === 0 ? 1 : 0);
       });
@@ -295,8 +310,45 @@ export class WordPieceTokenizer implements Tokenizer {
     return { ids, wordStarts };
   }
 
+  /** The Hugging Face tokenizer.json of this tokenizer. */
+  toJSON(): string {
+    const ids = (t: string) => this.vocab.get(t)!;
+    const lower = this.lowercase
+      ? [
+          // The Lowercase normaliser is not Azerbaijani-aware: fold the dotted and dotless I first.
+          { type: "Replace", pattern: { String: "I" }, content: "ı" },
+          { type: "Replace", pattern: { String: "İ" }, content: "i" },
+          { type: "Lowercase" },
+        ]
+      : [];
+    const special = (t: string, typeId = 0) => ({ SpecialToken: { id: t, type_id: typeId } });
+    const { pre_tokenizer, decoder, model } = this.hubParts();
+    return JSON.stringify({
+      version: "1.0",
+      truncation: null,
+      padding: null,
+      added_tokens: specialTokens.map((content) => ({ id: ids(content), content, single_word: false, lstrip: false, rstrip: false, normalized: false, special: true })),
+      normalizer: { type: "Sequence", normalizers: [{ type: "NFC" }, ...lower] },
+      pre_tokenizer,
+      post_processor: {
+        type: "TemplateProcessing",
+        single: [special("[CLS]"), { Sequence: { id: "A", type_id: 0 } }, special("[SEP]")],
+        pair: [special("[CLS]"), { Sequence: { id: "A", type_id: 0 } }, special("[SEP]"), { Sequence: { id: "B", type_id: 1 } }, special("[SEP]", 1)],
+        special_tokens: Object.fromEntries(["[CLS]", "[SEP]"].map((t) => [t, { id: t, ids: [ids(t)], tokens: [t] }])),
+      },
+      decoder,
+      model,
+    });
+  }
+}
+
+export class WordPieceTokenizer extends PieceTokenizer {
+  protected words(text: string): string[] {
+    return preTokenize(normalize(text, this.lowercase));
+  }
+
   /** Greedy longest-match-first, as the WordPiece model: a word that cannot be covered is [UNK]. */
-  private pieces(word: string): number[] {
+  protected pieces(word: string): number[] {
     const chars = [...word];
     if (chars.length > 100) return [this.special.unk];
     const out: number[] = [];
@@ -330,80 +382,11 @@ export class WordPieceTokenizer implements Tokenizer {
     return out.replace(/ ([.,!?])/g, "$1");
   }
 
-  /** The Hugging Face tokenizer.json of this tokenizer. */
-  toJSON(): string {
-    const ids = (t: string) => this.vocab.get(t)!;
-    const lower = this.lowercase
-      ? [
-          // The Lowercase normaliser is not Azerbaijani-aware: fold the dotted and dotless I first.
-          { type: "Replace", pattern: { String: "I" }, content: "ı" },
-          { type: "Replace", pattern: { String: "İ" }, content: "i" },
-          { type: "Lowercase" },
-        ]
-      : [];
-    const special = (t: string, typeId = 0) => ({ SpecialToken: { id: t, type_id: typeId } });
-    return JSON.stringify({
-      version: "1.0",
-      truncation: null,
-      padding: null,
-      added_tokens: specialTokens.map((content) => ({ id: ids(content), content, single_word: false, lstrip: false, rstrip: false, normalized: false, special: true })),
-      normalizer: { type: "Sequence", normalizers: [{ type: "NFC" }, ...lower] },
+  protected hubParts() {
+    return {
       pre_tokenizer: { type: "BertPreTokenizer" },
-      post_processor: {
-        type: "TemplateProcessing",
-        single: [special("[CLS]"), { Sequence: { id: "A", type_id: 0 } }, special("[SEP]")],
-        pair: [special("[CLS]"), { Sequence: { id: "A", type_id: 0 } }, special("[SEP]"), { Sequence: { id: "B", type_id: 1 } }, special("[SEP]", 1)],
-        special_tokens: Object.fromEntries(["[CLS]", "[SEP]"].map((t) => [t, { id: t, ids: [ids(t)], tokens: [t] }])),
-      },
       decoder: { type: "WordPiece", prefix: "##", cleanup: true },
       model: { type: "WordPiece", unk_token: "[UNK]", continuing_subword_prefix: "##", max_input_chars_per_word: 100, vocab: Object.fromEntries(this.tokens.map((t, i) => [t, i])) },
-    });
+    };
   }
-}
-
-/** Loads a tokenizer.json written by `tokenizer train`: WordPiece, BPE or byte-level BPE. */
-export function loadTokenizer(file: string): Tokenizer {
-  let text: string;
-  try {
-    text = readFileSync(file, "utf8");
-  } catch (err) {
-    throw new UserError(`cannot read tokenizer ${file}: ${(err as Error).message}`);
-  }
-  return parseTokenizer(text, file);
-}
-
-/** A tokenizer from tokenizer.json text; `origin` names it in errors. */
-export function parseTokenizer(text: string, origin: string): Tokenizer {
-  let json: { model?: { type?: string; vocab?: Record<string, number>; merges?: (string | [string, string])[] }; normalizer?: { normalizers?: { type: string }[] }; pre_tokenizer?: { type?: string } };
-  try {
-    json = JSON.parse(text);
-  } catch (err) {
-    throw new UserError(`cannot read tokenizer ${origin}: ${(err as Error).message}`);
-  }
-  const model = json.model;
-  if ((model?.type !== "WordPiece" && model?.type !== "BPE") || !model.vocab)
-    throw new UserError(`${origin} is not a WordPiece or BPE tokenizer.json (model.type is ${model?.type}); train one with \`aze-run tokenizer train\`.`);
-  const tokens: string[] = [];
-  for (const [t, id] of Object.entries(model.vocab)) tokens[id] = t;
-  if (tokens.some((t) => t === undefined) || tokens.length !== Object.keys(model.vocab).length) throw new UserError(`${origin}: the vocabulary's ids are not 0..N-1 without gaps.`);
-  const lowercase = (json.normalizer?.normalizers ?? []).some((n) => n.type === "Lowercase");
-  const hash = createHash("sha256").update(text).digest("hex");
-  if (model.type === "WordPiece") return new WordPieceTokenizer(tokens, lowercase, hash);
-  const merges = (model.merges ?? []).map((m) => (typeof m === "string" ? (m.split(" ", 2) as [string, string]) : m));
-  return new BpeTokenizer(json.pre_tokenizer?.type === "ByteLevel" ? "bytelevel-bpe" : "bpe", tokens, merges, lowercase, hash);
-}
-
-/** Tokens per whitespace word, characters per token and the share of [UNK] on a text. */
-export function fertility(tokenizerFile: string, text: string) {
-  const tokenizer = loadTokenizer(tokenizerFile);
-  let words = 0, tokens = 0, unknown = 0, chars = 0;
-  for (const line of text.split("\n")) {
-    if (!line.trim()) continue;
-    words += line.trim().split(/\s+/u).length;
-    chars += [...preTokenize(line).join("")].length;
-    const ids = tokenizer.encode(line).ids;
-    tokens += ids.length;
-    unknown += ids.filter((id) => id === tokenizer.special.unk).length;
-  }
-  return { tokenizer: tokenizerFile, vocabSize: tokenizer.vocabSize, words, tokens, tokensPerWord: tokens / words, charsPerToken: chars / tokens, unknownShare: unknown / Math.max(1, tokens) };
 }

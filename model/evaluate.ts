@@ -7,7 +7,7 @@
 // Never: updates parameters.
 import { readFileSync, statSync, readdirSync } from "node:fs";
 import { join } from "node:path";
-import { fertility, loadTokenizer } from "../corpus/tokenizer.js";
+import { fertility, loadTokenizer } from "../corpus/load-tokenizer.js";
 import { createWasmKernels } from "../kernels-wasm/index.js";
 import { UserError } from "../runtime/errors.js";
 import { readCheckpointRange, readManifest } from "./checkpoint.js";

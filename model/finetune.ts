@@ -13,7 +13,7 @@
 // (B for sequence tasks: each [CLS]; the labelled first pieces of words for token tasks).
 import { existsSync, readFileSync } from "node:fs";
 import { join } from "node:path";
-import { loadTokenizer } from "../corpus/tokenizer.js";
+import { loadTokenizer } from "../corpus/load-tokenizer.js";
 import { UserError } from "../runtime/errors.js";
 import { readCheckpointRange, readManifest } from "./checkpoint.js";
 import type { ModelConfig } from "./config.js";

@@ -13,7 +13,7 @@ import { configHash, loadRunConfig, type RunConfig } from "../runtime/config.js"
 import { UserError } from "../runtime/errors.js";
 import { openTrainingData } from "../corpus/dataset.js";
 import { ensurePrepared } from "../corpus/prepare.js";
-import { loadTokenizer } from "../corpus/tokenizer.js";
+import { loadTokenizer } from "../corpus/load-tokenizer.js";
 import { beginCheckpoint, finishCheckpoint, layoutSummary, readCheckpointRange, readManifest, writeSlice, type PendingCheckpoint, type SliceFile } from "./checkpoint.js";
 import { Encoder, type MaskedBatch } from "./encoder.js";
 import type { Kernels } from "./kernels.js";

@@ -408,6 +408,16 @@ const INV_SQRT_2PI: f32 = 0.3989422804014327;
   if (count > 2) store<f32>(p, f32x4.extract_lane(v, 2), 8);
 }
 
+/** `count` (1 to 4) floats at p: a whole vector, or a tail. */
+@inline function loadN(p: usize, count: i32): v128 {
+  return count == 4 ? v128.load(p) : loadTail(p, count);
+}
+
+@inline function storeN(p: usize, v: v128, count: i32): void {
+  if (count == 4) v128.store(p, v);
+  else storeTail(p, v, count);
+}
+
 @inline function geluv(x: v128, exact: i32): v128 {
   const half = f32x4.mul(splat(0.5), x);
   if (exact) return f32x4.add(half, f32x4.mul(half, erfv(f32x4.mul(x, splat(INV_SQRT2)))));
@@ -461,11 +471,10 @@ export function tanhBackward(dInp: usize, out: usize, dOut: usize, n: i32): void
   for (; i < n; i += 4) {
     const o = <usize>i << 2;
     const count = min(4, n - i);
-    const y = count == 4 ? v128.load(out + o) : loadTail(out + o, count);
-    const d = count == 4 ? v128.load(dOut + o) : loadTail(dOut + o, count);
+    const y = loadN(out + o, count);
+    const d = loadN(dOut + o, count);
     const r = f32x4.mul(f32x4.sub(splat(1), f32x4.mul(y, y)), d);
-    if (count == 4) v128.store(dInp + o, r);
-    else storeTail(dInp + o, r, count);
+    storeN(dInp + o, r, count);
   }
 }
 
@@ -475,11 +484,10 @@ export function swiglu(out: usize, inp: usize, rows: i32, hidden: i32): void {
     const gate = inp + (<usize>(r * 2 * hidden) << 2), up = gate + (<usize>hidden << 2), o = out + (<usize>(r * hidden) << 2);
     for (let j = 0; j < hidden; j += 4) {
       const count = min(4, hidden - j), at = <usize>j << 2;
-      const g = count == 4 ? v128.load(gate + at) : loadTail(gate + at, count);
-      const u = count == 4 ? v128.load(up + at) : loadTail(up + at, count);
+      const g = loadN(gate + at, count);
+      const u = loadN(up + at, count);
       const y = f32x4.mul(f32x4.mul(g, sigmoidv(g)), u);
-      if (count == 4) v128.store(o + at, y);
-      else storeTail(o + at, y, count);
+      storeN(o + at, y, count);
     }
   }
 }
@@ -491,19 +499,14 @@ export function swigluBackward(dInp: usize, inp: usize, dOut: usize, rows: i32, 
     const dGate = dInp + (<usize>(r * 2 * hidden) << 2), dUp = dGate + (<usize>hidden << 2), d = dOut + (<usize>(r * hidden) << 2);
     for (let j = 0; j < hidden; j += 4) {
       const count = min(4, hidden - j), at = <usize>j << 2;
-      const g = count == 4 ? v128.load(gate + at) : loadTail(gate + at, count);
-      const u = count == 4 ? v128.load(up + at) : loadTail(up + at, count);
-      const dy = count == 4 ? v128.load(d + at) : loadTail(d + at, count);
+      const g = loadN(gate + at, count);
+      const u = loadN(up + at, count);
+      const dy = loadN(d + at, count);
       const s = sigmoidv(g);
       const dg = f32x4.mul(f32x4.mul(f32x4.mul(dy, u), s), f32x4.add(splat(1), f32x4.mul(g, f32x4.sub(splat(1), s))));
       const du = f32x4.mul(f32x4.mul(dy, g), s);
-      if (count == 4) {
-        v128.store(dGate + at, dg);
-        v128.store(dUp + at, du);
-      } else {
-        storeTail(dGate + at, dg, count);
-        storeTail(dUp + at, du, count);
-      }
+      storeN(dGate + at, dg, count);
+      storeN(dUp + at, du, count);
     }
   }
 }
@@ -722,19 +725,14 @@ export function rope(qkv: usize, b: i32, t: i32, h: i32, d: i32, table: usize, i
           const cosRow = table + (<usize>(pos * half) << 2), sinRow = sines + (<usize>(pos * half) << 2);
           for (let i = 0; i < half; i += 4) {
             const count = min(4, half - i), o = <usize>i << 2, o2 = <usize>(i + half) << 2;
-            const x1 = count == 4 ? v128.load(at + o) : loadTail(at + o, count);
-            const x2 = count == 4 ? v128.load(at + o2) : loadTail(at + o2, count);
-            const cs = count == 4 ? v128.load(cosRow + o) : loadTail(cosRow + o, count);
-            const sn = f32x4.mul(sign, count == 4 ? v128.load(sinRow + o) : loadTail(sinRow + o, count));
+            const x1 = loadN(at + o, count);
+            const x2 = loadN(at + o2, count);
+            const cs = loadN(cosRow + o, count);
+            const sn = f32x4.mul(sign, loadN(sinRow + o, count));
             const y1 = f32x4.sub(f32x4.mul(x1, cs), f32x4.mul(x2, sn));
             const y2 = f32x4.add(f32x4.mul(x1, sn), f32x4.mul(x2, cs));
-            if (count == 4) {
-              v128.store(at + o, y1);
-              v128.store(at + o2, y2);
-            } else {
-              storeTail(at + o, y1, count);
-              storeTail(at + o2, y2, count);
-            }
+            storeN(at + o, y1, count);
+            storeN(at + o2, y2, count);
           }
         }
 }

@@ -6,7 +6,8 @@ import { readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { afterAll, describe, expect, it } from "vitest";
 import { BpeTokenizer, bpeWords, trainBpe, type BpeKind } from "../../corpus/bpe.js";
-import { countWords, loadTokenizer, normalize } from "../../corpus/tokenizer.js";
+import { loadTokenizer } from "../../corpus/load-tokenizer.js";
+import { countWords, normalize } from "../../corpus/tokenizer.js";
 import { removeDir, tempDir } from "../helpers/cluster.js";
 import { sampleText } from "../helpers/training.js";
 

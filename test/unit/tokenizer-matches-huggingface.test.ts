@@ -3,7 +3,8 @@
 import { Tokenizer } from "@huggingface/tokenizers";
 import { readFileSync } from "node:fs";
 import { describe, expect, it } from "vitest";
-import { azLowercase, countWords, loadTokenizer, normalize, trainWordPiece, WordPieceTokenizer } from "../../corpus/tokenizer.js";
+import { loadTokenizer } from "../../corpus/load-tokenizer.js";
+import { azLowercase, countWords, normalize, trainWordPiece, WordPieceTokenizer } from "../../corpus/tokenizer.js";
 import { sampleText } from "../helpers/training.js";
 
 describe("WordPiece tokenizer", () => {
