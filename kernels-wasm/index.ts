@@ -24,8 +24,10 @@ interface Exports {
   scale(x: number, n: number, s: number): void;
   adamw(p: number, g: number, m: number, v: number, n: number, lr: number, b1: number, b2: number, eps: number, wd: number, c1: number, c2: number): void;
   sumSquares(out: number, x: number, n: number, chunk: number): void;
-  attention(out: number, probs: number, qkv: number, mask: number, b: number, t: number, h: number, d: number, scale: number, dropP: number, dropSeed: number): void;
-  attentionBackward(dqkv: number, dout: number, qkv: number, probs: number, b: number, t: number, h: number, d: number, scale: number, scratch: number, dropP: number, dropSeed: number): void;
+  splitHeads(dst: number, src: number, b: number, t: number, parts: number, h: number, d: number): void;
+  mergeHeads(dst: number, src: number, b: number, t: number, parts: number, h: number, d: number): void;
+  maskedSoftmax(scores: number, mask: number, b: number, h: number, t: number): void;
+  softmaxBackward(ds: number, p: number, dp: number, rows: number, t: number, scale: number): void;
   gelu(out: number, inp: number, n: number, exact: number): void;
   geluBackward(dInp: number, inp: number, dOut: number, n: number, exact: number): void;
   tanh(out: number, inp: number, n: number): void;
@@ -133,13 +135,46 @@ export async function createWasmKernels(opts: { relaxed?: boolean | "auto" } = {
       k.free(out);
     }
   };
-  k.attention = (out, saved, qkv, mask, { b, t, h, d }, scale, dropout) => w.attention(ptr(out), ptr(saved), ptr(qkv), ptr(mask), b, t, h, d, scale, dropout?.p ?? 0, (dropout?.seed ?? 0) >>> 0);
-  k.attentionBackward = (dQkv, dOut, qkv, _out, saved, _mask, { b, t, h, d }, scale, dropout) => {
-    const scratch = k.alloc(t);
+  // Attention as batched matmuls over heads (B·H of them): S = scale·Q·Kᵀ, P = softmax(S)
+  // over the real keys, O = drop(P)·V. `saved` keeps P, undropped; backward recomputes the
+  // dropout mask, which is the dropout kernel's with counter = P's flat index.
+  const attentionMatmul = (out: Buf, a: Buf, bb: Buf, heads: number, m: number, n: number, kk: number, trans: { transA?: boolean; transB?: boolean }, alpha = 1) =>
+    k.matmul({ out, a, b: bb, m, n, k: kk, batch: heads, strideA: m * kk, strideB: kk * n, strideOut: m * n, alpha, ...trans });
+  k.attention = (out, saved, qkv, mask, { b, t, h, d }, scale, dropout) => {
+    const heads = b * h, size = heads * t * d;
+    const qkvHeads = k.alloc(3 * size), outHeads = k.alloc(size);
+    const dropped = dropout && dropout.p > 0 ? k.alloc(heads * t * t) : undefined;
     try {
-      w.attentionBackward(ptr(dQkv), ptr(dOut), ptr(qkv), ptr(saved), b, t, h, d, scale, ptr(scratch), dropout?.p ?? 0, (dropout?.seed ?? 0) >>> 0);
+      w.splitHeads(ptr(qkvHeads), ptr(qkv), b, t, 3, h, d);
+      const [q, key, v] = [0, 1, 2].map((part) => k.view(qkvHeads, part * size));
+      attentionMatmul(saved, q!, key!, heads, t, t, d, { transB: true }, scale);
+      w.maskedSoftmax(ptr(saved), ptr(mask), b, h, t);
+      if (dropped) k.dropout(dropped, saved, heads * t * t, dropout!.p, dropout!.seed, 0);
+      attentionMatmul(outHeads, dropped ?? saved, v!, heads, t, d, t, {});
+      w.mergeHeads(ptr(out), ptr(outHeads), b, t, 1, h, d);
     } finally {
-      k.free(scratch);
+      for (const x of [qkvHeads, outHeads, dropped]) if (x !== undefined) k.free(x);
+    }
+  };
+  k.attentionBackward = (dQkv, dOut, qkv, _out, saved, _mask, { b, t, h, d }, scale, dropout) => {
+    const heads = b * h, size = heads * t * d;
+    const qkvHeads = k.alloc(3 * size), dQkvHeads = k.alloc(3 * size), dOutHeads = k.alloc(size), dS = k.alloc(heads * t * t);
+    const dropped = dropout && dropout.p > 0 ? k.alloc(heads * t * t) : undefined;
+    try {
+      w.splitHeads(ptr(qkvHeads), ptr(qkv), b, t, 3, h, d);
+      w.splitHeads(ptr(dOutHeads), ptr(dOut), b, t, 1, h, d);
+      const [q, key, v] = [0, 1, 2].map((part) => k.view(qkvHeads, part * size));
+      const [dq, dk, dv] = [0, 1, 2].map((part) => k.view(dQkvHeads, part * size));
+      if (dropped) k.dropout(dropped, saved, heads * t * t, dropout!.p, dropout!.seed, 0);
+      attentionMatmul(dv!, dropped ?? saved, dOutHeads, heads, t, d, t, { transA: true }); // dV = drop(P)ᵀ·dO
+      attentionMatmul(dS, dOutHeads, v!, heads, t, t, d, { transB: true }); // d drop(P) = dO·Vᵀ
+      if (dropped) k.dropout(dS, dS, heads * t * t, dropout!.p, dropout!.seed, 0); // dP
+      w.softmaxBackward(ptr(dS), ptr(saved), ptr(dS), heads * t, t, scale); // dS·scale
+      attentionMatmul(dq!, dS, key!, heads, t, d, t, {}); // dQ = dS·K
+      attentionMatmul(dk!, dS, q!, heads, t, d, t, { transA: true }); // dK = dSᵀ·Q
+      w.mergeHeads(ptr(dQkv), ptr(dQkvHeads), b, t, 3, h, d);
+    } finally {
+      for (const x of [qkvHeads, dQkvHeads, dOutHeads, dS, dropped]) if (x !== undefined) k.free(x);
     }
   };
   const exact = (a: string) => (a === "erf" ? 1 : 0);

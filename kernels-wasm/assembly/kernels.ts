@@ -2,9 +2,10 @@
 //
 // Owns: the hot loops of the CPU backend: the matmul micro-kernel, transposes (so every
 // layout reduces to one packed product), the elementwise updates (add, axpy, scale, AdamW),
-// the chunked sum of squares, attention, activations, bias, dropout, LayerNorm and RMSNorm,
-// RoPE, embeddings and the fused cross-entropy. Pointers are byte offsets into this module's memory;
-// lengths are in elements. Every loop sums in a fixed order: same inputs, same bits.
+// the chunked sum of squares, activations, bias, dropout, LayerNorm and RMSNorm, RoPE,
+// embeddings, the fused cross-entropy, and attention's head layouts and masked softmax
+// (its products are matmuls). Pointers are byte offsets into this module's memory; lengths
+// are in elements. Every loop sums in a fixed order: same inputs, same bits.
 // Never: allocates; the TypeScript loader owns the memory (kernels-wasm/index.ts).
 //
 // `madd(a, b, c)` is a·b + c. This file builds as-is for plain SIMD; the relaxed-SIMD
@@ -231,108 +232,6 @@ export function sumSquares(out: usize, x: usize, n: i32, chunk: i32): void {
     }
     store<f64>(out + (<usize>c << 3), total);
   }
-}
-
-// ---- attention -------------------------------------------------------------------------------
-
-@inline function dot(a: usize, b: usize, d: i32): f32 {
-  // Four independent sums while 16 lanes remain: one chain would wait on every add.
-  let a0 = f32x4.splat(0), a1 = f32x4.splat(0), a2 = f32x4.splat(0), a3 = f32x4.splat(0);
-  let i = 0;
-  for (; i + 16 <= d; i += 16) {
-    const x = a + (<usize>i << 2), y = b + (<usize>i << 2);
-    a0 = f32x4.add(a0, f32x4.mul(v128.load(x), v128.load(y)));
-    a1 = f32x4.add(a1, f32x4.mul(v128.load(x, 16), v128.load(y, 16)));
-    a2 = f32x4.add(a2, f32x4.mul(v128.load(x, 32), v128.load(y, 32)));
-    a3 = f32x4.add(a3, f32x4.mul(v128.load(x, 48), v128.load(y, 48)));
-  }
-  let acc = f32x4.add(f32x4.add(a0, a1), f32x4.add(a2, a3));
-  for (; i + 4 <= d; i += 4) acc = f32x4.add(acc, f32x4.mul(v128.load(a + (<usize>i << 2)), v128.load(b + (<usize>i << 2))));
-  let s: f32 = f32x4.extract_lane(acc, 0) + f32x4.extract_lane(acc, 1) + f32x4.extract_lane(acc, 2) + f32x4.extract_lane(acc, 3);
-  for (; i < d; i++) s += load<f32>(a + (<usize>i << 2)) * load<f32>(b + (<usize>i << 2));
-  return s;
-}
-
-@inline function axpyRow(y: usize, x: usize, d: i32, alpha: f32): void {
-  const va = f32x4.splat(alpha);
-  let i = 0;
-  for (; i + 4 <= d; i += 4) v128.store(y + (<usize>i << 2), f32x4.add(v128.load(y + (<usize>i << 2)), f32x4.mul(va, v128.load(x + (<usize>i << 2)))));
-  for (; i < d; i++) store<f32>(y + (<usize>i << 2), load<f32>(y + (<usize>i << 2)) + alpha * load<f32>(x + (<usize>i << 2)));
-}
-
-/** Attention dropout: 1/(1-p) where probability `index` is kept, 0 where dropped, 1 when p = 0. */
-@inline function keepFactor(p: f64, seed: u32, index: u32): f32 {
-  if (p == 0) return 1;
-  return <f64>counterHash(seed, index) >= p * 4294967296.0 ? <f32>(1 / (1 - p)) : 0;
-}
-
-/**
- * qkv is (B,T,3,H,D), mask i32 (B,T), out (B,T,H,D), probs (B,H,T,T) saved for backward.
- * Keys at padding get probability 0.
- */
-export function attention(out: usize, probs: usize, qkv: usize, mask: usize, b: i32, t: i32, h: i32, d: i32, scale: f32, dropP: f64, dropSeed: u32): void {
-  const rowStride = 3 * h * d;
-  for (let bi = 0; bi < b; bi++)
-    for (let hi = 0; hi < h; hi++)
-      for (let i = 0; i < t; i++) {
-        const q = qkv + (<usize>((bi * t + i) * rowStride + hi * d) << 2);
-        const p = probs + (<usize>(((bi * h + hi) * t + i) * t) << 2);
-        let max: f32 = -Infinity;
-        for (let j = 0; j < t; j++) {
-          let s: f32 = -Infinity;
-          if (load<i32>(mask + (<usize>(bi * t + j) << 2))) s = dot(q, qkv + (<usize>((bi * t + j) * rowStride + h * d + hi * d) << 2), d) * scale;
-          store<f32>(p + (<usize>j << 2), s);
-          if (s > max) max = s;
-        }
-        let sum: f32 = 0;
-        for (let j = 0; j < t; j++) {
-          const s = load<f32>(p + (<usize>j << 2));
-          const e: f32 = s == -Infinity ? 0 : Mathf.exp(s - max);
-          store<f32>(p + (<usize>j << 2), e);
-          sum += e;
-        }
-        const inv: f32 = sum > 0 ? 1 / sum : 0;
-        const o = out + (<usize>(((bi * t + i) * h + hi) * d) << 2);
-        memory.fill(o, 0, <usize>d << 2);
-        const row = <u32>(((bi * h + hi) * t + i) * t);
-        for (let j = 0; j < t; j++) {
-          const pj = load<f32>(p + (<usize>j << 2)) * inv;
-          store<f32>(p + (<usize>j << 2), pj);
-          const w = pj * keepFactor(dropP, dropSeed, row + <u32>j);
-          if (w != 0) axpyRow(o, qkv + (<usize>((bi * t + j) * rowStride + 2 * h * d + hi * d) << 2), d, w);
-        }
-      }
-}
-
-/** dQkv (B,T,3,H,D) is overwritten; scratch holds T floats. */
-export function attentionBackward(dqkv: usize, dout: usize, qkv: usize, probs: usize, b: i32, t: i32, h: i32, d: i32, scale: f32, scratch: usize, dropP: f64, dropSeed: u32): void {
-  const rowStride = 3 * h * d;
-  memory.fill(dqkv, 0, <usize>(b * t * rowStride) << 2);
-  for (let bi = 0; bi < b; bi++)
-    for (let hi = 0; hi < h; hi++)
-      for (let i = 0; i < t; i++) {
-        const p = probs + (<usize>(((bi * h + hi) * t + i) * t) << 2);
-        const dO = dout + (<usize>(((bi * t + i) * h + hi) * d) << 2);
-        let rowDot: f32 = 0;
-        const row = <u32>(((bi * h + hi) * t + i) * t);
-        for (let j = 0; j < t; j++) {
-          const pj = load<f32>(p + (<usize>j << 2));
-          const factor = keepFactor(dropP, dropSeed, row + <u32>j);
-          const vj = qkv + (<usize>((bi * t + j) * rowStride + 2 * h * d + hi * d) << 2);
-          const dp = dot(dO, vj, d) * factor;
-          store<f32>(scratch + (<usize>j << 2), dp);
-          rowDot += pj * dp;
-          if (pj * factor != 0) axpyRow(dqkv + (<usize>((bi * t + j) * rowStride + 2 * h * d + hi * d) << 2), dO, d, pj * factor);
-        }
-        const qi = qkv + (<usize>((bi * t + i) * rowStride + hi * d) << 2);
-        const dqi = dqkv + (<usize>((bi * t + i) * rowStride + hi * d) << 2);
-        for (let j = 0; j < t; j++) {
-          const ds = load<f32>(p + (<usize>j << 2)) * (load<f32>(scratch + (<usize>j << 2)) - rowDot) * scale;
-          if (ds == 0) continue;
-          axpyRow(dqi, qkv + (<usize>((bi * t + j) * rowStride + h * d + hi * d) << 2), d, ds);
-          axpyRow(dqkv + (<usize>((bi * t + j) * rowStride + h * d + hi * d) << 2), qi, d, ds);
-        }
-      }
 }
 
 // ---- activations, bias, dropout ------------------------------------------------------------
@@ -794,5 +693,100 @@ export function crossEntropy(losses: usize, dLogits: usize, logits: usize, label
     if (c < vocab) storeTail(g + (<usize>c << 2), f32x4.mul(expv(f32x4.sub(loadTail(x + (<usize>c << 2), vocab - c), vl)), vs), vocab - c);
     const at = g + (<usize>label << 2);
     store<f32>(at, load<f32>(at) - gradScale);
+  }
+}
+
+// ---- attention as matmuls ------------------------------------------------------------------
+// The loader (index.ts) runs attention as batched matmuls over heads laid out one after
+// another: these kernels move heads in and out of that layout and do the softmax between.
+
+/** src (B, T, parts, H, D) → dst (parts, B, H, T, D): every head of every part contiguous. */
+export function splitHeads(dst: usize, src: usize, b: i32, t: i32, parts: i32, h: i32, d: i32): void {
+  const row = <usize>d << 2;
+  for (let bi = 0; bi < b; bi++)
+    for (let ti = 0; ti < t; ti++)
+      for (let part = 0; part < parts; part++)
+        for (let hi = 0; hi < h; hi++) {
+          const from = src + (<usize>((((bi * t + ti) * parts + part) * h + hi) * d) << 2);
+          const to = dst + (<usize>((((part * b + bi) * h + hi) * t + ti) * d) << 2);
+          memory.copy(to, from, row);
+        }
+}
+
+/** The inverse of splitHeads: src (parts, B, H, T, D) → dst (B, T, parts, H, D). */
+export function mergeHeads(dst: usize, src: usize, b: i32, t: i32, parts: i32, h: i32, d: i32): void {
+  const row = <usize>d << 2;
+  for (let bi = 0; bi < b; bi++)
+    for (let ti = 0; ti < t; ti++)
+      for (let part = 0; part < parts; part++)
+        for (let hi = 0; hi < h; hi++) {
+          const to = dst + (<usize>((((bi * t + ti) * parts + part) * h + hi) * d) << 2);
+          const from = src + (<usize>((((part * b + bi) * h + hi) * t + ti) * d) << 2);
+          memory.copy(to, from, row);
+        }
+}
+
+/**
+ * scores (B, H, T, T) → probabilities in place: each row's softmax over the keys whose
+ * mask (B, T) is 1; keys at padding get exactly 0 (a row with no key at all is all 0).
+ */
+export function maskedSoftmax(scores: usize, mask: usize, b: i32, h: i32, t: i32): void {
+  const minusInf = splat(-Infinity);
+  for (let bi = 0; bi < b; bi++) {
+    const m = mask + (<usize>(bi * t) << 2);
+    for (let r = 0; r < h * t; r++) {
+      const s = scores + (<usize>((bi * h * t + r) * t) << 2);
+      // Masked keys become -∞ first, so the max and the sum see only real keys.
+      let vmax = minusInf;
+      for (let j = 0; j < t; j += 4) {
+        const count = min(4, t - j), o = <usize>j << 2;
+        const padding = i32x4.eq(loadN(m + o, count), i32x4.splat(0));
+        const x = v128.bitselect(minusInf, loadN(s + o, count), padding);
+        storeN(s + o, x, count);
+        vmax = f32x4.max(vmax, count == 4 ? x : v128.bitselect(x, minusInf, tailLanes(count)));
+      }
+      const mx = max(max(f32x4.extract_lane(vmax, 0), f32x4.extract_lane(vmax, 1)), max(f32x4.extract_lane(vmax, 2), f32x4.extract_lane(vmax, 3)));
+      if (mx == -Infinity) {
+        memory.fill(s, 0, <usize>t << 2);
+        continue;
+      }
+      const vm = splat(mx);
+      let vsum = splat(0);
+      for (let j = 0; j < t; j += 4) {
+        const count = min(4, t - j), o = <usize>j << 2;
+        const x = loadN(s + o, count);
+        const e = v128.andnot(expv(f32x4.sub(x, vm)), f32x4.eq(x, minusInf));
+        storeN(s + o, e, count);
+        vsum = f32x4.add(vsum, count == 4 ? e : v128.and(e, tailLanes(count)));
+      }
+      const inv = splat(1 / (f32x4.extract_lane(vsum, 0) + f32x4.extract_lane(vsum, 1) + f32x4.extract_lane(vsum, 2) + f32x4.extract_lane(vsum, 3)));
+      for (let j = 0; j < t; j += 4) {
+        const count = min(4, t - j), o = <usize>j << 2;
+        storeN(s + o, f32x4.mul(loadN(s + o, count), inv), count);
+      }
+    }
+  }
+}
+
+/** All ones in the first `count` lanes (1 to 3), zeros after. */
+@inline function tailLanes(count: i32): v128 {
+  return i32x4.lt_s(i32x4(0, 1, 2, 3), i32x4.splat(count));
+}
+
+/** rows × T: ds = p · (dp - Σ p·dp) · scale, row by row; ds may alias dp. */
+export function softmaxBackward(ds: usize, p: usize, dp: usize, rows: i32, t: i32, scale: f32): void {
+  for (let r = 0; r < rows; r++) {
+    const pr = p + (<usize>(r * t) << 2), dr = dp + (<usize>(r * t) << 2), out = ds + (<usize>(r * t) << 2);
+    let vdot = splat(0);
+    for (let j = 0; j < t; j += 4) {
+      const count = min(4, t - j), o = <usize>j << 2;
+      vdot = f32x4.add(vdot, f32x4.mul(loadN(pr + o, count), loadN(dr + o, count)));
+    }
+    const rowDot = splat(f32x4.extract_lane(vdot, 0) + f32x4.extract_lane(vdot, 1) + f32x4.extract_lane(vdot, 2) + f32x4.extract_lane(vdot, 3));
+    const vs = splat(scale);
+    for (let j = 0; j < t; j += 4) {
+      const count = min(4, t - j), o = <usize>j << 2;
+      storeN(out + o, f32x4.mul(f32x4.mul(loadN(pr + o, count), f32x4.sub(loadN(dr + o, count), rowDot)), vs), count);
+    }
   }
 }
