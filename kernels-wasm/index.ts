@@ -24,8 +24,7 @@ interface Exports {
   scale(x: number, n: number, s: number): void;
   adamw(p: number, g: number, m: number, v: number, n: number, lr: number, b1: number, b2: number, eps: number, wd: number, c1: number, c2: number): void;
   sumSquares(out: number, x: number, n: number, chunk: number): void;
-  splitHeads(dst: number, src: number, b: number, t: number, parts: number, h: number, d: number): void;
-  mergeHeads(dst: number, src: number, b: number, t: number, parts: number, h: number, d: number): void;
+  moveHeads(dst: number, src: number, b: number, t: number, parts: number, h: number, d: number, toHeads: number): void;
   maskedSoftmax(scores: number, mask: number, b: number, h: number, t: number): void;
   softmaxBackward(ds: number, p: number, dp: number, rows: number, t: number, scale: number): void;
   gelu(out: number, inp: number, n: number, exact: number): void;
@@ -145,13 +144,13 @@ export async function createWasmKernels(opts: { relaxed?: boolean | "auto" } = {
     const qkvHeads = k.alloc(3 * size), outHeads = k.alloc(size);
     const dropped = dropout && dropout.p > 0 ? k.alloc(heads * t * t) : undefined;
     try {
-      w.splitHeads(ptr(qkvHeads), ptr(qkv), b, t, 3, h, d);
+      w.moveHeads(ptr(qkvHeads), ptr(qkv), b, t, 3, h, d, 1);
       const [q, key, v] = [0, 1, 2].map((part) => k.view(qkvHeads, part * size));
       attentionMatmul(saved, q!, key!, heads, t, t, d, { transB: true }, scale);
       w.maskedSoftmax(ptr(saved), ptr(mask), b, h, t);
       if (dropped) k.dropout(dropped, saved, heads * t * t, dropout!.p, dropout!.seed, 0);
       attentionMatmul(outHeads, dropped ?? saved, v!, heads, t, d, t, {});
-      w.mergeHeads(ptr(out), ptr(outHeads), b, t, 1, h, d);
+      w.moveHeads(ptr(out), ptr(outHeads), b, t, 1, h, d, 0);
     } finally {
       for (const x of [qkvHeads, outHeads, dropped]) if (x !== undefined) k.free(x);
     }
@@ -161,8 +160,8 @@ export async function createWasmKernels(opts: { relaxed?: boolean | "auto" } = {
     const qkvHeads = k.alloc(3 * size), dQkvHeads = k.alloc(3 * size), dOutHeads = k.alloc(size), dS = k.alloc(heads * t * t);
     const dropped = dropout && dropout.p > 0 ? k.alloc(heads * t * t) : undefined;
     try {
-      w.splitHeads(ptr(qkvHeads), ptr(qkv), b, t, 3, h, d);
-      w.splitHeads(ptr(dOutHeads), ptr(dOut), b, t, 1, h, d);
+      w.moveHeads(ptr(qkvHeads), ptr(qkv), b, t, 3, h, d, 1);
+      w.moveHeads(ptr(dOutHeads), ptr(dOut), b, t, 1, h, d, 1);
       const [q, key, v] = [0, 1, 2].map((part) => k.view(qkvHeads, part * size));
       const [dq, dk, dv] = [0, 1, 2].map((part) => k.view(dQkvHeads, part * size));
       if (dropped) k.dropout(dropped, saved, heads * t * t, dropout!.p, dropout!.seed, 0);
@@ -172,7 +171,7 @@ export async function createWasmKernels(opts: { relaxed?: boolean | "auto" } = {
       w.softmaxBackward(ptr(dS), ptr(saved), ptr(dS), heads * t, t, scale); // dS·scale
       attentionMatmul(dq!, dS, key!, heads, t, d, t, {}); // dQ = dS·K
       attentionMatmul(dk!, dS, q!, heads, t, d, t, { transA: true }); // dK = dSᵀ·Q
-      w.mergeHeads(ptr(dQkv), ptr(dQkvHeads), b, t, 3, h, d);
+      w.moveHeads(ptr(dQkv), ptr(dQkvHeads), b, t, 3, h, d, 0);
     } finally {
       for (const x of [qkvHeads, dQkvHeads, dOutHeads, dS, dropped]) if (x !== undefined) k.free(x);
     }

@@ -700,29 +700,21 @@ export function crossEntropy(losses: usize, dLogits: usize, logits: usize, label
 // The loader (index.ts) runs attention as batched matmuls over heads laid out one after
 // another: these kernels move heads in and out of that layout and do the softmax between.
 
-/** src (B, T, parts, H, D) → dst (parts, B, H, T, D): every head of every part contiguous. */
-export function splitHeads(dst: usize, src: usize, b: i32, t: i32, parts: i32, h: i32, d: i32): void {
+/**
+ * Between the token-major layout (B, T, parts, H, D) and the head-major one (parts, B, H,
+ * T, D), where every head of every part is a contiguous (T, D) block: `toHeads` 1 copies
+ * token-major src into head-major dst, 0 the other way.
+ */
+export function moveHeads(dst: usize, src: usize, b: i32, t: i32, parts: i32, h: i32, d: i32, toHeads: i32): void {
   const row = <usize>d << 2;
   for (let bi = 0; bi < b; bi++)
     for (let ti = 0; ti < t; ti++)
       for (let part = 0; part < parts; part++)
         for (let hi = 0; hi < h; hi++) {
-          const from = src + (<usize>((((bi * t + ti) * parts + part) * h + hi) * d) << 2);
-          const to = dst + (<usize>((((part * b + bi) * h + hi) * t + ti) * d) << 2);
-          memory.copy(to, from, row);
-        }
-}
-
-/** The inverse of splitHeads: src (parts, B, H, T, D) → dst (B, T, parts, H, D). */
-export function mergeHeads(dst: usize, src: usize, b: i32, t: i32, parts: i32, h: i32, d: i32): void {
-  const row = <usize>d << 2;
-  for (let bi = 0; bi < b; bi++)
-    for (let ti = 0; ti < t; ti++)
-      for (let part = 0; part < parts; part++)
-        for (let hi = 0; hi < h; hi++) {
-          const to = dst + (<usize>((((bi * t + ti) * parts + part) * h + hi) * d) << 2);
-          const from = src + (<usize>((((part * b + bi) * h + hi) * t + ti) * d) << 2);
-          memory.copy(to, from, row);
+          const tokenMajor = <usize>((((bi * t + ti) * parts + part) * h + hi) * d) << 2;
+          const headMajor = <usize>((((part * b + bi) * h + hi) * t + ti) * d) << 2;
+          if (toHeads) memory.copy(dst + headMajor, src + tokenMajor, row);
+          else memory.copy(dst + tokenMajor, src + headMajor, row);
         }
 }
 
