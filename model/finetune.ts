@@ -23,7 +23,7 @@ import { readHubFolder, writeHubFolder, type HubModel } from "./hub.js";
 import type { Buf, Kernels } from "./kernels.js";
 import { ALIGN, CHUNK, entry, initParameters, parameterLayout, type ParamEntry, type ParamLayout } from "./layout.js";
 import { applyAdamW, clipFactor, globalNorm, learningRate } from "./optimizer.js";
-import { createBackend } from "./training.js";
+import { createBackend } from "./backend.js";
 
 export const tasks = ["classification", "pair-classification", "token-classification"] as const;
 export type Task = (typeof tasks)[number];

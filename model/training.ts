@@ -17,24 +17,10 @@ import { loadTokenizer } from "../corpus/load-tokenizer.js";
 import { beginCheckpoint, finishCheckpoint, layoutSummary, readCheckpointRange, readManifest, writeSlice, type PendingCheckpoint, type SliceFile } from "./checkpoint.js";
 import { Encoder, type MaskedBatch } from "./encoder.js";
 import type { Kernels } from "./kernels.js";
-import { createReferenceKernels } from "./kernels-reference.js";
-import { createWasmKernels } from "../kernels-wasm/index.js";
+import { createBackend } from "./backend.js";
 import { CHUNK, initParameters, parameterCount, parameterLayout, type ParamLayout } from "./layout.js";
 import { applyMasking } from "./masking.js";
 import { applyAdamW, clipFactor, learningRate } from "./optimizer.js";
-
-/**
- * The kernels of this process: "reference" on request, else WebAssembly (relaxed SIMD
- * where the engine has it). "auto" and "cuda" say so in the reason when no GPU backend
- * is available here.
- */
-export async function createBackend(backend: string): Promise<{ kernels: Kernels; reason: string }> {
-  if (backend === "reference") return { kernels: createReferenceKernels(), reason: "asked for the reference kernels" };
-  const kernels = await createWasmKernels();
-  const simd = kernels.name === "wasm-relaxed" ? "WebAssembly relaxed SIMD" : "WebAssembly SIMD";
-  const reason = backend === "wasm" ? simd : `${simd}: no CUDA backend in this build`;
-  return { kernels, reason };
-}
 
 /** What every actor of a run (and `train --local`) needs to open the same training. */
 export interface TrainingOptions {

@@ -1,0 +1,55 @@
+// The backend choice: which Kernels implementation this process computes with, and why.
+//
+// Owns: turning a `--backend` name (auto, wasm, cuda, reference) into kernels, a sentence
+// saying what was chosen and why, and the backend's measured matmul throughput (the peak
+// the dashboard divides by for model FLOP utilisation).
+// Never: falls back silently: the reason always says what was asked and what runs.
+import type { Kernels } from "./kernels.js";
+import { createReferenceKernels } from "./kernels-reference.js";
+import { createWasmKernels } from "../kernels-wasm/index.js";
+
+export interface Backend {
+  kernels: Kernels;
+  /** What runs and why, for logs, the actor's status and the dashboard. */
+  reason: string;
+}
+
+/**
+ * The kernels of this process: "reference" on request, else WebAssembly (relaxed SIMD
+ * where the engine has it). "auto" and "cuda" say so in the reason when no GPU backend
+ * is available here.
+ */
+export async function createBackend(backend: string): Promise<Backend> {
+  if (backend === "reference") return { kernels: createReferenceKernels(), reason: "asked for the reference kernels" };
+  const kernels = await createWasmKernels();
+  const simd = kernels.name === "wasm-relaxed" ? "WebAssembly relaxed SIMD" : "WebAssembly SIMD";
+  const reason = backend === "wasm" ? simd : `${simd}: no CUDA backend in this build`;
+  return { kernels, reason };
+}
+
+/**
+ * The backend's matmul throughput in FLOP/s, measured on a square product of `size`
+ * (best of `repeats`): the peak that model FLOP utilisation is a share of. A few
+ * milliseconds on the WebAssembly backend.
+ */
+export function measurePeakFlops(k: Kernels, size = 256, repeats = 5): number {
+  const n = size * size;
+  const a = k.alloc(n);
+  const b = k.alloc(n);
+  const out = k.alloc(n);
+  try {
+    k.fill(a, n, 0.5);
+    k.fill(b, n, 0.25);
+    let best = Infinity;
+    for (let r = 0; r < repeats; r++) {
+      const t0 = performance.now();
+      k.matmul({ out, a, b, m: size, n: size, k: size });
+      best = Math.min(best, performance.now() - t0);
+    }
+    return (2 * size ** 3) / (Math.max(best, 1e-3) / 1000);
+  } finally {
+    k.free(out);
+    k.free(b);
+    k.free(a);
+  }
+}
