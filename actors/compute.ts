@@ -6,15 +6,18 @@
 // the fixed tree, and sends each block's slice to the shard that owns it.
 // Never: combines groups across a block boundary, or sends a gradient that is not finite
 // without saying so (the shards' reports carry that to the coordinator).
-import { Actor } from "../runtime/actor.js";
-import { decodeMessage, encodeMessage, tensorData, tensorFrom, TensorAssembler } from "../runtime/codec.js";
+import { createBackend, measurePeakFlops } from "../model/backend.js";
+import { CHUNK } from "../model/layout.js";
+import { addF32, alignedBlocks, blockKey, reduceTree, shardRanges } from "../model/reduction-tree.js";
+import { createModel, openPlan, type GroupResult, type TrainingModel, type TrainingPlan } from "../model/training.js";
+import { Actor, type ActorSpec } from "../runtime/actor.js";
+import { decodeChecked, encodeMessage, tensorData, tensorFrom, TensorAssembler } from "../runtime/codec.js";
 import { publishTensor } from "../runtime/nats.js";
-import { alignedBlocks, blockKey, reduceTree, shardRanges } from "./reduction-tree.js";
-import type { BatchReply, BatchRequest, GradientMeta, GroupDone, StepOrder } from "./protocol.js";
-import { openTraining, type GroupResult, type Training, type TrainingModel, type TrainingOptions } from "../model/training.js";
+import { batchReplySchema, paramsMetaSchema, stepOrderSchema, workerOptionsSchema, type BatchRequest, type GradientMeta, type GroupDone, type StepOrder, type WorkerOptions } from "./protocol.js";
 
 export class Compute extends Actor {
-  private training!: Training;
+  private readonly options: WorkerOptions;
+  private training!: TrainingPlan;
   private model!: TrainingModel;
   private ranges: { start: number; end: number }[] = [];
   /** The newest complete parameter vector and its version. */
@@ -22,36 +25,43 @@ export class Compute extends Actor {
   private version = -1;
   /** Slices of a version still arriving: version → shard → slice. */
   private incoming = new Map<number, Map<number, Float32Array>>();
-  private readonly assembler = new TensorAssembler<{ version: number; shard: number }>({ maxBytes: 4 * 1024 ** 3 });
+  private readonly assembler = new TensorAssembler({ maxBytes: 4 * 1024 ** 3 });
   private waiters: (() => void)[] = [];
   private busy: Promise<void> = Promise.resolve();
   private groups: number[] = [];
   private backendName = "";
   private backendReason = "";
+  private peakFlops?: number;
+
+  constructor(spec: ActorSpec) {
+    super(spec);
+    this.options = workerOptionsSchema.parse(spec.options);
+  }
 
   protected override async onStart(): Promise<void> {
     // A run without a training config only lives: registers, heartbeats, obeys stop.
-    if (!this.spec.options.configFile) return;
-    this.training = await openTraining(this.spec.options as unknown as TrainingOptions);
-    const { kernels, reason } = await this.training.createKernels(String(this.spec.options.backend ?? "auto"));
+    if (!this.options.training) return;
+    this.training = openPlan(this.options.training);
+    const { kernels, reason } = await createBackend(this.options.backend);
     this.backendName = kernels.name;
     this.backendReason = reason;
-    this.log.info("backend", { backend: kernels.name, reason });
-    this.model = this.training.createModel(kernels);
-    this.ranges = shardRanges(this.training.total, this.training.shards, this.training.chunk);
+    this.peakFlops = measurePeakFlops(kernels);
+    this.log.info("backend", { backend: kernels.name, reason, peakFlops: this.peakFlops });
+    this.model = createModel(this.training, kernels);
+    this.ranges = shardRanges(this.training.total, this.training.shards, CHUNK);
     for (let s = 0; s < this.ranges.length; s++) this.nc.subscribe(this.subjects.params(s), { callback: (_e, m) => this.onParamsChunk(m.data) });
-    this.on<StepOrder>(this.subjects.step, (order) => {
+    this.on(this.subjects.step, stepOrderSchema, (order) => {
       const mine = order.assignment[this.id];
       if (mine?.length) this.busy = this.busy.then(() => this.runGroups(order, mine)).catch((err) => this.log.error("step-failed", { step: order.step, error: String(err) }));
     });
   }
 
   protected override status(): Record<string, unknown> {
-    return { backend: !this.backendName ? undefined : this.backendName.startsWith("cuda") ? "cuda" : "wasm", backendName: this.backendName, backendReason: this.backendReason, groups: this.groups, version: this.version };
+    return { backend: !this.backendName ? undefined : this.backendName.startsWith("cuda") ? "cuda" : "wasm", backendName: this.backendName, backendReason: this.backendReason, peakFlops: this.peakFlops, groups: this.groups, version: this.version };
   }
 
   private onParamsChunk(data: Uint8Array): void {
-    const whole = this.assemble(this.assembler, data);
+    const whole = this.assemble(this.assembler, paramsMetaSchema, data);
     if (!whole) return;
     const { version, shard } = whole.meta;
     const range = this.ranges[shard];
@@ -115,7 +125,7 @@ export class Compute extends Actor {
     }
     const tSend = performance.now();
     for (const block of alignedBlocks(groups, this.training.groups)) {
-      const sum = reduceTree(leaves, block.lo, block.hi, (a, b) => this.training.add(a, b))!;
+      const sum = reduceTree(leaves, block.lo, block.hi, addF32)!;
       this.ranges.forEach(({ start, end }, shard) => {
         const meta: GradientMeta = { step: order.step, block, shard, from: this.id };
         bytesSent += publishTensor(this.nc, this.subjects.gradients(shard), tensorFrom(sum.subarray(start, end), [end - start]), meta);
@@ -144,12 +154,12 @@ export class Compute extends Actor {
    * NATS queue group, so a dead one simply stops being chosen. Retries cover the moment a
    * loader dies holding a request.
    */
-  private async fetchBatch(req: BatchRequest): Promise<BatchReply> {
+  private async fetchBatch(req: BatchRequest) {
     let lastError = "";
     for (let attempt = 0; attempt < 20; attempt++) {
       try {
         const reply = await this.nc.request(this.subjects.batch, encodeMessage(req), { timeout: 5000 });
-        const body = decodeMessage<BatchReply | { ok: false; error: string }>(reply.data, "a micro-batch");
+        const body = decodeChecked(batchReplySchema, reply.data, "a micro-batch");
         if (body.ok) return body;
         lastError = body.error;
       } catch (err) {

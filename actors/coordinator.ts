@@ -4,35 +4,29 @@
 // new actors on node agents, replacing the dead, stopping the surplus, answering
 // `cluster status`, `cluster scale` and `cluster down`.
 // Never: computes gradients or holds parameters.
-import { Actor, type Heartbeat } from "../runtime/actor.js";
+import { openPlan, type TrainingPlan } from "../model/training.js";
+import { Actor, heartbeatSchema, type ActorSpec, type Heartbeat } from "../runtime/actor.js";
 import { requestMessage } from "../runtime/nats.js";
 import { servePrometheus, type Gauge } from "../runtime/prometheus.js";
-import type { ActorStatus, Control, RunInfo } from "../tui/types.js";
-import type { AgentRequest } from "./node-agent.js";
+import {
+  clusterEventSchema,
+  commandSchema,
+  coordinatorOptionsSchema,
+  emptySchema,
+  replySchema,
+  scaleRequestSchema,
+  type ActorEntry,
+  type ActorStatus,
+  type AgentRequest,
+  type ClusterStatus,
+  type CoordinatorOptions,
+  type ClusterEventType,
+  type RunInfo,
+} from "./protocol.js";
 import { StepDriver } from "./step-driver.js";
-import { openTraining, type Training, type TrainingOptions } from "../model/training.js";
 
 /** Kinds the coordinator places; node agents join by themselves. */
 type PlacedKind = "param-shard" | "data-loader" | "compute";
-
-export interface CoordinatorOptions {
-  compute: number;
-  shards: number;
-  loaders: number;
-  heartbeatTimeoutMs?: number;
-}
-
-export interface ActorEntry extends Heartbeat {
-  lastHeartbeat: number;
-  /** The agent that spawned it, where known. */
-  agent?: string;
-}
-
-export interface ClusterStatus {
-  run: string;
-  desired: Record<PlacedKind, number>;
-  actors: ActorEntry[];
-}
 
 const idPrefix: Record<PlacedKind, string> = { "param-shard": "shard", "data-loader": "loader", compute: "compute" };
 
@@ -42,8 +36,8 @@ export class Coordinator extends Actor {
   private readonly starting = new Map<string, { kind: PlacedKind; agent: string; since: number }>();
   /** Actors asked to stop: they no longer count towards the desired numbers. */
   private readonly leaving = new Set<string>();
+  private readonly options: CoordinatorOptions;
   private readonly desired: Record<PlacedKind, number>;
-  private readonly heartbeatTimeoutMs: number;
   private nextIndex: Record<PlacedKind, number> = { "param-shard": 0, "data-loader": 0, compute: 0 };
   private reconcileTimer?: NodeJS.Timeout;
   private snapshotTimer?: NodeJS.Timeout;
@@ -52,40 +46,40 @@ export class Coordinator extends Actor {
   private reconciling = false;
   private shuttingDown = false;
 
-  private training?: Training;
+  private training?: TrainingPlan;
   private driver?: StepDriver;
   private driverDone?: Promise<void>;
   private startedAt = Date.now();
+  /** The peak FLOP/s the compute actors measured, last published in the run info. */
+  private peakFlops?: number;
 
-  constructor(spec: ConstructorParameters<typeof Actor>[0]) {
+  constructor(spec: ActorSpec) {
     super(spec);
-    const o = spec.options as unknown as CoordinatorOptions;
-    this.desired = { "param-shard": o.shards ?? 1, "data-loader": o.loaders ?? 1, compute: o.compute ?? 1 };
-    this.heartbeatTimeoutMs = o.heartbeatTimeoutMs ?? 3000;
+    this.options = coordinatorOptionsSchema.parse(spec.options);
+    this.desired = { "param-shard": this.options.shards, "data-loader": this.options.loaders, compute: this.options.compute };
   }
 
   protected override async onStart(): Promise<void> {
-    this.on<Heartbeat>(this.subjects.heartbeats, (hb) => this.onHeartbeat(hb));
-    this.on<{ type: string; actor?: string; message: string }>(this.subjects.events, (event) => {
+    this.on(this.subjects.heartbeats, heartbeatSchema, (hb) => this.onHeartbeat(hb));
+    this.on(this.subjects.events, clusterEventSchema, (event) => {
       // A child that exited is gone now; do not wait for its heartbeat deadline.
       if ((event.type === "death" || event.type === "leave") && event.actor) this.forget(event.actor, event.type === "death" ? "died" : "left");
     });
-    this.handle(this.subjects.status, () => this.clusterStatus());
-    this.handle(this.subjects.scale, (body: { compute?: number }) => this.scale(body));
-    this.handle(this.subjects.shutdown, async () => {
+    this.handle(this.subjects.status, emptySchema, () => this.clusterStatus());
+    this.handle(this.subjects.scale, scaleRequestSchema, (body) => this.scale(body.compute));
+    this.handle(this.subjects.shutdown, emptySchema, async () => {
       setImmediate(() => void this.stop("cluster down"));
       return { ok: true };
     });
-    this.handle(this.subjects.command, (body: Control | { type: "snapshot" }) => this.command(body));
+    this.handle(this.subjects.command, commandSchema, (body) => this.command(body));
     this.reconcileTimer = setInterval(() => void this.reconcile(), 250);
     this.snapshotTimer = setInterval(() => this.publish(this.subjects.actors, this.actorStatuses()), 1000);
     const prometheus = await servePrometheus(() => this.gauges());
     this.metricsServer = prometheus.server;
     this.metricsUrl = prometheus.url;
-    const trainingOptions = this.spec.options.training as TrainingOptions | undefined;
-    if (trainingOptions) {
-      this.training = await openTraining(trainingOptions);
-      const driver = new StepDriver(this.driverHost(), this.training, this.training.steps, this.training.startStep, trainingOptions.resume);
+    if (this.options.training) {
+      this.training = openPlan(this.options.training);
+      const driver = new StepDriver(this.driverHost(), this.training);
       this.driver = driver;
       // Runs once this actor is ready and the shards have loaded their slices.
       setImmediate(() => {
@@ -107,13 +101,13 @@ export class Coordinator extends Actor {
       runDir: this.spec.runDir,
       liveCompute: () => live("compute"),
       liveShards: () => live("param-shard"),
-      event: (type: string, actor: string | undefined, message: string, extra?: Record<string, unknown>) => this.event(type, actor, message, extra),
+      event: (type: ClusterEventType, actor: string | undefined, message: string, extra?: Record<string, unknown>) => this.event(type, actor, message, extra),
       publish: (subject: string, body: unknown) => this.publish(subject, body),
     };
   }
 
-  /** What the Prometheus endpoint shows; training runs add their step metrics. */
-  protected gauges(): Gauge[] {
+  /** What the Prometheus endpoint shows: the last step's metrics and the actors by kind. */
+  private gauges(): Gauge[] {
     const byKind = new Map<string, number>();
     for (const m of this.members.values()) byKind.set(m.kind, (byKind.get(m.kind) ?? 0) + 1);
     const last = this.driver?.lastMetrics;
@@ -135,7 +129,7 @@ export class Coordinator extends Actor {
   }
 
   /** Run info for dashboards; undefined for a run without training. */
-  protected runInfo(): RunInfo | undefined {
+  private runInfo(): RunInfo | undefined {
     const t = this.training;
     if (!t) return undefined;
     return {
@@ -146,11 +140,12 @@ export class Coordinator extends Actor {
       parameters: t.parameterCount,
       totalSteps: t.steps,
       startedAt: this.startedAt,
+      backendPeakFlops: this.peakFlops,
     };
   }
 
-  /** Dashboard and CLI commands other than scale. Training runs extend this. */
-  protected async command(body: Control | { type: "snapshot" }): Promise<{ ok: boolean; error?: string; [k: string]: unknown }> {
+  /** Dashboard and CLI commands: a snapshot, or a control. */
+  private async command(body: import("zod").infer<typeof commandSchema>): Promise<{ ok: boolean; error?: string; [k: string]: unknown }> {
     switch (body.type) {
       case "snapshot":
         return { ok: true, run: this.runInfo(), actors: this.actorStatuses() };
@@ -161,6 +156,8 @@ export class Coordinator extends Actor {
     const driver = this.driver;
     if (!driver) return { ok: false, error: `"${body.type}" needs a training run; this run has no training config` };
     switch (body.type) {
+      case "scale":
+        return this.scale(body.compute);
       case "pause":
       case "resume":
         driver.paused = body.type === "pause";
@@ -205,8 +202,7 @@ export class Coordinator extends Actor {
     return { ...hb, lastHeartbeat: hb.time };
   }
 
-  private scale(body: { compute?: number }) {
-    const n = body.compute;
+  private scale(n: unknown) {
     if (!Number.isSafeInteger(n) || (n as number) < 0 || (n as number) > 256)
       return { ok: false, error: `compute must be a whole number from 0 to 256, got ${JSON.stringify(n)}` };
     const before = this.desired.compute;
@@ -236,6 +232,11 @@ export class Coordinator extends Actor {
     if (!known || known.state !== hb.state) setImmediate(() => this.driver?.membershipChanged(hb.kind, false));
     this.members.set(hb.id, { ...hb, lastHeartbeat: Date.now(), agent: known?.agent ?? started?.agent ?? (hb.agent as string | undefined) });
     if (!known) this.event("join", hb.id, `${hb.kind} ${hb.id} joined on ${hb.host} (pid ${hb.pid})`);
+    // The dashboard's model FLOP utilisation needs a compute actor's peak: publish it once known.
+    if (hb.kind === "compute" && typeof hb.peakFlops === "number" && hb.peakFlops !== this.peakFlops && this.training) {
+      this.peakFlops = hb.peakFlops;
+      this.publish(this.subjects.runInfo, this.runInfo());
+    }
   }
 
   private forget(id: string, why: "died" | "left" | "missed heartbeats"): void {
@@ -256,7 +257,7 @@ export class Coordinator extends Actor {
     try {
       const now = Date.now();
       for (const entry of [...this.members.values()])
-        if (now - entry.lastHeartbeat > this.heartbeatTimeoutMs) this.forget(entry.id, "missed heartbeats");
+        if (now - entry.lastHeartbeat > this.options.heartbeatTimeoutMs) this.forget(entry.id, "missed heartbeats");
       for (const [id, s] of this.starting) if (now - s.since > 20_000) this.starting.delete(id); // never came up
       for (const kind of ["param-shard", "data-loader", "compute"] as const) {
         const running = [...this.members.values()].filter((m) => m.kind === kind && !this.leaving.has(m.id));
@@ -287,7 +288,7 @@ export class Coordinator extends Actor {
     const agent = agents.sort((a, b) => load(a) - load(b) || a.id.localeCompare(b.id))[0]!;
     const id = this.newId(kind);
     this.starting.set(id, { kind, agent: agent.id, since: Date.now() });
-    const reply = await this.askAgent(agent.id, { op: "spawn", kind, id, options: this.optionsFor(kind, id) });
+    const reply = await this.askAgent(agent.id, { op: "spawn", kind, id, options: { training: this.options.training, backend: this.options.backend } });
     if (!reply.ok) {
       this.starting.delete(id);
       this.log.warn("spawn-failed", { id, agent: agent.id, error: reply.error });
@@ -307,15 +308,11 @@ export class Coordinator extends Actor {
     return `shard-${i}`;
   }
 
-  /** What a new actor needs to know: the run's training options (and the backend choice). */
-  protected optionsFor(_kind: PlacedKind, _id: string): Record<string, unknown> {
-    return { ...(this.spec.options.training as object | undefined), backend: this.spec.options.backend ?? "auto" };
-  }
 
   private async retire(member: ActorEntry): Promise<void> {
     this.leaving.add(member.id);
     try {
-      await requestMessage(this.nc, this.subjects.control(member.id), { op: "stop", reason: "scaled down" }, 2000);
+      await requestMessage(this.nc, this.subjects.control(member.id), { op: "stop", reason: "scaled down" }, replySchema, 2000);
     } catch {
       // Not answering: its agent stops the process instead.
       if (member.agent) await this.askAgent(member.agent, { op: "stop", id: member.id });
@@ -324,13 +321,13 @@ export class Coordinator extends Actor {
 
   private async askAgent(agent: string, request: AgentRequest): Promise<{ ok: boolean; error?: string }> {
     try {
-      return await requestMessage(this.nc, this.subjects.agent(agent), request, 5000);
+      return await requestMessage(this.nc, this.subjects.agent(agent), request, replySchema, 5000);
     } catch (err) {
       return { ok: false, error: (err as Error).message };
     }
   }
 
-  protected event(type: string, actor: string | undefined, message: string, extra?: Record<string, unknown>): void {
+  private event(type: ClusterEventType, actor: string | undefined, message: string, extra?: Record<string, unknown>): void {
     this.log.info(`event-${type}`, { target: actor, message });
     this.publish(this.subjects.events, { time: Date.now(), type, actor, message, ...extra });
   }
@@ -349,7 +346,7 @@ export class Coordinator extends Actor {
     this.metricsServer?.close();
     const placed = () => [...this.members.values()].filter((m) => m.kind !== "node-agent");
     const stopEach = (members: ActorEntry[]) =>
-      Promise.all(members.map((m) => requestMessage(this.nc, this.subjects.control(m.id), { op: "stop", reason: "cluster down" }, 2000).catch(() => undefined)));
+      Promise.all(members.map((m) => requestMessage(this.nc, this.subjects.control(m.id), { op: "stop", reason: "cluster down" }, replySchema, 2000).catch(() => undefined)));
     await stopEach(placed());
     const deadline = Date.now() + 10_000;
     while (placed().length > 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));

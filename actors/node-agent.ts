@@ -8,20 +8,8 @@ import { cpus, freemem, totalmem } from "node:os";
 import { Actor, type ActorSpec } from "../runtime/actor.js";
 import { spawnActor } from "../runtime/spawn.js";
 import type { ActorKind } from "../runtime/subjects.js";
+import { agentRequestSchema, type AgentRequest } from "./protocol.js";
 
-export interface SpawnRequest {
-  op: "spawn";
-  kind: Exclude<ActorKind, "node-agent">;
-  id: string;
-  options?: Record<string, unknown>;
-}
-export interface StopRequest {
-  op: "stop";
-  id: string;
-  /** SIGKILL instead of a clean stop: for tests and the dashboard's fault injection. */
-  kill?: boolean;
-}
-export type AgentRequest = SpawnRequest | StopRequest | { op: "list" };
 
 export interface GpuInfo {
   index: number;
@@ -52,7 +40,7 @@ export class NodeAgent extends Actor {
   private readonly gpus = detectGpus();
 
   protected override async onStart(): Promise<void> {
-    this.handle(this.subjects.agent(this.id), (request: AgentRequest) => {
+    this.handle(this.subjects.agent(this.id), agentRequestSchema, (request) => {
       switch (request.op) {
         case "spawn":
           return this.spawnChild(request);
@@ -77,7 +65,7 @@ export class NodeAgent extends Actor {
     return [...this.children.values()].map((c) => ({ kind: c.kind, id: c.id, pid: c.process.pid }));
   }
 
-  private spawnChild(request: SpawnRequest) {
+  private spawnChild(request: Extract<AgentRequest, { op: "spawn" }>) {
     if (this.state !== "ready") return { ok: false, error: `agent ${this.id} is ${this.state}` };
     if (this.children.has(request.id)) return { ok: false, error: `an actor named ${request.id} already runs here` };
     const childCreds = this.spec.options.childCreds as Partial<Record<ActorKind, ActorSpec["creds"]>> | undefined;

@@ -6,17 +6,32 @@
 // applies AdamW and publishes the next version of its slice. It writes and loads its slice
 // of checkpoints. Never: adds a block twice, applies a step twice, or applies a gradient
 // whose reduction is incomplete or not finite.
-import { Actor } from "../runtime/actor.js";
+import { createBackend } from "../model/backend.js";
+import { writeSlice } from "../model/checkpoint.js";
+import type { Kernels } from "../model/kernels.js";
+import { CHUNK } from "../model/layout.js";
+import { applyAdamWOnHost, chunkSumSquares } from "../model/optimizer.js";
+import { addF32, blockKey, reduceTree, shardRanges } from "../model/reduction-tree.js";
+import { openPlan, readSlice, type TrainingPlan } from "../model/training.js";
+import { Actor, type ActorSpec } from "../runtime/actor.js";
 import { tensorData, tensorFrom, TensorAssembler } from "../runtime/codec.js";
 import { publishTensor } from "../runtime/nats.js";
-import type { ActorSpec } from "../runtime/actor.js";
-import { blockKey, reduceTree, shardRanges } from "./reduction-tree.js";
-import type { CheckpointOrder, CheckpointSaved, ClipOrder, GradientMeta, ShardReport } from "./protocol.js";
-import type { Kernels } from "../model/kernels.js";
-import { openTraining, type Training, type TrainingOptions } from "../model/training.js";
+import {
+  checkpointOrderSchema,
+  clipOrderSchema,
+  gradientMetaSchema,
+  paramsRequestSchema,
+  workerOptionsSchema,
+  type CheckpointOrder,
+  type CheckpointSaved,
+  type ClipOrder,
+  type ShardReport,
+  type WorkerOptions,
+} from "./protocol.js";
 
 export class ParamShard extends Actor {
-  private training!: Training;
+  private readonly options: WorkerOptions;
+  private training!: TrainingPlan;
   private kernels!: Kernels;
   private index: number;
   private sliceStart = 0;
@@ -30,22 +45,23 @@ export class ParamShard extends Actor {
   private blocks = new Map<string, Float32Array>();
   private reduced?: Float32Array;
   private bytesReceived = 0;
-  private readonly assembler = new TensorAssembler<GradientMeta>({ maxBytes: 4 * 1024 ** 3, timeoutMs: 30_000 });
+  private readonly assembler = new TensorAssembler({ maxBytes: 4 * 1024 ** 3, timeoutMs: 30_000 });
 
   constructor(spec: ActorSpec) {
     super(spec);
+    this.options = workerOptionsSchema.parse(spec.options);
     this.index = Number(spec.id.split("-").pop());
   }
 
   protected override async onStart(): Promise<void> {
     // A run without a training config only lives: registers, heartbeats, obeys stop.
-    if (!this.spec.options.configFile) return;
-    this.training = await openTraining(this.spec.options as unknown as TrainingOptions);
-    this.kernels = (await this.training.createKernels(String(this.spec.options.backend ?? "auto"))).kernels;
+    if (!this.options.training) return;
+    this.training = openPlan(this.options.training);
+    this.kernels = (await createBackend(this.options.backend)).kernels;
     const shards = this.training.shards;
     if (!(this.index < shards)) throw new Error(`${this.id} has index ${this.index} but the run has ${shards} shards`);
-    ({ start: this.sliceStart, end: this.sliceEnd } = shardRanges(this.training.total, shards, this.training.chunk)[this.index]!);
-    const initial = await this.training.initialSlice(this.sliceStart, this.sliceEnd);
+    ({ start: this.sliceStart, end: this.sliceEnd } = shardRanges(this.training.total, shards, CHUNK)[this.index]!);
+    const initial = readSlice(this.training, this.training.options.resume, this.sliceStart, this.sliceEnd);
     this.params = initial.params;
     this.m = initial.m;
     this.v = initial.v;
@@ -53,9 +69,9 @@ export class ParamShard extends Actor {
     this.log.info("slice", { start: this.sliceStart, end: this.sliceEnd, version: this.version });
 
     this.nc.subscribe(this.subjects.gradients(this.index), { callback: (_e, msg) => this.onGradientChunk(msg.data) });
-    this.on<{ version?: number }>(this.subjects.paramsRequest(this.index), () => this.publishParams());
-    this.on<ClipOrder>(this.subjects.clip, (order) => this.onClip(order));
-    this.handle(this.subjects.checkpoint(this.index), (order: CheckpointOrder) => this.onCheckpoint(order));
+    this.on(this.subjects.paramsRequest(this.index), paramsRequestSchema, () => this.publishParams());
+    this.on(this.subjects.clip, clipOrderSchema, (order) => this.onClip(order));
+    this.handle(this.subjects.checkpoint(this.index), checkpointOrderSchema, (order) => this.onCheckpoint(order));
     this.publishParams();
     this.report({ phase: "loaded", step: this.version, shard: this.index, version: this.version });
   }
@@ -73,11 +89,10 @@ export class ParamShard extends Actor {
   }
 
   private onGradientChunk(data: Uint8Array): void {
-    const whole = this.assemble(this.assembler, data);
+    const whole = this.assemble(this.assembler, gradientMetaSchema, data);
     if (!whole) return;
     const { meta, tensor } = whole;
-    const reject = (reason: string) => this.log.warn("rejected", { reason, from: meta?.from, step: meta?.step });
-    if (!meta || typeof meta.step !== "number" || !meta.block) return reject("gradient without step and block");
+    const reject = (reason: string) => this.log.warn("rejected", { reason, from: meta.from, step: meta.step });
     // A contribution for a step already applied (late, or from an actor that was replaced) is dropped.
     if (meta.step !== this.version) return reject(`gradient for step ${meta.step} while at step ${this.version}`);
     if (this.reduced) return; // complete already: anything more is a duplicate
@@ -89,12 +104,11 @@ export class ParamShard extends Actor {
     if (this.blocks.has(key)) return; // duplicate
     this.blocks.set(key, tensorData(tensor) as Float32Array);
     this.bytesReceived += tensor.bytes.byteLength;
-    const sum = reduceTree(this.blocks, 0, this.training.groups, (a, b) => this.training.add(a, b));
+    const sum = reduceTree(this.blocks, 0, this.training.groups, addF32);
     if (!sum) return;
     this.reduced = sum;
-    const partials = this.training.chunkSumSquares(this.kernels, sum);
-    const finite = partials.every(Number.isFinite);
-    this.report({ phase: "reduced", step: this.version, shard: this.index, partials: new Uint8Array(partials.buffer), finite, bytesReceived: this.bytesReceived });
+    const partials = chunkSumSquares(this.kernels, sum);
+    this.report({ phase: "reduced", step: this.version, shard: this.index, partials: new Uint8Array(partials.buffer), bytesReceived: this.bytesReceived });
   }
 
   private async onClip(order: ClipOrder): Promise<void> {
@@ -103,7 +117,8 @@ export class ParamShard extends Actor {
     this.reduced = undefined;
     this.blocks = new Map();
     this.bytesReceived = 0;
-    if (order.apply) this.training.adamw(this.kernels, { params: this.params, grad: gradient, m: this.m, v: this.v, start: this.sliceStart, lr: order.lr, step: order.step + 1, clip: order.clip });
+    if (order.apply)
+      applyAdamWOnHost(this.kernels, this.training.layout, { params: this.params, grad: gradient, m: this.m, v: this.v, start: this.sliceStart }, { lr: order.lr, step: order.step + 1, clip: order.clip, training: this.training.config.training });
     this.version = order.step + 1;
     this.publishParams();
     this.report({ phase: "applied", step: order.step, shard: this.index, version: this.version });
@@ -112,10 +127,10 @@ export class ParamShard extends Actor {
   private async onCheckpoint(order: CheckpointOrder): Promise<CheckpointSaved> {
     if (order.op === "save") {
       if (order.step !== this.version) return { ok: false, error: `${this.id} is at step ${this.version}, not ${order.step}` };
-      const saved = this.training.saveSlice(order.dir, this.index, order.shards, this.sliceStart, { params: this.params, m: this.m, v: this.v });
+      const saved = writeSlice(order.dir, this.index, order.shards, this.sliceStart, { params: this.params, m: this.m, v: this.v });
       return { ok: true, ...saved };
     }
-    const loaded = await this.training.loadSlice(order.path, this.sliceStart, this.sliceEnd);
+    const loaded = readSlice(this.training, order.path || undefined, this.sliceStart, this.sliceEnd);
     this.params = loaded.params;
     this.m = loaded.m;
     this.v = loaded.v;

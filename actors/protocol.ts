@@ -1,84 +1,224 @@
-// The training messages between actors, one type per subject (see runtime/subjects.ts).
+// The messages between actors, and between a run and its dashboard or CLI: one zod schema
+// per message, checked on receipt (runtime/actor.ts `on`/`handle`, `requestMessage`), and
+// the options each actor kind is started with.
 //
-// Owns: the shape of every training message. Never: behaviour; these travel as msgpack.
+// Owns: the shape of every message. Never: behaviour; these travel as msgpack, and a
+// message that does not match its schema is rejected with a logged reason, never applied.
 //
 // One step t, as the coordinator drives it:
-//   coordinator  ─ train.step {t, attempt, lr, assignment} ─▶ compute actors
+//   coordinator  ─ train.step {t, attempt, assignment} ─▶ compute actors
 //   compute      ─ train.params-req.<s> (only when it lacks version t) ─▶ shard s
-//   shard s      ─ train.params.<s> (tensor, meta {version}) ─▶ compute actors
+//   shard s      ─ train.params.<s> (tensor, meta {version, shard}) ─▶ compute actors
 //   compute      ─ train.batch.<k> request ─▶ data-loader k ─ reply: masked micro-batch
 //   compute      ─ train.grad.<s> (tensor, meta GradientMeta) ─▶ shard s, per aligned block
 //   compute      ─ train.group-done ─▶ coordinator (loss, tokens, timings)
 //   shard s      ─ train.shard-report {reduced, partials} ─▶ coordinator
 //   coordinator  ─ train.clip {t, clip, apply} ─▶ shards
 //   shard s      ─ applies AdamW, publishes version t+1, train.shard-report {applied}
-import type { BatchBytes } from "../model/training.js";
-import type { Block } from "./reduction-tree.js";
+import { z } from "zod";
+import { actorStates, heartbeatSchema } from "../runtime/actor.js";
+import { actorKinds } from "../runtime/subjects.js";
+import { architectures } from "../model/config.js";
+import { stepMetricsSchema, trainingOptionsSchema } from "../model/training.js";
 
-export interface StepOrder {
-  step: number;
+export { stepMetricsSchema, type ActorStepMetrics, type StepMetrics } from "../model/training.js";
+
+const count = z.number().int().nonnegative();
+const bytes = z.custom<Uint8Array>((v) => v instanceof Uint8Array, "expected raw bytes");
+const reply = z.object({ ok: z.boolean(), error: z.string().optional() });
+
+// ---- a training step ---------------------------------------------------------------------------
+
+export const stepOrderSchema = z.object({
+  step: count,
   /** Raised each time the groups still missing are dealt again (a death, a timeout). */
-  attempt: number;
-  lr: number;
+  attempt: count,
   /** compute actor id → the groups it computes in this attempt. */
-  assignment: Record<string, number[]>;
-}
+  assignment: z.record(z.string(), z.array(count)),
+});
+
+/** A node of the reduction tree: the groups [lo, hi). */
+export const blockSchema = z.object({ lo: count, hi: count });
 
 /** Travels as the meta of a gradient tensor: the slice of one aligned block for one shard. */
-export interface GradientMeta {
-  step: number;
-  block: Block;
-  shard: number;
-  from: string;
-}
+export const gradientMetaSchema = z.object({ step: count, block: blockSchema, shard: count, from: z.string() });
 
-export interface GroupDone {
-  step: number;
-  attempt: number;
-  from: string;
-  groups: number[];
+/** Travels as the meta of a parameter slice. */
+export const paramsMetaSchema = z.object({ version: count, shard: count });
+
+/** A compute actor that lacks parameters of `version` asks a shard to publish its slice again. */
+export const paramsRequestSchema = z.object({ version: count.optional() });
+
+export const groupDoneSchema = z.object({
+  step: count,
+  attempt: count,
+  from: z.string(),
+  groups: z.array(count),
   /** Sum of the masked-token losses and their count, per group, in group order. */
-  lossSums: number[];
-  counts: number[];
-  tokens: number;
-  computeMs: number;
-  commMs: number;
-  bytesSent: number;
-}
+  lossSums: z.array(z.number()),
+  counts: z.array(count),
+  tokens: count,
+  computeMs: z.number(),
+  commMs: z.number(),
+  bytesSent: count,
+});
 
-export type ShardReport =
-  | { phase: "reduced"; step: number; shard: number; partials: Uint8Array; finite: boolean; bytesReceived: number }
-  | { phase: "applied"; step: number; shard: number; version: number }
-  | { phase: "loaded"; step: number; shard: number; version: number };
+export const shardReportSchema = z.discriminatedUnion("phase", [
+  /** `partials`: the per-chunk sums of squares of the reduced slice, as float64 bytes. */
+  z.object({ phase: z.literal("reduced"), step: count, shard: count, partials: bytes, bytesReceived: count }),
+  z.object({ phase: z.literal("applied"), step: count, shard: count, version: count }),
+  z.object({ phase: z.literal("loaded"), step: count, shard: count, version: count }),
+]);
 
-export interface ClipOrder {
-  step: number;
+export const clipOrderSchema = z.object({
+  step: count,
   /** Multiply the reduced gradient by this before AdamW. */
-  clip: number;
-  lr: number;
+  clip: z.number(),
+  lr: z.number(),
   /** false: skip the update (non-finite gradient); the version still advances. */
-  apply: boolean;
-}
+  apply: z.boolean(),
+});
 
-export interface BatchRequest {
-  step: number;
-  group: number;
+export const batchRequestSchema = z.object({
+  step: count,
+  group: count,
   /** micro-batch index within the group */
-  index: number;
-}
+  index: count,
+});
 
-/** A masked micro-batch: every array is (batch, seqLen) row-major, as raw bytes. */
-export type BatchReply = { ok: true } & BatchBytes;
+/** A masked micro-batch: every array is (batch, seqLen) row-major int32, as raw bytes. */
+export const batchReplySchema = z.discriminatedUnion("ok", [
+  z.object({ ok: z.literal(true), batch: count, seqLen: count, inputIds: bytes, attentionMask: bytes, tokenTypeIds: bytes, labels: bytes }),
+  z.object({ ok: z.literal(false), error: z.string() }),
+]);
 
-export type CheckpointOrder =
-  | { op: "save"; step: number; dir: string; shards: number }
-  | { op: "load"; path: string };
+export const checkpointOrderSchema = z.discriminatedUnion("op", [
+  z.object({ op: z.literal("save"), step: count, dir: z.string(), shards: count }),
+  /** path "": the seeded initialisation (a rollback before any checkpoint). */
+  z.object({ op: z.literal("load"), path: z.string() }),
+]);
 
-export interface CheckpointSaved {
-  ok: boolean;
-  error?: string;
-  file?: string;
-  start?: number;
-  end?: number;
-  sha256?: string;
-}
+export const checkpointSavedSchema = reply.extend({ file: z.string().optional(), start: count.optional(), end: count.optional(), sha256: z.string().optional() });
+
+// ---- the cluster: membership, placement, control -----------------------------------------------
+
+export const clusterEventTypes = ["join", "leave", "death", "checkpoint", "rollback", "rejected", "scale", "pause", "resume", "stop", "info", "error"] as const;
+
+export const clusterEventSchema = z.object({
+  /** ms epoch. */
+  time: z.number(),
+  type: z.enum(clusterEventTypes),
+  /** The actor the event is about, when there is one. */
+  actor: z.string().optional(),
+  message: z.string(),
+  /** Set on the event that ends a run: why it ended. */
+  end: z.string().optional(),
+});
+
+/** What the dashboard asks the cluster to do. `scale` gives the new total of compute actors. */
+export const controlSchema = z.discriminatedUnion("type", [
+  z.object({ type: z.literal("scale"), compute: count }),
+  z.object({ type: z.literal("checkpoint") }),
+  z.object({ type: z.literal("pause") }),
+  z.object({ type: z.literal("resume") }),
+  z.object({ type: z.literal("stop"), checkpoint: z.boolean() }),
+]);
+
+/** Requests on the coordinator's command subject: a control, or the dashboard's first snapshot. */
+export const commandSchema = z.union([controlSchema, z.object({ type: z.literal("snapshot") })]);
+
+export const scaleRequestSchema = z.object({ compute: z.unknown() });
+export const scaleReplySchema = reply.extend({ compute: count.optional() });
+export const emptySchema = z.object({});
+export { reply as replySchema };
+
+/** Published once when a run starts, and again when it learns more (a compute actor's peak). */
+export const runInfoSchema = z.object({
+  run: z.string(),
+  /** The config file name as the user gave it, e.g. "tiny.yaml". */
+  configName: z.string(),
+  /** Model preset name, e.g. "allma-base"; "custom" when the config spelled it out. */
+  preset: z.string(),
+  architecture: z.enum(architectures),
+  /** Trainable parameter count. */
+  parameters: count,
+  totalSteps: count,
+  /** ms epoch. */
+  startedAt: z.number(),
+  /**
+   * Peak FLOP/s of ONE compute actor's backend, as that actor measured it. The dashboard
+   * multiplies it by the number of compute actors in a step for model FLOP utilisation.
+   */
+  backendPeakFlops: z.number().optional(),
+});
+
+/**
+ * An actor as the dashboard shows it: the runtime's lifecycle states pass through, and
+ * the coordinator may add what it knows (working, idle, paused, leaving, dead).
+ */
+export const actorStatusSchema = z.object({
+  kind: z.enum(actorKinds),
+  id: z.string(),
+  pid: z.number().int(),
+  host: z.string(),
+  /** Compute actors only. */
+  backend: z.enum(["wasm", "cuda"]).optional(),
+  state: z.enum([...actorStates, "working", "idle", "paused", "leaving", "dead"]),
+  /** Gradient groups assigned for the current step (compute actors). */
+  groups: z.array(count).optional(),
+  /** ms epoch of the last heartbeat the coordinator received. */
+  lastHeartbeat: z.number(),
+  /** Resident memory of the actor process. */
+  memoryBytes: count.optional(),
+});
+
+/** An actor as the coordinator knows it: its last heartbeat, when that came, and who placed it. */
+export const actorEntrySchema = heartbeatSchema.extend({ lastHeartbeat: z.number(), agent: z.string().optional() });
+
+/** The reply to `cluster status`. */
+export const clusterStatusSchema = z.object({ run: z.string(), desired: z.record(z.string(), count), actors: z.array(actorEntrySchema) });
+
+export const snapshotSchema = reply.extend({ run: runInfoSchema.optional(), actors: z.array(actorStatusSchema).default([]) });
+
+/** A request to a node agent: spawn or stop an actor process of its host, or list them. */
+export const agentRequestSchema = z.discriminatedUnion("op", [
+  z.object({ op: z.literal("spawn"), kind: z.enum(["coordinator", "param-shard", "data-loader", "compute"]), id: z.string(), options: z.record(z.string(), z.unknown()).optional() }),
+  /** kill: SIGKILL instead of a clean stop, for tests and the dashboard's fault injection. */
+  z.object({ op: z.literal("stop"), id: z.string(), kill: z.boolean().optional() }),
+  z.object({ op: z.literal("list") }),
+]);
+
+// ---- what each actor kind is started with ------------------------------------------------------
+
+/** Shards, loaders and compute actors: the run's training (none: the actor only lives) and backend. */
+export const workerOptionsSchema = z.object({
+  training: trainingOptionsSchema.optional(),
+  backend: z.string().default("auto"),
+});
+
+export const coordinatorOptionsSchema = workerOptionsSchema.extend({
+  compute: count.default(1),
+  shards: count.default(1),
+  loaders: count.default(1),
+  heartbeatTimeoutMs: z.number().int().positive().default(3000),
+});
+
+export type StepOrder = z.infer<typeof stepOrderSchema>;
+export type GradientMeta = z.infer<typeof gradientMetaSchema>;
+export type GroupDone = z.infer<typeof groupDoneSchema>;
+export type ShardReport = z.infer<typeof shardReportSchema>;
+export type ClipOrder = z.infer<typeof clipOrderSchema>;
+export type BatchRequest = z.infer<typeof batchRequestSchema>;
+export type BatchReply = z.infer<typeof batchReplySchema>;
+export type CheckpointOrder = z.infer<typeof checkpointOrderSchema>;
+export type CheckpointSaved = z.infer<typeof checkpointSavedSchema>;
+export type ClusterEvent = z.infer<typeof clusterEventSchema>;
+export type ClusterEventType = ClusterEvent["type"];
+export type Control = z.infer<typeof controlSchema>;
+export type RunInfo = z.infer<typeof runInfoSchema>;
+export type ActorStatus = z.infer<typeof actorStatusSchema>;
+export type AgentRequest = z.infer<typeof agentRequestSchema>;
+export type ActorEntry = z.infer<typeof actorEntrySchema>;
+export type ClusterStatus = z.infer<typeof clusterStatusSchema>;
+export type WorkerOptions = z.infer<typeof workerOptionsSchema>;
+export type CoordinatorOptions = z.infer<typeof coordinatorOptionsSchema>;

@@ -7,13 +7,15 @@
 // Never: touches a gradient or a parameter; shards and compute actors do.
 import { appendFileSync } from "node:fs";
 import { join } from "node:path";
+import { beginCheckpoint, readManifest } from "../model/checkpoint.js";
+import { learningRate } from "../model/optimizer.js";
+import { assignGroups } from "../model/reduction-tree.js";
+import { finishStep, sealCheckpoint, type StepMetrics, type TrainingPlan } from "../model/training.js";
+import { decodeChecked } from "../runtime/codec.js";
 import type { Logger } from "../runtime/log.js";
 import { requestMessage, type NatsConnection } from "../runtime/nats.js";
 import type { Subjects } from "../runtime/subjects.js";
-import type { StepMetrics } from "../tui/types.js";
-import type { CheckpointOrder, CheckpointSaved, ClipOrder, GroupDone, ShardReport, StepOrder } from "./protocol.js";
-import { assignGroups } from "./reduction-tree.js";
-import type { Training } from "../model/training.js";
+import { checkpointSavedSchema, groupDoneSchema, shardReportSchema, type CheckpointOrder, type ClipOrder, type ClusterEventType, type GroupDone, type ShardReport, type StepOrder } from "./protocol.js";
 
 export interface DriverHost {
   nc: NatsConnection;
@@ -24,7 +26,7 @@ export interface DriverHost {
   liveCompute(): string[];
   /** Ids of the param-shards alive and ready now. */
   liveShards(): string[];
-  event(type: string, actor: string | undefined, message: string, extra?: Record<string, unknown>): void;
+  event(type: ClusterEventType, actor: string | undefined, message: string, extra?: Record<string, unknown>): void;
   publish(subject: string, body: unknown): void;
 }
 
@@ -51,21 +53,23 @@ export class StepDriver {
 
   constructor(
     private readonly host: DriverHost,
-    private readonly training: Training,
-    steps: number,
-    startStep: number,
-    resumedFrom?: string,
+    private readonly training: TrainingPlan,
   ) {
-    this.totalSteps = steps;
-    this.step = startStep;
-    this.lastCheckpoint = resumedFrom;
+    this.totalSteps = training.steps;
+    this.step = training.startStep;
+    this.lastCheckpoint = training.options.resume;
     const { nc, subjects } = host;
-    nc.subscribe(subjects.shardReport, { callback: (_e, m) => this.onReport(this.decode<ShardReport>(m.data)) });
-    nc.subscribe(subjects.groupDone, { callback: (_e, m) => this.onGroupDone(this.decode<GroupDone>(m.data)) });
+    nc.subscribe(subjects.shardReport, { callback: (_e, m) => this.receive(() => this.onReport(decodeChecked(shardReportSchema, m.data, "a shard report"))) });
+    nc.subscribe(subjects.groupDone, { callback: (_e, m) => this.receive(() => this.onGroupDone(decodeChecked(groupDoneSchema, m.data, "a group-done report"))) });
   }
 
-  private decode<T>(data: Uint8Array): T {
-    return this.training.decode<T>(data);
+  /** Runs a message's handler; a message that fails to decode or check is logged as rejected. */
+  private receive(handle: () => void): void {
+    try {
+      handle();
+    } catch (err) {
+      this.host.log.warn("rejected", { reason: (err as Error).message });
+    }
   }
 
   private onReport(r: ShardReport): void {
@@ -167,7 +171,7 @@ export class StepDriver {
   private async runStep(): Promise<void> {
     const t0 = performance.now();
     const step = this.step;
-    const lr = this.training.learningRate(step);
+    const lr = learningRate(step, this.training.config.training);
     this.done = new Map();
     this.doneBy = new Map();
     let attempt = 0;
@@ -184,7 +188,7 @@ export class StepDriver {
       if (live.length > 0 && (attempt === 0 || lost || stalled)) {
         const missing = attempt === 0 ? groups : groups.filter((g) => !this.done.has(g));
         const assignment = Object.fromEntries(assignGroups(missing, live));
-        const order: StepOrder = { step, attempt, lr, assignment };
+        const order: StepOrder = { step, attempt, assignment };
         this.host.publish(this.host.subjects.step, order);
         if (attempt > 0) this.host.log.info("re-dealt", { step, attempt, missing });
         dealtTo = Object.keys(assignment);
@@ -194,102 +198,92 @@ export class StepDriver {
       await this.until(() => !!this.shardsReport("reduced", step) || this.host.liveCompute().join() !== live.join(), 1000);
     }
     const tReduced = performance.now();
+    // Each compute actor reports its groups' losses after sending their gradients: the
+    // shards can finish first. Give the reports a moment so the step's loss is whole.
+    await this.until(() => this.done.size === this.training.groups, 5000);
     const reduced = this.shardsReport("reduced", step) as Extract<ShardReport, { phase: "reduced" }>[];
-    // The global norm: per-chunk partial sums in chunk order (shards are contiguous, in order).
-    let sumSquares = 0;
-    for (const r of reduced) for (const p of new Float64Array(r.partials.buffer.slice(r.partials.byteOffset, r.partials.byteOffset + r.partials.byteLength))) sumSquares += p;
-    const gradNorm = Math.sqrt(sumSquares);
-    const finite = reduced.every((r) => r.finite) && Number.isFinite(gradNorm);
-    const policy = this.training.config.training.onNonFinite;
-    if (!finite) {
-      this.host.event("rejected", undefined, `step ${step + 1}: gradient is not finite (${policy})`);
-      if (policy === "stop") {
-        this.stopping = true;
-        this.host.event("error", undefined, `stopped: non-finite gradient at step ${step + 1}`, { end: "non-finite gradient" });
-        return;
-      }
+    // Shards are contiguous and in order, so their partials together are in chunk order.
+    const partials = reduced.flatMap((r) => [...new Float64Array(new Uint8Array(r.partials).buffer)]);
+    const { clip, update, metrics } = finishStep(this.training, { step, lr, partials, ...this.groupLosses(), stepMs: performance.now() - t0, traffic: this.traffic(t0, tReduced) });
+    if (update !== "applied") this.host.event("rejected", undefined, `step ${step + 1}: the gradient is not finite (training.onNonFinite: ${this.training.config.training.onNonFinite})`);
+    if (update === "stopped") {
+      this.stopping = true;
+      this.host.event("error", undefined, `stopped: non-finite gradient at step ${step + 1}`, { end: "non-finite gradient" });
+      return;
     }
-    const clip: ClipOrder = { step, clip: this.training.clipFactor(gradNorm), lr, apply: finite };
-    this.host.publish(this.host.subjects.clip, clip);
+    const order: ClipOrder = { step, clip, lr, apply: update === "applied" };
+    this.host.publish(this.host.subjects.clip, order);
     if (!(await this.until(() => !!this.shardsReport("applied", step)))) {
       if (this.shardDied) throw new Rollback();
       return;
     }
     for (const key of [...this.reports.keys()]) if (Number(key.split(":")[1]) <= step) this.reports.delete(key);
-    // Each compute actor reports its groups' losses after sending their gradients: the
-    // shards can finish first. Give the reports a moment so the step's loss is whole.
-    await this.until(() => this.done.size === this.training.groups, 5000);
     this.step = step + 1;
-    this.recordMetrics(step, lr, gradNorm, t0, tReduced);
+    this.lastMetrics = metrics;
+    this.host.publish(this.host.subjects.metrics, metrics);
+    appendFileSync(join(this.host.runDir, "metrics.jsonl"), JSON.stringify(metrics) + "\n");
   }
 
-  private recordMetrics(step: number, lr: number, gradNorm: number, t0: number, tReduced: number): void {
-    const stepMs = performance.now() - t0;
-    let lossSum = 0;
-    let count = 0;
-    let tokens = 0;
-    // Per group, in group order: the loss is the mean over the step's masked tokens.
+  /** The step's losses per group, in group order, and its tokens, from the compute actors' reports. */
+  private groupLosses(): { lossSums: number[]; counts: number[]; tokens: number } {
+    const lossSums: number[] = [];
+    const counts: number[] = [];
     for (let g = 0; g < this.training.groups; g++) {
       const d = this.done.get(g);
       if (!d) continue;
       const i = d.groups.indexOf(g);
-      lossSum += d.lossSums[i]!;
-      count += d.counts[i]!;
+      lossSums.push(d.lossSums[i]!);
+      counts.push(d.counts[i]!);
     }
-    const reports = [...this.doneBy.values()].flat();
+    let tokens = 0;
     for (const d of new Set(this.done.values())) tokens += d.tokens;
+    return { lossSums, counts, tokens };
+  }
+
+  /** Where the step's time went, per compute actor and on average. */
+  private traffic(t0: number, tReduced: number): Pick<StepMetrics, "computeMs" | "commMs" | "waitMs" | "bytesSent" | "actors"> {
+    const reports = [...this.doneBy.values()].flat();
     const mean = (xs: number[]) => (xs.length ? xs.reduce((a, b) => a + b, 0) / xs.length : 0);
     const computeMs = mean(reports.map((d) => d.computeMs));
     const commMs = mean(reports.map((d) => d.commMs));
-    const bytesSent = reports.reduce((n, d) => n + d.bytesSent, 0);
-    const metrics: StepMetrics = {
-      step: step + 1,
-      loss: count > 0 ? lossSum / count : NaN,
-      lr,
-      gradNorm,
-      tokens,
-      tokensPerSec: tokens / (stepMs / 1000),
-      flopsPerToken: this.training.flopsPerToken,
-      stepMs,
+    return {
       computeMs,
       commMs,
       waitMs: Math.max(0, tReduced - t0 - computeMs - commMs),
-      bytesSent,
+      bytesSent: reports.reduce((n, d) => n + d.bytesSent, 0),
       actors: [...this.doneBy].map(([id, ds]) => {
         const ms = ds.reduce((n, d) => n + d.computeMs + d.commMs, 0);
         const tk = ds.reduce((n, d) => n + d.tokens, 0);
         return { id, groups: ds.flatMap((d) => d.groups), stepMs: ms, tokensPerSec: ms > 0 ? tk / (ms / 1000) : 0 };
       }),
     };
-    this.lastMetrics = metrics;
-    this.host.publish(this.host.subjects.metrics, metrics);
-    appendFileSync(join(this.host.runDir, "metrics.jsonl"), JSON.stringify(metrics) + "\n");
   }
 
   /** Every shard writes its slice into a temp folder; the manifest is written last; then rename. */
   async checkpoint(): Promise<string | undefined> {
     this.checkpointAsked = false;
     const step = this.step;
-    const folder = this.training.beginCheckpoint(this.host.runDir, step);
+    const folder = beginCheckpoint(this.host.runDir, step);
     if (!folder) return this.lastCheckpoint;
     const order: CheckpointOrder = { op: "save", step, dir: folder.temp, shards: this.training.shards };
-    const saved: CheckpointSaved[] = [];
+    const saved = [];
     for (let s = 0; s < this.training.shards; s++) {
-      const reply = await requestMessage<CheckpointSaved>(this.host.nc, this.shardCheckpointSubject(s), order, 60_000).catch((err) => ({ ok: false, error: (err as Error).message }));
+      const reply = await this.askShard(s, order);
       if (!reply.ok) {
         this.host.event("error", `shard-${s}`, `checkpoint at step ${step} failed: ${reply.error}`);
         return undefined;
       }
-      saved.push(reply);
+      saved.push({ file: reply.file!, start: reply.start!, end: reply.end!, sha256: reply.sha256! });
     }
-    const path = this.training.finishCheckpoint(folder, step, saved.map((s) => ({ file: s.file!, start: s.start!, end: s.end!, sha256: s.sha256! })));
+    const path = sealCheckpoint(this.training, folder, step, saved);
     this.lastCheckpoint = path;
     this.host.event("checkpoint", undefined, `checkpoint at step ${step}: ${path}`);
     return path;
   }
 
-  private shardCheckpointSubject(shard: number): string {
-    return this.host.subjects.checkpoint(shard);
+  /** A checkpoint order to one shard; a shard that does not answer is a failed reply. */
+  private askShard(shard: number, order: CheckpointOrder) {
+    return requestMessage(this.host.nc, this.host.subjects.checkpoint(shard), order, checkpointSavedSchema, 60_000).catch((err) => ({ ok: false, error: (err as Error).message }) as const);
   }
 
   /**
@@ -304,10 +298,10 @@ export class StepDriver {
     await this.until(() => this.host.liveShards().length === this.training.shards);
     if (this.stopping) return;
     this.reports.clear();
-    const target = this.lastCheckpoint ? this.training.stepOfCheckpoint(this.lastCheckpoint) : 0;
+    const target = this.lastCheckpoint ? readManifest(this.lastCheckpoint).step : 0;
     const order: CheckpointOrder = { op: "load", path: this.lastCheckpoint ?? "" };
     for (let s = 0; s < this.training.shards; s++) {
-      const reply = await requestMessage<CheckpointSaved>(this.host.nc, this.shardCheckpointSubject(s), order, 60_000).catch((err) => ({ ok: false, error: (err as Error).message }));
+      const reply = await this.askShard(s, order);
       if (!reply.ok) throw new Error(`shard ${s} could not load ${this.lastCheckpoint}: ${reply.error}`);
     }
     this.step = target;

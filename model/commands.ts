@@ -55,9 +55,9 @@ export function registerModelCommands(program: Command): void {
       const t0 = Date.now();
       const result = await trainLocal({
         ...opts,
-        onStep: (m) => {
-          if (m.step === 1 || m.step % 10 === 0 || m.step === m.steps)
-            process.stdout.write(`step ${m.step}/${m.steps} loss ${m.loss.toFixed(4)} lr ${m.lr.toExponential(2)} grad-norm ${m.gradNorm.toFixed(3)} ${Math.round(m.tokensPerSec)} tok/s\n`);
+        onStep: (m, steps) => {
+          if (m.step === 1 || m.step % 10 === 0 || m.step === steps)
+            process.stdout.write(`step ${m.step}/${steps} loss ${m.loss.toFixed(4)} lr ${m.lr.toExponential(2)} grad-norm ${m.gradNorm.toFixed(3)} ${Math.round(m.tokensPerSec)} tok/s\n`);
         },
       });
       const first = result.losses[0] ?? NaN;

@@ -15,8 +15,6 @@ export const modelConfigSchema = z
     heads: z.number().int().positive(),
     /** FFN inner width (for SwiGLU, the width of each of the gate and up halves). */
     intermediate: z.number().int().positive(),
-    /** Filled in from the tokenizer when omitted. */
-    vocabSize: z.number().int().positive().optional(),
     maxPositions: z.number().int().positive(),
     typeVocabSize: z.number().int().nonnegative(),
     normEps: z.number().positive(),

@@ -7,7 +7,7 @@
 // Never: sums the gradient norm over anything but fixed chunks (see layout.CHUNK).
 import type { TrainingConfig } from "../runtime/config.js";
 import type { Buf, Kernels } from "./kernels.js";
-import type { ParamLayout } from "./layout.js";
+import { CHUNK, type ParamLayout } from "./layout.js";
 
 /** The learning rate of step `step` (0-based; the update it drives is the step+1-th). */
 export function learningRate(step: number, t: Pick<TrainingConfig, "lr" | "warmupSteps" | "schedule" | "steps" | "minLrRatio">): number {
@@ -64,5 +64,34 @@ export function applyAdamW(k: Kernels, bufs: SliceBuffers, layout: ParamLayout, 
       weightDecay: e.decay ? t.weightDecay : 0,
       step: args.step,
     });
+  }
+}
+
+/** Per-chunk sums of squares of a chunk-aligned slice of the flat vector (host memory in and out). */
+export function chunkSumSquares(k: Kernels, x: Float32Array): Float64Array {
+  const buf = k.alloc(x.length);
+  try {
+    k.upload(buf, x);
+    return k.sumSquares(buf, x.length, CHUNK);
+  } finally {
+    k.free(buf);
+  }
+}
+
+/** `applyAdamW` on host arrays holding [start, start + params.length): updates params, m and v in place. */
+export function applyAdamWOnHost(
+  k: Kernels,
+  layout: ParamLayout,
+  slice: { params: Float32Array; grad: Float32Array; m: Float32Array; v: Float32Array; start: number },
+  args: Parameters<typeof applyAdamW>[5],
+): void {
+  const n = slice.params.length;
+  const bufs = { params: k.alloc(n), grad: k.alloc(n), m: k.alloc(n), v: k.alloc(n) };
+  try {
+    for (const name of ["params", "grad", "m", "v"] as const) k.upload(bufs[name], slice[name]);
+    applyAdamW(k, bufs, layout, slice.start, slice.start + n, args);
+    for (const name of ["params", "m", "v"] as const) k.download(bufs[name], slice[name]);
+  } finally {
+    for (const b of Object.values(bufs)) k.free(b);
   }
 }

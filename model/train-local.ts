@@ -2,13 +2,17 @@
 // same reduction tree as a cluster. It is the reference every distributed run must equal.
 //
 // Owns: the single-process step loop, its metrics.jsonl and its checkpoints (one slice file).
-// Never: computes anything differently from the actors: every piece comes from training.ts.
+// Never: computes anything differently from the actors: every piece comes from training.ts,
+// optimizer.ts and reduction-tree.ts, and the end of a step is `finishStep`, as in the cluster.
 import { appendFileSync, mkdirSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { alignedBlocks, blockKey, reduceTree } from "../actors/reduction-tree.js";
 import { configHash, loadRunConfig } from "../runtime/config.js";
-import { globalNorm } from "./optimizer.js";
-import { openTraining, planTraining, toBytes } from "./training.js";
+import { UserError } from "../runtime/errors.js";
+import { createBackend } from "./backend.js";
+import { beginCheckpoint, writeSlice } from "./checkpoint.js";
+import { applyAdamWOnHost, chunkSumSquares, learningRate } from "./optimizer.js";
+import { addF32, blockKey, reduceTree } from "./reduction-tree.js";
+import { createModel, finishStep, openData, openPlan, planTraining, readSlice, sealCheckpoint, type StepMetrics } from "./training.js";
 
 export interface LocalOptions {
   config: string;
@@ -17,8 +21,8 @@ export interface LocalOptions {
   resume?: string;
   backend?: string;
   runsRoot?: string;
-  /** Called after every step (the CLI prints a line). */
-  onStep?: (m: { step: number; steps: number; loss: number; lr: number; gradNorm: number; tokensPerSec: number }) => void;
+  /** Called after every step with the step's record and the run's total steps (the CLI prints a line). */
+  onStep?: (m: StepMetrics, steps: number) => void;
 }
 
 export async function trainLocal(opts: LocalOptions): Promise<{ runDir: string; checkpoint?: string; losses: number[] }> {
@@ -27,51 +31,47 @@ export async function trainLocal(opts: LocalOptions): Promise<{ runDir: string; 
   const runDir = join(runsRoot, opts.run ?? `${config.name}-local`);
   mkdirSync(runDir, { recursive: true });
   writeFileSync(join(runDir, "config.json"), JSON.stringify({ ...config, configHash: configHash(config) }, null, 2) + "\n");
-  const options = await planTraining(config, { configFile: opts.config, runsRoot, shards: 1, loaders: 1, steps: opts.steps, resume: opts.resume });
-  const training = await openTraining(options);
-  const { kernels } = await training.createKernels(opts.backend ?? config.cluster.backend);
-  const model = training.createModel(kernels);
-  const data = training.openData();
-  const slice = await training.initialSlice(0, training.total);
+  const plan = openPlan(await planTraining(config, { configFile: opts.config, runsRoot, shards: 1, loaders: 1, steps: opts.steps, resume: opts.resume }));
+  const t = plan.config.training;
+  const { kernels } = await createBackend(opts.backend ?? config.cluster.backend);
+  const model = createModel(plan, kernels);
+  const data = openData(plan);
+  const slice = readSlice(plan, opts.resume, 0, plan.total);
   let step = slice.step;
   const losses: number[] = [];
   let checkpoint: string | undefined;
   const save = () => {
-    const pending = training.beginCheckpoint(runDir, step);
-    if (!pending) return;
-    const file = training.saveSlice(pending.temp, 0, 1, 0, slice);
-    checkpoint = training.finishCheckpoint(pending, step, [file]);
+    const pending = beginCheckpoint(runDir, step);
+    if (pending) checkpoint = sealCheckpoint(plan, pending, step, [writeSlice(pending.temp, 0, 1, 0, slice)]);
   };
   try {
-    while (step < training.steps) {
+    while (step < plan.steps) {
       const t0 = performance.now();
       model.setParameters(slice.params);
       const leaves = new Map<string, Float32Array>();
-      let lossSum = 0;
-      let count = 0;
+      const lossSums: number[] = [];
+      const counts: number[] = [];
       let tokens = 0;
-      for (let g = 0; g < training.groups; g++) {
-        const r = await model.groupGradient(step, g, (i) => toBytes(data.maskedBatch(step, g, i)));
+      for (let g = 0; g < plan.groups; g++) {
+        const r = await model.groupGradient(step, g, (i) => data.maskedBatch(step, g, i));
         leaves.set(blockKey({ lo: g, hi: g + 1 }), r.gradient);
-        lossSum += r.lossSum;
-        count += r.count;
+        lossSums.push(r.lossSum);
+        counts.push(r.count);
         tokens += r.tokens;
       }
       // The same tree a cluster reduces along, whatever blocks its actors pre-combined.
-      const [root] = alignedBlocks(Array.from({ length: training.groups }, (_, g) => g), training.groups);
-      const gradient = reduceTree(leaves, root!.lo, root!.hi, training.add)!;
-      const gradNorm = globalNorm(training.chunkSumSquares(kernels, gradient));
-      const lr = training.learningRate(step);
-      if (Number.isFinite(gradNorm)) training.adamw(kernels, { ...slice, grad: gradient, start: 0, lr, step: step + 1, clip: training.clipFactor(gradNorm) });
-      step++;
-      const loss = count > 0 ? lossSum / count : NaN;
-      losses.push(loss);
-      const ms = performance.now() - t0;
-      const metrics = { step, steps: training.steps, loss, lr, gradNorm, tokens, tokensPerSec: tokens / (ms / 1000), stepMs: ms };
+      const gradient = reduceTree(leaves, 0, plan.groups, addF32)!;
+      const lr = learningRate(step, t);
+      const partials = chunkSumSquares(kernels, gradient);
+      const { clip, update, metrics } = finishStep(plan, { step, lr, partials, lossSums, counts, tokens, stepMs: performance.now() - t0 });
+      if (update === "applied") applyAdamWOnHost(kernels, plan.layout, { ...slice, grad: gradient, start: 0 }, { lr, step: step + 1, clip, training: t });
       appendFileSync(join(runDir, "metrics.jsonl"), JSON.stringify(metrics) + "\n");
-      opts.onStep?.(metrics);
-      const every = training.config.checkpoint.every;
-      if ((every > 0 && step % every === 0) || step === training.steps) save();
+      if (update === "stopped") throw new UserError(`step ${step + 1}: the gradient is not finite (norm ${metrics.gradNorm}) and training.onNonFinite is "stop": the run stopped at step ${step}; lower training.lr, or set onNonFinite: skip.`);
+      step++;
+      losses.push(metrics.loss);
+      opts.onStep?.(metrics, plan.steps);
+      const every = config.checkpoint.every;
+      if ((every > 0 && step % every === 0) || step === plan.steps) save();
     }
   } finally {
     data.close();

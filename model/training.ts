@@ -1,38 +1,104 @@
 // One training run's arithmetic, shared by `train --local` and the actors of a cluster.
 //
-// Owns: everything a step is made of, as functions both paths call in the same way:
-// a group's gradient (its micro-batches accumulated in order), the fixed-tree sum of the
-// group gradients, the per-chunk sums of squares, the clip factor, AdamW over any range,
-// the data a (step, group, micro-batch) gets, and checkpoints. Because the local trainer
-// and the cluster call exactly these, the cluster's parameters equal the local ones bit
-// for bit (DESIGN.md, "Determinism").
+// Owns: the plan of a run (numbers, layout, which sample is where), a group's gradient
+// (its micro-batches accumulated in order), the data a (step, group, micro-batch) gets,
+// the slice a shard or the local trainer starts from, and `finishStep`: from the per-chunk
+// sums of squares and the group losses to the norm, the clip factor, the apply/skip/stop
+// decision and the step's metrics record. Because the local trainer and the cluster call
+// exactly these, the cluster's parameters equal the local ones bit for bit (DESIGN.md,
+// "Determinism").
 // Never: talks to NATS or spawns anything.
 import { basename, join } from "node:path";
-import { decodeMessage } from "../runtime/codec.js";
+import { z } from "zod";
+import { openTrainingData } from "../corpus/dataset.js";
+import { loadTokenizer } from "../corpus/load-tokenizer.js";
+import { ensurePrepared } from "../corpus/prepare.js";
 import { configHash, loadRunConfig, type RunConfig } from "../runtime/config.js";
 import { UserError } from "../runtime/errors.js";
-import { openTrainingData } from "../corpus/dataset.js";
-import { ensurePrepared } from "../corpus/prepare.js";
-import { loadTokenizer } from "../corpus/load-tokenizer.js";
-import { beginCheckpoint, finishCheckpoint, layoutSummary, readCheckpointRange, readManifest, writeSlice, type PendingCheckpoint, type SliceFile } from "./checkpoint.js";
+import { finishCheckpoint, layoutSummary, readCheckpointRange, readManifest, verifyCheckpoint, type PendingCheckpoint, type Slice, type SliceFile } from "./checkpoint.js";
 import { Encoder, type MaskedBatch } from "./encoder.js";
 import type { Kernels } from "./kernels.js";
-import { createBackend } from "./backend.js";
 import { CHUNK, initParameters, parameterCount, parameterLayout, type ParamLayout } from "./layout.js";
 import { applyMasking } from "./masking.js";
-import { applyAdamW, clipFactor, learningRate } from "./optimizer.js";
+import { clipFactor, globalNorm } from "./optimizer.js";
 
 /** What every actor of a run (and `train --local`) needs to open the same training. */
-export interface TrainingOptions {
-  configFile: string;
-  shardsDir: string;
-  shards: number;
-  loaders: number;
-  steps: number;
+export const trainingOptionsSchema = z.object({
+  configFile: z.string(),
+  shardsDir: z.string(),
+  shards: z.number().int().positive(),
+  loaders: z.number().int().positive(),
+  steps: z.number().int().nonnegative(),
   /** A checkpoint folder to continue from. */
-  resume?: string;
-  backend?: string;
+  resume: z.string().optional(),
+});
+export type TrainingOptions = z.infer<typeof trainingOptionsSchema>;
+
+/** The plain facts of a run: no open files, no kernels. */
+export interface TrainingPlan {
+  options: TrainingOptions;
+  config: RunConfig;
+  configName: string;
+  /** The config's hash without its step count (more steps is still the same run). */
+  configHash: string;
+  tokenizerHash: string;
+  layout: ParamLayout;
+  total: number;
+  groups: number;
+  microBatches: number;
+  shards: number;
+  steps: number;
+  /** The step a resumed run starts at; 0 for a fresh one. */
+  startStep: number;
+  parameterCount: number;
+  /** Forward and backward ≈ 6 FLOPs per parameter per token. */
+  flopsPerToken: number;
 }
+
+/** Prepares the data of a run (before any actor starts) and checks it can be opened. */
+export async function planTraining(config: RunConfig, opts: { configFile: string; runsRoot: string; shards: number; loaders: number; steps?: number; resume?: string }): Promise<TrainingOptions> {
+  const { shardsDir } = await ensurePrepared(config.data, join(opts.runsRoot, ".cache"), { progress: process.stderr.isTTY });
+  const options: TrainingOptions = { configFile: opts.configFile, shardsDir, shards: opts.shards, loaders: opts.loaders, steps: opts.steps ?? config.training.steps, resume: opts.resume };
+  if (options.resume) verifyCheckpoint(options.resume);
+  const plan = openPlan(options); // checks the resume checkpoint against the model
+  if (options.shards * CHUNK > plan.total) throw new UserError(`${options.shards} shards are more than this model's ${plan.total / CHUNK} chunks of ${CHUNK} parameters: use fewer --shards.`);
+  return options;
+}
+
+export function openPlan(options: TrainingOptions): TrainingPlan {
+  const config = loadRunConfig(options.configFile);
+  const tokenizer = loadTokenizer(join(options.shardsDir, "tokenizer.json"));
+  const layout = parameterLayout(config.model, tokenizer.vocabSize);
+  const resume = options.resume ? readManifest(options.resume) : undefined;
+  if (resume && resume.total !== layout.total)
+    throw new UserError(`${options.resume} holds ${resume.total} parameters but this config's model has ${layout.total}: resume with the config it was trained with.`);
+  const t = config.training;
+  const params = parameterCount(layout);
+  return {
+    options,
+    config,
+    configName: basename(options.configFile),
+    configHash: configHash({ ...config, training: { ...t, steps: 0 } }),
+    tokenizerHash: tokenizer.hash,
+    layout,
+    total: layout.total,
+    groups: t.groups,
+    microBatches: t.groupSize / t.microBatch,
+    shards: options.shards,
+    steps: options.steps,
+    startStep: resume?.step ?? 0,
+    parameterCount: params,
+    flopsPerToken: 6 * params,
+  };
+}
+
+/** The global index of the first sample of micro-batch `index` of `group` in `step`. */
+export function sampleOf(plan: TrainingPlan, step: number, group: number, index: number): number {
+  const t = plan.config.training;
+  return (step * t.groups + group) * t.groupSize + index * t.microBatch;
+}
+
+// ---- one group's gradient ----------------------------------------------------------------------
 
 /** A micro-batch as it travels over NATS: every array as raw little-endian bytes. */
 export interface BatchBytes {
@@ -55,7 +121,36 @@ export interface GroupResult {
 
 export interface TrainingModel {
   setParameters(params: Float32Array): void;
-  groupGradient(step: number, group: number, fetch: (index: number) => Promise<BatchBytes> | BatchBytes): Promise<GroupResult>;
+  groupGradient(step: number, group: number, fetch: (index: number) => Promise<BatchBytes | MaskedBatch> | BatchBytes | MaskedBatch): Promise<GroupResult>;
+}
+
+export function createModel(plan: TrainingPlan, kernels: Kernels): TrainingModel {
+  const t = plan.config.training;
+  const encoder = new Encoder(kernels, plan.config.model, plan.layout, t.microBatch * plan.config.data.seqLen, t.seed);
+  return {
+    setParameters: (p) => encoder.setParameters(p),
+    async groupGradient(step, group, fetch) {
+      let fetchMs = 0;
+      const batches: MaskedBatch[] = [];
+      for (let i = 0; i < plan.microBatches; i++) {
+        const t0 = performance.now();
+        batches.push(fromBytes(await fetch(i)));
+        fetchMs += performance.now() - t0;
+      }
+      // The group's loss is the mean over its predicted tokens; the step's gradient is
+      // the mean of the group means: a rule that depends on the group alone.
+      const count = batches.reduce((n, b) => n + b.labels.reduce((m, l) => m + (l !== -100 ? 1 : 0), 0), 0);
+      const gradScale = count > 0 ? 1 / (t.groups * count) : 0;
+      encoder.zeroGrads();
+      let lossSum = 0;
+      let tokens = 0;
+      batches.forEach((b, i) => {
+        lossSum += encoder.step(b, gradScale, { dropoutCounter: sampleOf(plan, step, group, i) }).lossSum;
+        tokens += b.attentionMask.reduce((n, m) => n + m, 0);
+      });
+      return { gradient: encoder.downloadGrads(), lossSum, count, tokens, fetchMs };
+    },
+  };
 }
 
 export interface TrainingData {
@@ -63,169 +158,19 @@ export interface TrainingData {
   close(): void;
 }
 
-/** Prepares the data of a run (before any actor starts) and says how to open it. */
-export async function planTraining(config: RunConfig, opts: { configFile: string; runsRoot: string; shards: number; loaders: number; steps?: number; resume?: string }): Promise<TrainingOptions> {
-  const { shardsDir } = await ensurePrepared(config.data, join(opts.runsRoot, ".cache"), { progress: process.stderr.isTTY });
-  const options: TrainingOptions = { configFile: opts.configFile, shardsDir, shards: opts.shards, loaders: opts.loaders, steps: opts.steps ?? config.training.steps, resume: opts.resume };
-  const training = await openTraining(options); // checks the resume checkpoint against the model
-  if (options.shards * CHUNK > training.total) throw new UserError(`${options.shards} shards are more than this model's ${training.total / CHUNK} chunks of ${CHUNK} parameters: use fewer --shards.`);
-  return options;
-}
-
-export type Training = Awaited<ReturnType<typeof openTraining>>;
-
-export async function openTraining(options: TrainingOptions) {
-  const config = loadRunConfig(options.configFile);
-  const tokenizer = loadTokenizer(join(options.shardsDir, "tokenizer.json"));
-  const layout: ParamLayout = parameterLayout(config.model, tokenizer.vocabSize);
-  const t = config.training;
-  const microBatches = t.groupSize / t.microBatch;
-  const resume = options.resume ? readManifest(options.resume) : undefined;
-  if (resume && resume.total !== layout.total)
-    throw new UserError(`${options.resume} holds ${resume.total} parameters but this config's model has ${layout.total}: resume with the config it was trained with.`);
-  const hash = configHash({ ...config, training: { ...config.training, steps: 0 } });
-  const params = parameterCount(layout);
-  const masking = { style: t.masking.style, rate: t.masking.rate, wholeWord: t.masking.wholeWord };
-  const sampleOf = (step: number, group: number, index: number) => (step * t.groups + group) * t.groupSize + index * t.microBatch;
-
-  const training = {
-    config,
-    configName: basename(options.configFile),
-    layout,
-    total: layout.total,
-    chunk: CHUNK,
-    groups: t.groups,
-    shards: options.shards,
-    loaders: options.loaders,
-    steps: options.steps,
-    startStep: resume?.step ?? 0,
-    parameterCount: params,
-    /** Forward and backward ≈ 6 FLOPs per parameter per token. */
-    flopsPerToken: 6 * params,
-    decode: <T>(data: Uint8Array) => decodeMessage<T>(data, "a training message"),
-    learningRate: (step: number) => learningRate(step, t),
-    clipFactor: (norm: number) => clipFactor(norm, t.clipNorm),
-
-    /** a + b elementwise in float32 (correctly rounded wherever it runs). */
-    add(a: Float32Array, b: Float32Array): Float32Array {
-      const out = new Float32Array(a.length);
-      for (let i = 0; i < a.length; i++) out[i] = a[i]! + b[i]!;
-      return out;
+export function openData(plan: TrainingPlan): TrainingData {
+  const t = plan.config.training;
+  const data = openTrainingData(plan.options.shardsDir, plan.config.data.seqLen);
+  const specialIds = Object.values(data.special);
+  return {
+    maskedBatch(step, group, index) {
+      if (!(group < t.groups && index < plan.microBatches)) throw new Error(`no micro-batch ${index} of group ${group}: a step has ${t.groups} groups of ${plan.microBatches}`);
+      const firstSample = sampleOf(plan, step, group, index);
+      const raw = data.microBatch(t.seed, firstSample, t.microBatch);
+      return applyMasking(raw, t.masking, { seed: t.seed, firstSample, vocabSize: data.vocabSize, maskId: data.special.mask, specialIds });
     },
-
-    createKernels: createBackend,
-
-    createModel(kernels: Kernels): TrainingModel {
-      const encoder = new Encoder(kernels, config.model, layout, t.microBatch * config.data.seqLen, t.seed);
-      return {
-        setParameters: (p) => encoder.setParameters(p),
-        async groupGradient(step, group, fetch) {
-          let fetchMs = 0;
-          const batches: MaskedBatch[] = [];
-          for (let i = 0; i < microBatches; i++) {
-            const t0 = performance.now();
-            batches.push(fromBytes(await fetch(i)));
-            fetchMs += performance.now() - t0;
-          }
-          // The group's loss is the mean over its predicted tokens; the step's gradient is
-          // the mean of the group means: a rule that depends on the group alone.
-          const count = batches.reduce((n, b) => n + b.labels.reduce((m, l) => m + (l !== -100 ? 1 : 0), 0), 0);
-          const gradScale = count > 0 ? 1 / (t.groups * count) : 0;
-          encoder.zeroGrads();
-          let lossSum = 0;
-          let tokens = 0;
-          batches.forEach((b, i) => {
-            lossSum += encoder.step(b, gradScale, { dropoutCounter: sampleOf(step, group, i) }).lossSum;
-            tokens += b.attentionMask.reduce((n, m) => n + m, 0);
-          });
-          return { gradient: encoder.downloadGrads(), lossSum, count, tokens, fetchMs };
-        },
-      };
-    },
-
-    openData(): TrainingData {
-      const data = openTrainingData(options.shardsDir, config.data.seqLen);
-      const specialIds = Object.values(data.special);
-      return {
-        maskedBatch(step, group, index) {
-          if (!(group < t.groups && index < microBatches)) throw new Error(`no micro-batch ${index} of group ${group}: a step has ${t.groups} groups of ${microBatches}`);
-          const firstSample = sampleOf(step, group, index);
-          const raw = data.microBatch(t.seed, firstSample, t.microBatch);
-          return applyMasking(raw, masking, { seed: t.seed, firstSample, vocabSize: data.vocabSize, maskId: data.special.mask, specialIds });
-        },
-        close: () => data.close(),
-      };
-    },
-
-    /** Per-chunk sums of squares of a chunk-aligned slice, on the given kernels. */
-    chunkSumSquares(kernels: Kernels, x: Float32Array): Float64Array {
-      const buf = kernels.alloc(x.length);
-      try {
-        kernels.upload(buf, x);
-        return kernels.sumSquares(buf, x.length, CHUNK);
-      } finally {
-        kernels.free(buf);
-      }
-    },
-
-    /** AdamW over [start, start + params.length), in place on the arrays. */
-    adamw(kernels: Kernels, s: { params: Float32Array; grad: Float32Array; m: Float32Array; v: Float32Array; start: number; lr: number; step: number; clip: number }): void {
-      const n = s.params.length;
-      const bufs = { params: kernels.alloc(n), grad: kernels.alloc(n), m: kernels.alloc(n), v: kernels.alloc(n) };
-      try {
-        kernels.upload(bufs.params, s.params);
-        kernels.upload(bufs.grad, s.grad);
-        kernels.upload(bufs.m, s.m);
-        kernels.upload(bufs.v, s.v);
-        applyAdamW(kernels, bufs, layout, s.start, s.start + n, { lr: s.lr, step: s.step, clip: s.clip, training: t });
-        kernels.download(bufs.params, s.params);
-        kernels.download(bufs.m, s.m);
-        kernels.download(bufs.v, s.v);
-      } finally {
-        for (const b of Object.values(bufs)) kernels.free(b);
-      }
-    },
-
-    /** The slice a shard (or the local trainer) starts from: the resume checkpoint or the seeded init. */
-    initialSlice(start: number, end: number) {
-      if (options.resume) return training.loadSlice(options.resume, start, end);
-      return { params: initParameters(layout, t.seed).slice(start, end), m: new Float32Array(end - start), v: new Float32Array(end - start), step: 0 };
-    },
-
-    /** A checkpoint's slice; "" means the seeded initialisation (a rollback with no checkpoint). */
-    loadSlice(path: string, start: number, end: number) {
-      if (!path) return { params: initParameters(layout, t.seed).slice(start, end), m: new Float32Array(end - start), v: new Float32Array(end - start), step: 0 };
-      const r = readCheckpointRange(path, start, end);
-      return { params: r.params, m: r.m, v: r.v, step: r.manifest.step };
-    },
-
-    beginCheckpoint: (runDir: string, step: number) => beginCheckpoint(runDir, step),
-    saveSlice: (dir: string, index: number, count: number, start: number, slice: { params: Float32Array; m: Float32Array; v: Float32Array }) => writeSlice(dir, index, count, start, slice),
-    finishCheckpoint(pending: PendingCheckpoint, step: number, slices: SliceFile[]): string {
-      return finishCheckpoint(
-        pending,
-        {
-          step,
-          configHash: hash,
-          seed: t.seed,
-          tokenizerHash: tokenizer.hash,
-          dataPosition: { nextSample: step * t.groups * t.groupSize },
-          total: layout.total,
-          layout: layoutSummary(layout),
-          architecture: config.model.architecture,
-          vocabSize: tokenizer.vocabSize,
-          model: config.model,
-          seqLen: config.data.seqLen,
-          shards: slices,
-        },
-        config.checkpoint.keep,
-        { "tokenizer.json": join(options.shardsDir, "tokenizer.json") },
-      );
-    },
-    stepOfCheckpoint: (path: string) => readManifest(path).step,
-    checkpointsDir: (runDir: string) => join(runDir, "checkpoints"),
+    close: () => data.close(),
   };
-  return training;
 }
 
 const i32 = (b: Uint8Array) => new Int32Array(new Uint8Array(b).buffer); // a copy: msgpack bins may sit at any offset
@@ -240,4 +185,136 @@ function fromBytes(b: BatchBytes | MaskedBatch): MaskedBatch {
 export function toBytes(b: MaskedBatch): BatchBytes {
   const u8 = (a: Int32Array) => new Uint8Array(a.buffer, a.byteOffset, a.byteLength);
   return { batch: b.batch, seqLen: b.seqLen, inputIds: u8(b.inputIds), attentionMask: u8(b.attentionMask), tokenTypeIds: u8(b.tokenTypeIds), labels: u8(b.labels) };
+}
+
+// ---- the end of a step -------------------------------------------------------------------------
+
+/** One compute actor's share of a step. */
+export const actorStepMetricsSchema = z.object({
+  id: z.string(),
+  /** Gradient groups this actor computed in the step. */
+  groups: z.array(z.number().int()),
+  stepMs: z.number(),
+  tokensPerSec: z.number(),
+});
+
+/** The record of one step: a line of metrics.jsonl, and what the coordinator publishes. */
+export const stepMetricsSchema = z.object({
+  /** Steps completed, this one included. */
+  step: z.number().int(),
+  loss: z.number(),
+  lr: z.number(),
+  /** Global gradient norm before clipping. */
+  gradNorm: z.number(),
+  /** What happened to the update: applied, skipped or stopped (a non-finite gradient). */
+  update: z.enum(["applied", "skipped", "stopped"]),
+  /** Tokens in this step's global batch (padding excluded). */
+  tokens: z.number(),
+  tokensPerSec: z.number(),
+  /** Model FLOPs per token for forward + backward (about 6 × parameters for an encoder). */
+  flopsPerToken: z.number().optional(),
+  /** Wall time of the step up to the update decision (the shards' AdamW comes after). */
+  stepMs: z.number(),
+  /** Mean over compute actors of forward/backward time. */
+  computeMs: z.number(),
+  /** Time spent moving parameters and gradients through NATS (0 in one process). */
+  commMs: z.number(),
+  /** Time waited for the slowest group (stragglers, reassignment). */
+  waitMs: z.number(),
+  /** Bytes published through NATS during the step, all actors together. */
+  bytesSent: z.number(),
+  actors: z.array(actorStepMetricsSchema),
+});
+export type StepMetrics = z.infer<typeof stepMetricsSchema>;
+export type ActorStepMetrics = z.infer<typeof actorStepMetricsSchema>;
+
+/** What a step produced, however it was computed. */
+export interface StepResult {
+  /** The step finished (0-based: its update is the step+1-th). */
+  step: number;
+  lr: number;
+  /** Per-chunk sums of squares of the reduced gradient, in chunk order. */
+  partials: Iterable<number>;
+  /** Per group, in group order: the sum of its masked-token losses and their count. */
+  lossSums: number[];
+  counts: number[];
+  tokens: number;
+  stepMs: number;
+  /** A cluster's timings; one process has no communication and computes the whole step. */
+  traffic?: Pick<StepMetrics, "computeMs" | "commMs" | "waitMs" | "bytesSent" | "actors">;
+}
+
+export interface StepOutcome {
+  gradNorm: number;
+  /** Multiply the reduced gradient by this before AdamW. */
+  clip: number;
+  /** The update: apply it, skip it (non-finite gradient), or stop the run. */
+  update: StepMetrics["update"];
+  metrics: StepMetrics;
+}
+
+/**
+ * The end of every step, in one process or a cluster: the global norm from the per-chunk
+ * partial sums (added in chunk order, so any sharding gives the same bits), the clip factor,
+ * what `training.onNonFinite` says to do with a gradient that holds NaN or Inf, and the
+ * metrics record. The loss is the mean over the step's masked tokens.
+ */
+export function finishStep(plan: TrainingPlan, r: StepResult): StepOutcome {
+  const t = plan.config.training;
+  const gradNorm = globalNorm(r.partials);
+  const update = Number.isFinite(gradNorm) ? "applied" : t.onNonFinite === "stop" ? "stopped" : "skipped";
+  const lossSum = r.lossSums.reduce((a, b) => a + b, 0);
+  const count = r.counts.reduce((a, b) => a + b, 0);
+  const metrics: StepMetrics = {
+    step: r.step + 1,
+    loss: count > 0 ? lossSum / count : NaN,
+    lr: r.lr,
+    gradNorm,
+    update,
+    tokens: r.tokens,
+    tokensPerSec: r.tokens / (r.stepMs / 1000),
+    flopsPerToken: plan.flopsPerToken,
+    stepMs: r.stepMs,
+    ...(r.traffic ?? { computeMs: r.stepMs, commMs: 0, waitMs: 0, bytesSent: 0, actors: [] }),
+  };
+  return { gradNorm, clip: clipFactor(gradNorm, t.clipNorm), update, metrics };
+}
+
+// ---- parameters in and out ---------------------------------------------------------------------
+
+/**
+ * The elements [start, end) of the parameters and moments: read from a checkpoint, or,
+ * without one, the seeded initialisation with zero moments at step 0.
+ */
+export function readSlice(plan: TrainingPlan, checkpoint: string | undefined, start: number, end: number): Slice & { step: number } {
+  if (checkpoint) {
+    const r = readCheckpointRange(checkpoint, start, end);
+    return { params: r.params, m: r.m, v: r.v, step: r.manifest.step };
+  }
+  return { params: initParameters(plan.layout, plan.config.training.seed).slice(start, end), m: new Float32Array(end - start), v: new Float32Array(end - start), step: 0 };
+}
+
+/** Seals a checkpoint whose slice files are written: its manifest, its tokenizer, the rename. */
+export function sealCheckpoint(plan: TrainingPlan, pending: PendingCheckpoint, step: number, slices: SliceFile[]): string {
+  const { config, layout } = plan;
+  const t = config.training;
+  return finishCheckpoint(
+    pending,
+    {
+      step,
+      configHash: plan.configHash,
+      seed: t.seed,
+      tokenizerHash: plan.tokenizerHash,
+      dataPosition: { nextSample: step * t.groups * t.groupSize },
+      total: layout.total,
+      layout: layoutSummary(layout),
+      architecture: config.model.architecture,
+      vocabSize: layout.vocabSize,
+      model: config.model,
+      seqLen: config.data.seqLen,
+      shards: slices,
+    },
+    config.checkpoint.keep,
+    { "tokenizer.json": join(plan.options.shardsDir, "tokenizer.json") },
+  );
 }

@@ -4,13 +4,15 @@
 // bodies, the heartbeat loop, the actor's log, and a clean stop on SIGTERM/SIGINT.
 // Never: knows what a kind does; subclasses fill in onStart, onStop and status.
 import { hostname } from "node:os";
-import { CodecError, decodeMessage, encodeMessage, type Reassembled, type TensorAssembler } from "./codec.js";
+import { z } from "zod";
+import { checkMessage, CodecError, decodeChecked, encodeMessage, type Reassembled, type TensorAssembler } from "./codec.js";
 import { createLogger, type Logger } from "./log.js";
 import { connectNats, type Msg, type NatsConnection } from "./nats.js";
 import type { Credentials } from "./nats-server.js";
-import { subjects, type ActorKind, type Subjects } from "./subjects.js";
+import { actorKinds, subjects, type ActorKind, type Subjects } from "./subjects.js";
 
-export type ActorState = "starting" | "ready" | "draining" | "stopped";
+export const actorStates = ["starting", "ready", "draining", "stopped"] as const;
+export type ActorState = (typeof actorStates)[number];
 
 /** What a process needs to run one actor: given by whoever spawns it. */
 export interface ActorSpec {
@@ -26,15 +28,18 @@ export interface ActorSpec {
 }
 
 /** What every heartbeat carries; kinds add their own fields through status(). */
-export interface Heartbeat {
-  kind: ActorKind;
-  id: string;
-  pid: number;
-  host: string;
-  state: ActorState;
-  time: number;
-  [extra: string]: unknown;
-}
+export const heartbeatSchema = z.looseObject({
+  kind: z.enum(actorKinds),
+  id: z.string(),
+  pid: z.number().int(),
+  host: z.string(),
+  state: z.enum(actorStates),
+  time: z.number(),
+});
+export type Heartbeat = z.infer<typeof heartbeatSchema>;
+
+/** Requests on an actor's own control subject. */
+const controlSchema = z.object({ op: z.string(), reason: z.string().optional() });
 
 export const heartbeatIntervalMs = 500;
 
@@ -71,7 +76,7 @@ export abstract class Actor {
   async start(): Promise<void> {
     this.nc = await connectNats({ url: this.spec.natsUrl, creds: this.spec.creds, name: `${this.spec.run}/${this.id}` });
     this.watchConnection();
-    this.handle(this.subjects.control(this.id), async (body: { op?: string; reason?: string }) => {
+    this.handle(this.subjects.control(this.id), controlSchema, async (body) => {
       if (body.op === "stop") {
         setImmediate(() => void this.stop(body.reason ?? "asked to stop"));
         return { ok: true };
@@ -134,14 +139,14 @@ export abstract class Actor {
     return encodeMessage(body);
   }
 
-  protected decodeBody<B>(data: Uint8Array, what: string): B {
-    return decodeMessage<B>(data, what);
-  }
-
-  /** Feeds a tensor chunk to an assembler: the whole tensor once complete; a bad chunk is logged as rejected. */
-  protected assemble<M>(assembler: TensorAssembler<M>, data: Uint8Array): Reassembled<M> | undefined {
+  /**
+   * Feeds a tensor chunk to an assembler: the whole tensor, with its meta checked against
+   * `meta`, once complete. A bad chunk or meta is logged as rejected.
+   */
+  protected assemble<S extends z.ZodType>(assembler: TensorAssembler, meta: S, data: Uint8Array): Reassembled<z.infer<S>> | undefined {
     try {
-      return assembler.accept(data);
+      const whole = assembler.accept(data);
+      return whole && { tensor: whole.tensor, meta: checkMessage(meta, whole.meta, "a tensor's meta") };
     } catch (err) {
       if (!(err instanceof CodecError)) throw err;
       this.log.warn("rejected", { reason: err.message });
@@ -154,15 +159,18 @@ export abstract class Actor {
     if (!this.nc.isClosed()) this.nc.publish(subject, encodeMessage(body));
   }
 
-  /** Request/reply: the handler's result is the reply; a thrown error replies { ok: false }. */
-  protected handle<B, R>(subject: string, handler: (body: B, msg: Msg) => Promise<R> | R): void {
+  /**
+   * Request/reply: the request is checked against `schema`; the handler's result is the
+   * reply; a wrong-shaped request or a thrown error replies { ok: false, error }.
+   */
+  protected handle<S extends z.ZodType, R>(subject: string, schema: S, handler: (body: z.infer<S>, msg: Msg) => Promise<R> | R): void {
     this.nc.subscribe(subject, {
       callback: (err, msg) => {
         if (err) return;
         void (async () => {
           let reply: unknown;
           try {
-            reply = await handler(decodeMessage<B>(msg.data, `request on ${subject}`), msg);
+            reply = await handler(decodeChecked(schema, msg.data, `request on ${subject}`), msg);
           } catch (error) {
             const message = (error as Error).message;
             this.log.warn(error instanceof CodecError ? "rejected" : "request-failed", { subject, reason: message });
@@ -174,14 +182,14 @@ export abstract class Actor {
     });
   }
 
-  /** Pub/sub: messages that fail to decode are logged as rejected and never reach the handler. */
-  protected on<B>(subject: string, handler: (body: B, msg: Msg) => void | Promise<void>): void {
+  /** Pub/sub: messages that fail to decode or to match `schema` are logged as rejected and never reach the handler. */
+  protected on<S extends z.ZodType>(subject: string, schema: S, handler: (body: z.infer<S>, msg: Msg) => void | Promise<void>): void {
     this.nc.subscribe(subject, {
       callback: (err, msg) => {
         if (err) return;
-        let body: B;
+        let body: z.infer<S>;
         try {
-          body = decodeMessage<B>(msg.data, `message on ${msg.subject}`);
+          body = decodeChecked(schema, msg.data, `message on ${msg.subject}`);
         } catch (error) {
           this.log.warn("rejected", { subject: msg.subject, reason: (error as Error).message });
           return;

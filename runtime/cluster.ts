@@ -7,7 +7,7 @@
 import { existsSync, mkdirSync, readdirSync, readFileSync, renameSync, writeFileSync } from "node:fs";
 import { hostname } from "node:os";
 import { join, resolve } from "node:path";
-import type { ClusterStatus } from "../actors/coordinator.js";
+import { clusterStatusSchema, replySchema, scaleReplySchema, type ClusterStatus } from "../actors/protocol.js";
 import type { ActorSpec } from "./actor.js";
 import { loadRunConfig, type RunConfig } from "./config.js";
 import { UserError } from "./errors.js";
@@ -209,7 +209,7 @@ async function askUntilAnswered(nc: NatsConnection, subject: string, body: unkno
   const deadline = Date.now() + 10_000;
   for (;;) {
     try {
-      const reply = await requestMessage<{ ok: boolean; error?: string }>(nc, subject, body, 1000);
+      const reply = await requestMessage(nc, subject, body, replySchema, 1000);
       if (!reply.ok) throw new UserError(`the node agent refused to start the coordinator: ${reply.error}`);
       return;
     } catch (err) {
@@ -221,7 +221,7 @@ async function askUntilAnswered(nc: NatsConnection, subject: string, body: unkno
 }
 
 export async function fetchStatus(nc: NatsConnection, run: string, timeoutMs = 3000): Promise<ClusterStatus> {
-  return requestMessage<ClusterStatus>(nc, subjects(run).status, {}, timeoutMs);
+  return requestMessage(nc, subjects(run).status, {}, clusterStatusSchema, timeoutMs);
 }
 
 /** Waits until the coordinator reports the desired number of ready actors of each kind. */
@@ -254,7 +254,7 @@ export async function clusterDown(opts: { run?: string; runsRoot?: string; quiet
     try {
       const status = await fetchStatus(nc, run, 2000).catch(() => undefined);
       for (const a of status?.actors ?? []) if (a.host === hostname()) pids.add(a.pid);
-      await requestMessage(nc, subjects(run).shutdown, {}, 5000).catch(() => undefined);
+      await requestMessage(nc, subjects(run).shutdown, {}, replySchema, 5000).catch(() => undefined);
     } finally {
       await nc.close().catch(() => undefined);
     }
@@ -293,9 +293,9 @@ export async function clusterScale(opts: { run?: string; compute: number; runsRo
   const run = resolveRun(opts.run, runsRoot);
   const nc = await connectClient(readClusterState(run, runsRoot)!);
   try {
-    const reply = await requestMessage<{ ok: boolean; error?: string; compute: number }>(nc, subjects(run).scale, { compute: opts.compute });
+    const reply = await requestMessage(nc, subjects(run).scale, { compute: opts.compute }, scaleReplySchema);
     if (!reply.ok) throw new UserError(`scale refused: ${reply.error}`);
-    return { compute: reply.compute };
+    return { compute: reply.compute ?? opts.compute };
   } finally {
     await nc.close();
   }

@@ -11,6 +11,7 @@
 // it Uint8Array views and rebuilds typed arrays itself.
 import { Packr } from "msgpackr";
 import { crc32 } from "node:zlib";
+import type { z } from "zod";
 
 export const dtypes = { f32: 4, bf16: 2, f16: 2, i32: 4, i64: 8, u8: 1 } as const;
 export type TensorDType = keyof typeof dtypes;
@@ -40,6 +41,19 @@ export function decodeMessage<T = unknown>(data: Uint8Array, what = "message"): 
   } catch (err) {
     throw new CodecError(`${what} is not valid msgpack (${data.byteLength} bytes): ${(err as Error).message}`);
   }
+}
+
+/** Decodes a message and checks it against its schema; the CodecError names the first wrong field. */
+export function decodeChecked<S extends z.ZodType>(schema: S, data: Uint8Array, what = "message"): z.infer<S> {
+  return checkMessage(schema, decodeMessage(data, what), what);
+}
+
+/** Checks an already decoded value (a tensor's meta, say) against its schema. */
+export function checkMessage<S extends z.ZodType>(schema: S, value: unknown, what = "message"): z.infer<S> {
+  const result = schema.safeParse(value);
+  if (result.success) return result.data;
+  const issue = result.error.issues[0]!;
+  throw new CodecError(`${what} has the wrong shape: ${issue.path.length ? issue.path.join(".") : "the body"}: ${issue.message}`);
 }
 
 // ---- tensors --------------------------------------------------------------------------

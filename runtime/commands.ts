@@ -4,7 +4,7 @@ import { existsSync, readdirSync, readFileSync } from "node:fs";
 import { join, relative } from "node:path";
 import { clusterDown, clusterScale, clusterUp, connectClient, fetchStatus, readClusterState, resolveRun, runDir, workerJoin } from "./cluster.js";
 import { runDashboard } from "../tui/dashboard.js";
-import { NatsDashboardSource } from "./dashboard-source.js";
+import { NatsDashboardSource } from "../tui/dashboard-source.js";
 import { UserError } from "./errors.js";
 
 const count = (name: string) => (value: string) => {

@@ -3,7 +3,8 @@
 // Owns: how every aze-run process (actors, CLI, dashboard) connects to a run's server, and
 // sending tensors with the codec. Never: decides what a message means.
 import { connect, type NatsConnection, type Msg } from "@nats-io/transport-node";
-import { decodeMessage, encodeMessage, encodeTensorChunks, type Tensor } from "./codec.js";
+import type { z } from "zod";
+import { decodeChecked, encodeMessage, encodeTensorChunks, type Tensor } from "./codec.js";
 import { UserError } from "./errors.js";
 import type { Credentials } from "./nats-server.js";
 
@@ -52,11 +53,14 @@ export function publishTensor(nc: NatsConnection, subject: string, tensor: Tenso
   return bytes;
 }
 
-/** A request with a msgpack body; throws a UserError naming the subject on timeout. */
-export async function requestMessage<T>(nc: NatsConnection, subject: string, body: unknown, timeoutMs = 5000): Promise<T> {
+/**
+ * A request with a msgpack body whose reply is checked against `reply`; throws a UserError
+ * naming the subject on timeout, a CodecError when the reply has the wrong shape.
+ */
+export async function requestMessage<S extends z.ZodType>(nc: NatsConnection, subject: string, body: unknown, reply: S, timeoutMs = 5000): Promise<z.infer<S>> {
   try {
-    const reply = await nc.request(subject, encodeMessage(body), { timeout: timeoutMs });
-    return decodeMessage<T>(reply.data, `reply on ${subject}`);
+    const answer = await nc.request(subject, encodeMessage(body), { timeout: timeoutMs });
+    return decodeChecked(reply, answer.data, `reply on ${subject}`);
   } catch (err) {
     if ((err as Error).name === "CodecError") throw err;
     throw new UserError(`no answer on ${subject} within ${timeoutMs} ms (${(err as Error).message}): is the run's coordinator up?`);

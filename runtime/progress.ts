@@ -7,7 +7,7 @@
 //
 // Written here rather than taken from a library: Ink would take over the terminal for one
 // line, and the bar is the few lines below.
-import { formatBytes } from "../tui/format.js";
+import { formatBytes } from "./format.js";
 
 export interface Progress {
   /** `done` out of the total, in the unit given at creation. */

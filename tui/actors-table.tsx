@@ -4,9 +4,10 @@
 // memory), their widths at a given terminal width, and cutting the rows to fit.
 // Never: infers deaths itself; the coordinator's snapshot says which actor is dead.
 import { Box, Text } from "ink";
-import { fitCell, formatAge, formatBytes, formatGroups, formatStepMs } from "./format.js";
+import { fitCell, formatAge, formatBytes, formatGroups, formatStepMs } from "../runtime/format.js";
 import type { DashboardState } from "./state.js";
-import type { ActorKind, ActorState, ActorStatus } from "./types.js";
+import type { ActorKind } from "../runtime/subjects.js";
+import type { ActorState, ActorStatus } from "./types.js";
 
 const KIND_ORDER: ActorKind[] = ["coordinator", "param-shard", "data-loader", "compute", "node-agent"];
 

@@ -3,7 +3,7 @@
 // Owns: the split of a step into compute, communication and waiting, drawn as one bar.
 // Never: measures anything; it shows what the coordinator reported for the last step.
 import { Text } from "ink";
-import { formatBytes, formatPercent } from "./format.js";
+import { formatBytes, formatPercent } from "../runtime/format.js";
 import type { DashboardState } from "./state.js";
 
 export interface CommPanelProps {

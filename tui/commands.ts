@@ -8,7 +8,7 @@
 import { readFileSync } from "node:fs";
 import { InvalidArgumentError, type Command } from "commander";
 import { connectClient, readClusterState, resolveRun } from "../runtime/cluster.js";
-import { NatsDashboardSource } from "../runtime/dashboard-source.js";
+import { NatsDashboardSource } from "./dashboard-source.js";
 import { UserError } from "../runtime/errors.js";
 import { connectNats, type NatsConnection } from "../runtime/nats.js";
 import { readCredentials } from "../runtime/nats-server.js";

@@ -4,7 +4,7 @@
 // written once and never changed (the look of Ink's <Static>, kept inside a fixed screen).
 // Never: reorders or merges events.
 import { Box, Text } from "ink";
-import { formatClock } from "./format.js";
+import { formatClock } from "../runtime/format.js";
 import type { ClusterEvent, ClusterEventType } from "./types.js";
 
 const TYPE_COLOR: Partial<Record<ClusterEventType, string>> = {

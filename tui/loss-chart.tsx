@@ -3,7 +3,7 @@
 // Owns: turning the downsampled loss curve into rows of eighth-block characters.
 // Never: keeps history itself (the reducer does) or reads the terminal size (it gets `width`).
 import { Box, Text } from "ink";
-import { fitCell, formatLoss } from "./format.js";
+import { fitCell, formatLoss } from "../runtime/format.js";
 import { lossColumns, type DashboardState } from "./state.js";
 
 const EIGHTHS = [" ", "▁", "▂", "▃", "▄", "▅", "▆", "▇", "█"];

@@ -3,7 +3,7 @@
 // Owns: the dashboard's output when stdout is not a terminal (CI, `| tee`, nohup).
 // Never: moves the cursor or colours text; every line is final once written.
 import { eventLine } from "./event-log.js";
-import { formatCount, formatLr } from "./format.js";
+import { formatCount, formatLr } from "../runtime/format.js";
 import type { DashboardSource, DashboardUpdate } from "./types.js";
 
 /** The line for one update, or undefined for updates a log does not need (actors snapshots). */

@@ -3,7 +3,7 @@
 // Owns: the two header lines (run, config, model; step, progress, elapsed, ETA, lr, status).
 // Never: computes anything the reducer already keeps; reads the clock only through `now`.
 import { Box, Text } from "ink";
-import { formatBar, formatCount, formatDuration, formatLr } from "./format.js";
+import { formatBar, formatCount, formatDuration, formatLr } from "../runtime/format.js";
 import { etaMs, type DashboardState } from "./state.js";
 
 export interface RunPanelProps {

@@ -69,6 +69,7 @@ function stepMetrics(step: number): StepMetrics {
     loss,
     lr,
     gradNorm: 1.9 * Math.exp(-step / 150) + 0.4 + noise(step + 7) * 0.1,
+    update: "applied",
     tokens: TOKENS_PER_STEP,
     tokensPerSec,
     flopsPerToken: 6 * PARAMETERS,

@@ -3,7 +3,7 @@
 // Owns: how fast the run goes, as one line.
 // Never: guesses a peak FLOP/s; MFU appears only when the backend reported one.
 import { Text } from "ink";
-import { formatCount, formatPercent, formatStepMs } from "./format.js";
+import { formatCount, formatPercent, formatStepMs } from "../runtime/format.js";
 import { mfu, type DashboardState } from "./state.js";
 
 export interface ThroughputPanelProps {

@@ -2,7 +2,7 @@
 // fixed tree gives the same float32 bits as summing all groups along the tree directly.
 import fc from "fast-check";
 import { describe, expect, it } from "vitest";
-import { alignedBlocks, assignGroups, blockKey, isAlignedBlock, missingGroups, reduceTree, shardRanges } from "../../actors/reduction-tree.js";
+import { alignedBlocks, assignGroups, blockKey, isAlignedBlock, missingGroups, reduceTree, shardRanges } from "../../model/reduction-tree.js";
 
 const add = (a: Float32Array, b: Float32Array) => a.map((x, i) => x + b[i]!);
 

@@ -11,7 +11,7 @@ import {
   formatGroups,
   formatLr,
   formatStepMs,
-} from "../../tui/format.js";
+} from "../../runtime/format.js";
 
 describe("formatting", () => {
   it("prints counts with at most three significant digits and the right unit", () => {

@@ -1,4 +1,5 @@
-// Number and text formatting shared by the dashboard panels and the plain fallback.
+// Number and text formatting shared by the dashboard panels, the plain fallback and the
+// command line's progress bars.
 //
 // Owns: how counts, bytes, durations, rates, times and cells look on screen.
 // Never: reads the clock or the terminal; every function is pure.

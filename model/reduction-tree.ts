@@ -6,7 +6,8 @@
 //   that tree (aligned blocks), so whoever adds two operands, the operands and the order
 //   are the same and so are the bits;
 // - shard boundaries fall on the chunks over which the gradient norm is summed.
-// Never: touches tensors or the network; everything here is integer bookkeeping.
+// Never: touches the network; apart from `addF32`, the one sum the tree is made of,
+// everything here is integer bookkeeping.
 
 /** A node of the tree: the groups [lo, hi), hi - lo a power of two, lo a multiple of it. */
 export interface Block {
@@ -66,6 +67,13 @@ export function missingGroups(received: Iterable<Block>, groups: number): number
 }
 
 export const blockKey = (b: Block) => `${b.lo}-${b.hi}`;
+
+/** a + b elementwise in float32, into a new array: the `add` of gradient trees. */
+export function addF32(a: Float32Array, b: Float32Array): Float32Array {
+  const out = new Float32Array(a.length);
+  for (let i = 0; i < a.length; i++) out[i] = a[i]! + b[i]!;
+  return out;
+}
 
 /**
  * Deals `groups` to actors as contiguous runs, as evenly as possible, in actor order, so
