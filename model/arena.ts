@@ -24,7 +24,8 @@ export function jsArena(precision: "f32" | "f64"): Arena {
   const ints = (f: Float32Array | Float64Array) => (f instanceof Float64Array ? f : new Int32Array(f.buffer));
   const first = make(1 << 16);
   const arena: Arena = {
-    f32: first, i32: ints(first),
+    f32: first,
+    i32: ints(first),
     grow(elements) {
       if (elements <= arena.f32.length) return;
       let size = arena.f32.length;
