@@ -3,15 +3,15 @@
 // Owns: loading the AssemblyScript module (the relaxed-SIMD build where the engine
 // validates it, else plain SIMD), its memory (grown on demand, refused past 4 GiB with an
 // error naming the size asked), and the dispatch: every kernel of a training step runs in
-// WebAssembly; only memory management, fill and copy (typed-array fill and copyWithin over
-// the module's memory) come from the reference.
+// WebAssembly; memory management, fill and copy (typed-array fill and copyWithin over the
+// module's memory) are model/arena.ts's, the allocator the reference uses too.
 // Never: mixes builds within a process: one process, one module, the same bits every time.
 import { existsSync, readFileSync } from "node:fs";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { setFlagsFromString } from "node:v8";
 import type { Buf, Kernels, MatmulArgs } from "../model/kernels.js";
-import { createReferenceKernels, type Arena } from "../model/kernels-reference.js";
+import { memoryOps, type Arena } from "../model/arena.js";
 
 interface Exports {
   memory: WebAssembly.Memory;
@@ -93,128 +93,131 @@ export async function createWasmKernels(opts: { relaxed?: boolean | "auto" } = {
       arena.i32 = new Int32Array(w.memory.buffer);
     },
   };
-  // The module's own data lives in its first page; buffers start above it, 16-byte aligned.
-  const k = createReferenceKernels({ arena, firstElement: PAGE / 4, align: 4, name: relaxed ? "wasm-relaxed" : "wasm" });
   const ptr = (b: Buf) => b * 4;
-
-  k.matmul = ({ out, a, b, m, n, k: kk, transA, transB, accumulate, alpha = 1, batch = 1, strideA, strideB, strideOut }: MatmulArgs) => {
-    const sa = strideA ?? m * kk;
-    const sb = strideB ?? kk * n;
-    const so = strideOut ?? m * n;
-    // Every layout becomes A (M,K) · B (K,N): transposed operands are copied first.
-    const at = transA ? k.alloc(m * kk) : undefined;
-    const bt = transB ? k.alloc(kk * n) : undefined;
-    const panel = k.alloc(Math.max(8, Math.min(w.NC.value, n)) * kk); // one packed column block of B
-    try {
-      for (let p = 0; p < batch; p++) {
-        const A = (a + p * sa) as Buf;
-        const B = (b + p * sb) as Buf;
-        if (at) w.transpose(ptr(at), ptr(A), kk, m);
-        if (bt) w.transpose(ptr(bt), ptr(B), n, kk);
-        w.matmul(ptr((out + p * so) as Buf), ptr(at ?? A), ptr(bt ?? B), m, n, kk, alpha, accumulate ? 1 : 0, ptr(panel));
-      }
-    } finally {
-      k.free(panel);
-      if (at) k.free(at);
-      if (bt) k.free(bt);
-    }
-  };
-  k.add = (out, a, b, n) => w.add(ptr(out), ptr(a), ptr(b), n);
-  k.axpy = (y, x, n, alpha) => w.axpy(ptr(y), ptr(x), n, alpha);
-  k.scale = (x, n, s) => w.scale(ptr(x), n, s);
-  k.adamw = (p, g, m, v, n, a) =>
-    w.adamw(ptr(p), ptr(g), ptr(m), ptr(v), n, a.lr, a.beta1, a.beta2, a.eps, a.weightDecay, 1 - Math.pow(a.beta1, a.step), 1 - Math.pow(a.beta2, a.step));
-  k.sumSquares = (x, n, chunk) => {
-    const chunks = Math.ceil(n / chunk);
-    const out = k.alloc(chunks * 2); // f64 per chunk
-    try {
-      w.sumSquares(ptr(out), ptr(x), n, chunk);
-      return new Float64Array(w.memory.buffer.slice(ptr(out), ptr(out) + chunks * 8));
-    } finally {
-      k.free(out);
-    }
-  };
   // Attention as batched matmuls over heads (B·H of them): S = scale·Q·Kᵀ, P = softmax(S)
   // over the real keys, O = drop(P)·V. `saved` keeps P, undropped; backward recomputes the
   // dropout mask, which is the dropout kernel's with counter = P's flat index.
   const attentionMatmul = (out: Buf, a: Buf, bb: Buf, heads: number, m: number, n: number, kk: number, trans: { transA?: boolean; transB?: boolean }, alpha = 1) =>
     k.matmul({ out, a, b: bb, m, n, k: kk, batch: heads, strideA: m * kk, strideB: kk * n, strideOut: m * n, alpha, ...trans });
-  k.attention = (out, saved, qkv, mask, { b, t, h, d }, scale, dropout) => {
-    const heads = b * h, size = heads * t * d;
-    const qkvHeads = k.alloc(3 * size), outHeads = k.alloc(size);
-    const dropped = dropout && dropout.p > 0 ? k.alloc(heads * t * t) : undefined;
-    try {
-      w.moveHeads(ptr(qkvHeads), ptr(qkv), b, t, 3, h, d, 1);
-      const [q, key, v] = [0, 1, 2].map((part) => k.view(qkvHeads, part * size));
-      attentionMatmul(saved, q!, key!, heads, t, t, d, { transB: true }, scale);
-      w.maskedSoftmax(ptr(saved), ptr(mask), b, h, t);
-      if (dropped) k.dropout(dropped, saved, heads * t * t, dropout!.p, dropout!.seed, 0);
-      attentionMatmul(outHeads, dropped ?? saved, v!, heads, t, d, t, {});
-      w.moveHeads(ptr(out), ptr(outHeads), b, t, 1, h, d, 0);
-    } finally {
-      for (const x of [qkvHeads, outHeads, dropped]) if (x !== undefined) k.free(x);
-    }
-  };
-  k.attentionBackward = (dQkv, dOut, qkv, _out, saved, _mask, { b, t, h, d }, scale, dropout) => {
-    const heads = b * h, size = heads * t * d;
-    const qkvHeads = k.alloc(3 * size), dQkvHeads = k.alloc(3 * size), dOutHeads = k.alloc(size), dS = k.alloc(heads * t * t);
-    const dropped = dropout && dropout.p > 0 ? k.alloc(heads * t * t) : undefined;
-    try {
-      w.moveHeads(ptr(qkvHeads), ptr(qkv), b, t, 3, h, d, 1);
-      w.moveHeads(ptr(dOutHeads), ptr(dOut), b, t, 1, h, d, 1);
-      const [q, key, v] = [0, 1, 2].map((part) => k.view(qkvHeads, part * size));
-      const [dq, dk, dv] = [0, 1, 2].map((part) => k.view(dQkvHeads, part * size));
-      if (dropped) k.dropout(dropped, saved, heads * t * t, dropout!.p, dropout!.seed, 0);
-      attentionMatmul(dv!, dropped ?? saved, dOutHeads, heads, t, d, t, { transA: true }); // dV = drop(P)ᵀ·dO
-      attentionMatmul(dS, dOutHeads, v!, heads, t, t, d, { transB: true }); // d drop(P) = dO·Vᵀ
-      if (dropped) k.dropout(dS, dS, heads * t * t, dropout!.p, dropout!.seed, 0); // dP
-      w.softmaxBackward(ptr(dS), ptr(saved), ptr(dS), heads * t, t, scale); // dS·scale
-      attentionMatmul(dq!, dS, key!, heads, t, d, t, {}); // dQ = dS·K
-      attentionMatmul(dk!, dS, q!, heads, t, d, t, { transA: true }); // dK = dSᵀ·Q
-      w.moveHeads(ptr(dQkv), ptr(dQkvHeads), b, t, 3, h, d, 0);
-    } finally {
-      for (const x of [qkvHeads, dQkvHeads, dOutHeads, dS, dropped]) if (x !== undefined) k.free(x);
-    }
-  };
   const exact = (a: string) => (a === "erf" ? 1 : 0);
-  k.gelu = (out, inp, n, a) => w.gelu(ptr(out), ptr(inp), n, exact(a));
-  k.geluBackward = (dInp, inp, dOut, n, a) => w.geluBackward(ptr(dInp), ptr(inp), ptr(dOut), n, exact(a));
-  k.tanh = (out, inp, n) => w.tanh(ptr(out), ptr(inp), n);
-  k.tanhBackward = (dInp, out, dOut, n) => w.tanhBackward(ptr(dInp), ptr(out), ptr(dOut), n);
-  k.swiglu = (out, inp, rows, hidden) => w.swiglu(ptr(out), ptr(inp), rows, hidden);
-  k.swigluBackward = (dInp, inp, dOut, rows, hidden) => w.swigluBackward(ptr(dInp), ptr(inp), ptr(dOut), rows, hidden);
-  k.addBias = (x, bias, rows, cols) => w.addBias(ptr(x), ptr(bias), rows, cols);
-  k.biasBackward = (dBias, dOut, rows, cols, accumulate) => w.biasBackward(ptr(dBias), ptr(dOut), rows, cols, accumulate ? 1 : 0);
-  // seed and counter are uint32 in the hash: >>> 0 keeps them so across the boundary.
-  k.dropout = (out, inp, n, p, seed, counter) => (p === 0 ? k.copy(out, inp, n) : w.dropout(ptr(out), ptr(inp), n, p, seed >>> 0, counter >>> 0));
-  k.dropoutBackward = (dInp, dOut, n, p, seed, counter) => k.dropout(dInp, dOut, n, p, seed, counter);
-  k.layerNorm = (out, mean, rstd, inp, weight, bias, rows, cols, eps) => w.layerNorm(ptr(out), ptr(mean), ptr(rstd), ptr(inp), ptr(weight), bias === null ? 0 : ptr(bias), rows, cols, eps);
-  k.layerNormBackward = (dInp, dWeight, dBias, dOut, inp, weight, mean, rstd, rows, cols) =>
-    w.layerNormBackward(ptr(dInp), ptr(dWeight), dBias === null ? 0 : ptr(dBias), ptr(dOut), ptr(inp), ptr(weight), ptr(mean), ptr(rstd), rows, cols);
-  k.rmsNorm = (out, rstd, inp, weight, rows, cols, eps) => w.rmsNorm(ptr(out), ptr(rstd), ptr(inp), ptr(weight), rows, cols, eps);
-  k.rmsNormBackward = (dInp, dWeight, dOut, inp, weight, rstd, rows, cols) => w.rmsNormBackward(ptr(dInp), ptr(dWeight), ptr(dOut), ptr(inp), ptr(weight), ptr(rstd), rows, cols);
   // RoPE's cos and sin per (position, pair), computed once per shape in float64 and kept.
   const ropeTables = new Map<string, Buf>();
-  k.rope = (qkv, { b, t, h, d }, base, inverse) => {
-    const key = `${t}:${d}:${base}`;
-    let table = ropeTables.get(key);
-    if (table === undefined) {
-      const half = d / 2;
-      const values = new Float32Array(2 * t * half);
-      for (let pos = 0; pos < t; pos++)
-        for (let i = 0; i < half; i++) {
-          const angle = pos * Math.pow(base, (-2 * i) / d);
-          values[pos * half + i] = Math.cos(angle);
-          values[t * half + pos * half + i] = Math.sin(angle);
+
+  const k: Kernels = {
+    // The module's own data lives in its first page; buffers start above it, 16-byte aligned.
+    ...memoryOps(arena, { firstElement: PAGE / 4, align: 4 }),
+    name: relaxed ? "wasm-relaxed" : "wasm",
+
+    matmul({ out, a, b, m, n, k: kk, transA, transB, accumulate, alpha = 1, batch = 1, strideA, strideB, strideOut }: MatmulArgs) {
+      const sa = strideA ?? m * kk, sb = strideB ?? kk * n, so = strideOut ?? m * n;
+      // Every layout becomes A (M,K) · B (K,N): transposed operands are copied first.
+      const at = transA ? k.alloc(m * kk) : undefined;
+      const bt = transB ? k.alloc(kk * n) : undefined;
+      const panel = k.alloc(Math.max(8, Math.min(w.NC.value, n)) * kk); // one packed column block of B
+      try {
+        for (let p = 0; p < batch; p++) {
+          const A = (a + p * sa) as Buf;
+          const B = (b + p * sb) as Buf;
+          if (at) w.transpose(ptr(at), ptr(A), kk, m);
+          if (bt) w.transpose(ptr(bt), ptr(B), n, kk);
+          w.matmul(ptr((out + p * so) as Buf), ptr(at ?? A), ptr(bt ?? B), m, n, kk, alpha, accumulate ? 1 : 0, ptr(panel));
         }
-      table = k.alloc(values.length);
-      k.upload(table, values);
-      ropeTables.set(key, table);
-    }
-    w.rope(ptr(qkv), b, t, h, d, ptr(table), inverse ? 1 : 0);
+      } finally {
+        k.free(panel);
+        if (at) k.free(at);
+        if (bt) k.free(bt);
+      }
+    },
+    add: (out, a, b, n) => w.add(ptr(out), ptr(a), ptr(b), n),
+    axpy: (y, x, n, alpha) => w.axpy(ptr(y), ptr(x), n, alpha),
+    scale: (x, n, s) => w.scale(ptr(x), n, s),
+    adamw: (p, g, m, v, n, a) =>
+      w.adamw(ptr(p), ptr(g), ptr(m), ptr(v), n, a.lr, a.beta1, a.beta2, a.eps, a.weightDecay, 1 - Math.pow(a.beta1, a.step), 1 - Math.pow(a.beta2, a.step)),
+    sumSquares(x, n, chunk) {
+      const chunks = Math.ceil(n / chunk);
+      const out = k.alloc(chunks * 2); // f64 per chunk
+      try {
+        w.sumSquares(ptr(out), ptr(x), n, chunk);
+        return new Float64Array(w.memory.buffer.slice(ptr(out), ptr(out) + chunks * 8));
+      } finally {
+        k.free(out);
+      }
+    },
+    attentionSavedSize: ({ b, t, h }) => b * h * t * t, // P, per head
+    attention(out, saved, qkv, mask, { b, t, h, d }, scale, dropout) {
+      const heads = b * h, size = heads * t * d;
+      const qkvHeads = k.alloc(3 * size), outHeads = k.alloc(size);
+      const dropped = dropout && dropout.p > 0 ? k.alloc(heads * t * t) : undefined;
+      try {
+        w.moveHeads(ptr(qkvHeads), ptr(qkv), b, t, 3, h, d, 1);
+        const [q, key, v] = [0, 1, 2].map((part) => k.view(qkvHeads, part * size));
+        attentionMatmul(saved, q!, key!, heads, t, t, d, { transB: true }, scale);
+        w.maskedSoftmax(ptr(saved), ptr(mask), b, h, t);
+        if (dropped) k.dropout(dropped, saved, heads * t * t, dropout!.p, dropout!.seed, 0);
+        attentionMatmul(outHeads, dropped ?? saved, v!, heads, t, d, t, {});
+        w.moveHeads(ptr(out), ptr(outHeads), b, t, 1, h, d, 0);
+      } finally {
+        for (const x of [qkvHeads, outHeads, dropped]) if (x !== undefined) k.free(x);
+      }
+    },
+    attentionBackward(dQkv, dOut, qkv, _out, saved, _mask, { b, t, h, d }, scale, dropout) {
+      const heads = b * h, size = heads * t * d;
+      const qkvHeads = k.alloc(3 * size), dQkvHeads = k.alloc(3 * size), dOutHeads = k.alloc(size), dS = k.alloc(heads * t * t);
+      const dropped = dropout && dropout.p > 0 ? k.alloc(heads * t * t) : undefined;
+      try {
+        w.moveHeads(ptr(qkvHeads), ptr(qkv), b, t, 3, h, d, 1);
+        w.moveHeads(ptr(dOutHeads), ptr(dOut), b, t, 1, h, d, 1);
+        const [q, key, v] = [0, 1, 2].map((part) => k.view(qkvHeads, part * size));
+        const [dq, dk, dv] = [0, 1, 2].map((part) => k.view(dQkvHeads, part * size));
+        if (dropped) k.dropout(dropped, saved, heads * t * t, dropout!.p, dropout!.seed, 0);
+        attentionMatmul(dv!, dropped ?? saved, dOutHeads, heads, t, d, t, { transA: true }); // dV = drop(P)ᵀ·dO
+        attentionMatmul(dS, dOutHeads, v!, heads, t, t, d, { transB: true }); // d drop(P) = dO·Vᵀ
+        if (dropped) k.dropout(dS, dS, heads * t * t, dropout!.p, dropout!.seed, 0); // dP
+        w.softmaxBackward(ptr(dS), ptr(saved), ptr(dS), heads * t, t, scale); // dS·scale
+        attentionMatmul(dq!, dS, key!, heads, t, d, t, {}); // dQ = dS·K
+        attentionMatmul(dk!, dS, q!, heads, t, d, t, { transA: true }); // dK = dSᵀ·Q
+        w.moveHeads(ptr(dQkv), ptr(dQkvHeads), b, t, 3, h, d, 0);
+      } finally {
+        for (const x of [qkvHeads, dQkvHeads, dOutHeads, dS, dropped]) if (x !== undefined) k.free(x);
+      }
+    },
+    gelu: (out, inp, n, a) => w.gelu(ptr(out), ptr(inp), n, exact(a)),
+    geluBackward: (dInp, inp, dOut, n, a) => w.geluBackward(ptr(dInp), ptr(inp), ptr(dOut), n, exact(a)),
+    tanh: (out, inp, n) => w.tanh(ptr(out), ptr(inp), n),
+    tanhBackward: (dInp, out, dOut, n) => w.tanhBackward(ptr(dInp), ptr(out), ptr(dOut), n),
+    swiglu: (out, inp, rows, hidden) => w.swiglu(ptr(out), ptr(inp), rows, hidden),
+    swigluBackward: (dInp, inp, dOut, rows, hidden) => w.swigluBackward(ptr(dInp), ptr(inp), ptr(dOut), rows, hidden),
+    addBias: (x, bias, rows, cols) => w.addBias(ptr(x), ptr(bias), rows, cols),
+    biasBackward: (dBias, dOut, rows, cols, accumulate) => w.biasBackward(ptr(dBias), ptr(dOut), rows, cols, accumulate ? 1 : 0),
+    // seed and counter are uint32 in the hash: >>> 0 keeps them so across the boundary.
+    dropout: (out, inp, n, p, seed, counter) => (p === 0 ? k.copy(out, inp, n) : w.dropout(ptr(out), ptr(inp), n, p, seed >>> 0, counter >>> 0)),
+    dropoutBackward: (dInp, dOut, n, p, seed, counter) => k.dropout(dInp, dOut, n, p, seed, counter),
+    layerNorm: (out, mean, rstd, inp, weight, bias, rows, cols, eps) => w.layerNorm(ptr(out), ptr(mean), ptr(rstd), ptr(inp), ptr(weight), bias === null ? 0 : ptr(bias), rows, cols, eps),
+    layerNormBackward: (dInp, dWeight, dBias, dOut, inp, weight, mean, rstd, rows, cols) =>
+      w.layerNormBackward(ptr(dInp), ptr(dWeight), dBias === null ? 0 : ptr(dBias), ptr(dOut), ptr(inp), ptr(weight), ptr(mean), ptr(rstd), rows, cols),
+    rmsNorm: (out, rstd, inp, weight, rows, cols, eps) => w.rmsNorm(ptr(out), ptr(rstd), ptr(inp), ptr(weight), rows, cols, eps),
+    rmsNormBackward: (dInp, dWeight, dOut, inp, weight, rstd, rows, cols) => w.rmsNormBackward(ptr(dInp), ptr(dWeight), ptr(dOut), ptr(inp), ptr(weight), ptr(rstd), rows, cols),
+    rope(qkv, { b, t, h, d }, base, inverse) {
+      const key = `${t}:${d}:${base}`;
+      let table = ropeTables.get(key);
+      if (table === undefined) {
+        const half = d / 2;
+        const values = new Float32Array(2 * t * half);
+        for (let pos = 0; pos < t; pos++)
+          for (let i = 0; i < half; i++) {
+            const angle = pos * Math.pow(base, (-2 * i) / d);
+            values[pos * half + i] = Math.cos(angle);
+            values[t * half + pos * half + i] = Math.sin(angle);
+          }
+        table = k.alloc(values.length);
+        k.upload(table, values);
+        ropeTables.set(key, table);
+      }
+      w.rope(ptr(qkv), b, t, h, d, ptr(table), inverse ? 1 : 0);
+    },
+    embedding: (out, table, ids, n, dim, accumulate) => w.embedding(ptr(out), ptr(table), ptr(ids), n, dim, accumulate ? 1 : 0),
+    embeddingBackward: (dTable, dOut, ids, n, dim) => w.embeddingBackward(ptr(dTable), ptr(dOut), ptr(ids), n, dim),
+    crossEntropy: (losses, dLogits, logits, labels, rows, vocab, gradScale) => w.crossEntropy(ptr(losses), ptr(dLogits), ptr(logits), ptr(labels), rows, vocab, gradScale),
   };
-  k.embedding = (out, table, ids, n, dim, accumulate) => w.embedding(ptr(out), ptr(table), ptr(ids), n, dim, accumulate ? 1 : 0);
-  k.embeddingBackward = (dTable, dOut, ids, n, dim) => w.embeddingBackward(ptr(dTable), ptr(dOut), ptr(ids), n, dim);
-  k.crossEntropy = (losses, dLogits, logits, labels, rows, vocab, gradScale) => w.crossEntropy(ptr(losses), ptr(dLogits), ptr(logits), ptr(labels), rows, vocab, gradScale);
   return k;
 }

@@ -2,9 +2,10 @@
 //
 // Owns: the meaning of every kernel, which the WebAssembly and CUDA backends are checked
 // against. With precision "f64" its memory holds float64, so finite-difference gradient
-// checks run in float64 arithmetic.
+// checks run in float64 arithmetic. Its memory is model/arena.ts's, over a JS array.
 // Never: optimises anything. Every loop is the textbook formula.
 import { dropoutKeeps } from "./counter-hash.js";
+import { jsArena, memoryOps } from "./arena.js";
 import type { AdamWArgs, AttentionDropout, Buf, GeluApproximation, Kernels, MatmulArgs } from "./kernels.js";
 
 export interface ReferenceKernels extends Kernels {
@@ -13,103 +14,17 @@ export interface ReferenceKernels extends Kernels {
   downloadF64(src: Buf, n: number): Float64Array;
 }
 
-/**
- * Where the reference keeps its buffers. By default a growable JS array; the WebAssembly
- * backend hands in its module's memory, so the kernels it does not implement in WebAssembly
- * run as these plain loops over the same buffers.
- */
-export interface Arena {
-  f32: Float32Array | Float64Array;
-  i32: Int32Array | Float64Array;
-  /** Makes room for at least `elements`; the views above are replaced. */
-  grow(elements: number): void;
-}
-
-function jsArena(precision: "f32" | "f64"): Arena {
-  const make = (n: number) => (precision === "f64" ? new Float64Array(n) : new Float32Array(n));
-  const arena: Arena = {
-    f32: make(1 << 16),
-    i32: new Int32Array(0),
-    grow(elements) {
-      if (elements <= arena.f32.length) return;
-      let size = arena.f32.length;
-      while (size < elements) size *= 2;
-      const next = make(size);
-      next.set(arena.f32);
-      arena.f32 = next;
-      arena.i32 = precision === "f64" ? (next as Float64Array) : new Int32Array(next.buffer);
-    },
-  };
-  arena.i32 = precision === "f64" ? (arena.f32 as Float64Array) : new Int32Array(arena.f32.buffer);
-  return arena;
-}
-
-export interface ReferenceOptions {
-  precision?: "f32" | "f64";
-  arena?: Arena;
-  /** First element handed out (the WebAssembly module's own data sits below it). */
-  firstElement?: number;
-  /** Round every allocation up to a multiple of this many elements. */
-  align?: number;
-  name?: string;
-}
-
-export function createReferenceKernels(opts: ReferenceOptions = {}): ReferenceKernels {
-  const precision = opts.precision ?? "f32";
-  // One arena; a Buf is an element index into it. Integers (ids, labels, masks) live in
-  // the same slots: as int32 in f32 mode, as exact doubles in f64 mode.
-  const arena = opts.arena ?? jsArena(precision);
-  let mem = arena.f32;
-  let ints = arena.i32;
-  const align = opts.align ?? 1;
-  let top = Math.max(1, opts.firstElement ?? 1); // address 0 is never handed out
-  const sizes = new Map<number, number>();
-  const freeBySize = new Map<number, number[]>();
-
-  const grow = (need: number) => {
-    if (need <= mem.length) return;
-    arena.grow(need);
-    mem = arena.f32;
-    ints = arena.i32;
-  };
-
-  const f = (b: Buf, i: number) => mem[b + i]!;
-  const set = (b: Buf, i: number, v: number) => (mem[b + i] = v);
-  const int = (b: Buf, i: number) => ints[b + i]!;
+export function createReferenceKernels({ precision = "f32" }: { precision?: "f32" | "f64" } = {}): ReferenceKernels {
+  const arena = jsArena(precision);
+  // The arena replaces its views when it grows, so every access reads them afresh.
+  const f = (b: Buf, i: number) => arena.f32[b + i]!;
+  const set = (b: Buf, i: number, v: number) => (arena.f32[b + i] = v);
+  const int = (b: Buf, i: number) => arena.i32[b + i]!;
 
   const k: ReferenceKernels = {
-    name: opts.name ?? "reference",
+    ...memoryOps(arena),
+    name: "reference",
     precision,
-
-    alloc(count) {
-      count = Math.max(align, Math.ceil(count / align) * align);
-      const reuse = freeBySize.get(count)?.pop();
-      const addr = reuse ?? top;
-      if (reuse === undefined) {
-        grow(top + count);
-        top += count;
-      }
-      mem.fill(0, addr, addr + count);
-      sizes.set(addr, count);
-      return addr as Buf;
-    },
-    free(buf) {
-      const n = sizes.get(buf);
-      if (n === undefined) throw new Error(`free of a buffer that is not allocated (${buf})`);
-      sizes.delete(buf);
-      const list = freeBySize.get(n) ?? [];
-      list.push(buf);
-      freeBySize.set(n, list);
-    },
-    view: (buf, offset) => (buf + offset) as Buf,
-    upload(dst, src) {
-      if (src instanceof Int32Array) for (let i = 0; i < src.length; i++) ints[dst + i] = src[i]!;
-      else mem.set(src, dst);
-    },
-    download(src, dst) {
-      if (dst instanceof Int32Array) for (let i = 0; i < dst.length; i++) dst[i] = int(src, i);
-      else for (let i = 0; i < dst.length; i++) dst[i] = f(src, i);
-    },
     uploadF64(dst, src) {
       for (let i = 0; i < src.length; i++) set(dst, i, src[i]!);
     },
@@ -117,8 +32,6 @@ export function createReferenceKernels(opts: ReferenceOptions = {}): ReferenceKe
       return Float64Array.from({ length: n }, (_, i) => f(src, i));
     },
 
-    fill: (x, n, value) => void mem.fill(value, x, x + n),
-    copy: (dst, src, n) => void mem.copyWithin(dst, src, src + n),
     scale(x, n, s) {
       for (let i = 0; i < n; i++) set(x, i, f(x, i) * s);
     },
@@ -135,9 +48,7 @@ export function createReferenceKernels(opts: ReferenceOptions = {}): ReferenceKe
     },
 
     matmul({ out, a, b, m, n, k: kk, transA, transB, accumulate, alpha = 1, batch = 1, strideA, strideB, strideOut }: MatmulArgs) {
-      const sa = strideA ?? m * kk;
-      const sb = strideB ?? kk * n;
-      const so = strideOut ?? m * n;
+      const sa = strideA ?? m * kk, sb = strideB ?? kk * n, so = strideOut ?? m * n;
       for (let p = 0; p < batch; p++) {
         const A = (a + p * sa) as Buf;
         const B = (b + p * sb) as Buf;
@@ -310,7 +221,7 @@ export function createReferenceKernels(opts: ReferenceOptions = {}): ReferenceKe
     attentionBackward(dQkv, dOut, qkv, _out, saved, _mask, { b, t, h, d }, scale, dropout) {
       const keep = dropoutFactor(dropout);
       const at = (bi: number, j: number, part: number, hi: number) => (((bi * t + j) * 3 + part) * h + hi) * d;
-      mem.fill(0, dQkv, dQkv + b * t * 3 * h * d);
+      k.fill(dQkv, b * t * 3 * h * d, 0);
       for (let bi = 0; bi < b; bi++)
         for (let hi = 0; hi < h; hi++)
           for (let i = 0; i < t; i++) {
