@@ -8,7 +8,7 @@ import { cpus, freemem, totalmem } from "node:os";
 import { Actor, type ActorSpec } from "../runtime/actor.js";
 import { spawnActor } from "../runtime/spawn.js";
 import type { ActorKind } from "../runtime/subjects.js";
-import { agentRequestSchema, type AgentRequest } from "./protocol.js";
+import { agentOptionsSchema, agentRequestSchema, type AgentRequest, type ClusterEventType } from "./protocol.js";
 
 
 export interface GpuInfo {
@@ -68,7 +68,7 @@ export class NodeAgent extends Actor {
   private spawnChild(request: Extract<AgentRequest, { op: "spawn" }>) {
     if (this.state !== "ready") return { ok: false, error: `agent ${this.id} is ${this.state}` };
     if (this.children.has(request.id)) return { ok: false, error: `an actor named ${request.id} already runs here` };
-    const childCreds = this.spec.options.childCreds as Partial<Record<ActorKind, ActorSpec["creds"]>> | undefined;
+    const { childCreds } = agentOptionsSchema.parse(this.spec.options);
     const creds = childCreds ? childCreds[request.kind] : this.spec.creds;
     if (childCreds && !creds) return { ok: false, error: `agent ${this.id} holds no credentials for ${request.kind} actors` };
     const { run, runDir, natsUrl } = this.spec;
@@ -92,7 +92,7 @@ export class NodeAgent extends Actor {
     return { ok: true, pid: child.process.pid };
   }
 
-  private publishEvent(type: string, actor: string, message: string): void {
+  private publishEvent(type: ClusterEventType, actor: string, message: string): void {
     this.publish(this.subjects.events, { time: Date.now(), type, actor, message });
   }
 

@@ -203,6 +203,11 @@ export const coordinatorOptionsSchema = workerOptionsSchema.extend({
   heartbeatTimeoutMs: z.number().int().positive().default(3000),
 });
 
+/** A node agent: the credentials it hands each kind of actor it spawns (none: its own). */
+export const agentOptionsSchema = z.object({
+  childCreds: z.partialRecord(z.enum(actorKinds), z.object({ user: z.string(), password: z.string() })).optional(),
+});
+
 export type StepOrder = z.infer<typeof stepOrderSchema>;
 export type GradientMeta = z.infer<typeof gradientMetaSchema>;
 export type GroupDone = z.infer<typeof groupDoneSchema>;

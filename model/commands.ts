@@ -1,7 +1,8 @@
-// CLI commands of the model: `model info`, `train --local`, `eval`, `export`, `import` and
-// `finetune`.
+// CLI commands of the model: `model info`, `train --local`, `checkpoint verify`, `eval`,
+// `export`, `import` and `finetune`.
 import { InvalidArgumentError, type Command } from "commander";
 import { UserError } from "../runtime/errors.js";
+import { verifyCheckpoint } from "./checkpoint.js";
 import { presets } from "./config.js";
 import { parameterCount, parameterLayout } from "./layout.js";
 import { evaluate } from "./evaluate.js";
@@ -63,6 +64,17 @@ export function registerModelCommands(program: Command): void {
       const first = result.losses[0] ?? NaN;
       const last = result.losses.at(-1) ?? NaN;
       process.stdout.write(`done in ${((Date.now() - t0) / 1000).toFixed(1)} s: loss ${first.toFixed(3)} → ${last.toFixed(3)}; checkpoint ${result.checkpoint ?? "none"}\n`);
+    });
+
+  program
+    .command("checkpoint")
+    .description("inspect checkpoints")
+    .command("verify")
+    .description("check a checkpoint whole: manifest, coverage of the parameter vector, every file's checksum and shapes")
+    .argument("<dir>", "checkpoint folder")
+    .action((dir: string) => {
+      const r = verifyCheckpoint(dir);
+      process.stdout.write(`${dir}: step ${r.step}, ${r.total.toLocaleString("en-US")} parameters in ${r.files} slice file${r.files === 1 ? "" : "s"}, every checksum matches\n`);
     });
 
   program

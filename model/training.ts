@@ -259,7 +259,7 @@ export interface StepOutcome {
  * what `training.onNonFinite` says to do with a gradient that holds NaN or Inf, and the
  * metrics record. The loss is the mean over the step's masked tokens.
  */
-export function finishStep(plan: TrainingPlan, r: StepResult): StepOutcome {
+export function finishStep(plan: Pick<TrainingPlan, "config" | "flopsPerToken">, r: StepResult): StepOutcome {
   const t = plan.config.training;
   const gradNorm = globalNorm(r.partials);
   const update = Number.isFinite(gradNorm) ? "applied" : t.onNonFinite === "stop" ? "stopped" : "skipped";

@@ -1,5 +1,6 @@
 // Builds every native addon of the project (a folder with a binding.gyp) with node-gyp.
-// The CUDA addon is built only where nvcc is found; elsewhere one line says it was skipped.
+// An addon that needs a tool (`needs`) is built only where that tool is found; elsewhere one
+// line says it was skipped.
 import { execFileSync, spawnSync } from "node:child_process";
 import { existsSync } from "node:fs";
 import { createRequire } from "node:module";
@@ -8,7 +9,6 @@ import { dirname, join } from "node:path";
 const root = join(dirname(new URL(import.meta.url).pathname), "..");
 const addons = [
   { dir: "corpus/native", needs: null },
-  { dir: "kernels-cuda", needs: "nvcc" },
 ];
 
 const nodeGyp = createRequire(import.meta.url).resolve("node-gyp/bin/node-gyp.js");

@@ -11,8 +11,7 @@ import { readFileSync } from "node:fs";
 import { readCredentials } from "../../runtime/nats-server.js";
 import { connectNats, requestMessage, type NatsConnection } from "../../runtime/nats.js";
 import { subjects } from "../../runtime/subjects.js";
-import type { StepOrder } from "../../actors/protocol.js";
-import type { StepMetrics } from "../../tui/types.js";
+import { replySchema, snapshotSchema, type StepMetrics, type StepOrder } from "../../actors/protocol.js";
 import { removeDir, runCli, tempDir, waitFor } from "../helpers/cluster.js";
 import { checkpointParamBytes, lastCheckpoint, writeTinyConfig } from "../helpers/training.js";
 
@@ -59,7 +58,7 @@ describe("faults and scaling keep the bits", () => {
         callback: (_e, m) => {
           if (decodeMessage<StepMetrics>(m.data).step < n) return;
           sub.unsubscribe();
-          void requestMessage(r.nc, subjects(run).command, { type: "pause" }).then(() => resolve());
+          void requestMessage(r.nc, subjects(run).command, { type: "pause" }, replySchema).then(() => resolve());
         },
       });
     });
@@ -79,6 +78,9 @@ describe("faults and scaling keep the bits", () => {
       return c.length === 2 ? c : undefined;
     });
     await client.close();
+    // The compute actors measure their backend's peak; the run info carries it, for the dashboard's MFU.
+    const peak = await waitFor("the compute actors' peak FLOP/s in the run info", async () => (await requestMessage(r.nc, subjects("kill-compute").command, { type: "snapshot" }, snapshotSchema)).run?.backendPeakFlops);
+    expect(peak).toBeGreaterThan(1e8);
     const victim = computes.sort((a, b) => a.id.localeCompare(b.id)).at(-1)!;
     // Killed the moment the order for step 4 reaches us: while it computes its groups.
     let killedAt = -1;
@@ -105,7 +107,7 @@ describe("faults and scaling keep the bits", () => {
     const client = await connectClient(r.state);
     await waitFor("3 ready compute actors", async () => (await fetchStatus(client, "scale")).actors.filter((a) => a.kind === "compute" && a.state === "ready").length === 3 || undefined);
     await client.close();
-    await requestMessage(r.nc, subjects("scale").command, { type: "resume" });
+    await requestMessage(r.nc, subjects("scale").command, { type: "resume" }, replySchema);
     await waitFor("a step dealt to 3 actors", () => r.orders.find((o) => Object.keys(o.assignment).length === 3));
     await clusterScale({ run: "scale", compute: 1, runsRoot });
     await r.finished();
@@ -120,7 +122,7 @@ describe("faults and scaling keep the bits", () => {
     await client.close();
     process.kill(shard.pid, "SIGKILL");
     await waitFor("the rollback", () => r.events.find((e) => e.type === "rollback"));
-    await requestMessage(r.nc, subjects("kill-shard").command, { type: "resume" });
+    await requestMessage(r.nc, subjects("kill-shard").command, { type: "resume" }, replySchema);
     await r.finished();
     expect(r.events.some((e) => e.type === "rollback")).toBe(true);
     expect((await finalBytes("kill-shard", r.nc)).equals(reference)).toBe(true);
@@ -139,7 +141,7 @@ describe("faults and scaling keep the bits", () => {
     });
     await client.close();
     expect(replaced.map((a) => a.pid)).not.toContain(loaders[0]!.pid);
-    await requestMessage(r.nc, subjects("kill-loader").command, { type: "resume" });
+    await requestMessage(r.nc, subjects("kill-loader").command, { type: "resume" }, replySchema);
     expect((await r.finished()).end).toBe("finished");
     expect((await finalBytes("kill-loader", r.nc)).equals(reference)).toBe(true);
   }, 300_000);
@@ -168,15 +170,21 @@ describe("faults and scaling keep the bits", () => {
     const step = r.metrics.at(-1)!.step;
     const wrongShape = encodeTensorChunks(tensorFrom(new Float32Array(10), [10]), { step, block: { lo: 0, hi: 1 }, shard: 0, from: "intruder" }, 1 << 20);
     for (const c of wrongShape) intruder.publish(s.gradients(0), c);
+    const wrongMeta = encodeTensorChunks(tensorFrom(new Float32Array(10), [10]), { step: "now", block: { lo: 0 }, shard: 0, from: "intruder" }, 1 << 20);
+    for (const c of wrongMeta) intruder.publish(s.gradients(0), c);
+    intruder.publish(s.groupDone, encodeMessage({ step, groups: "all of them" })); // a wrong-shaped report
     intruder.publish(s.step, encodeMessage({ step: 0 })); // compute may not order steps: refused by the server
     await intruder.flush();
     await intruder.close();
-    await requestMessage(r.nc, s.command, { type: "resume" });
+    await requestMessage(r.nc, s.command, { type: "resume" }, replySchema);
     await expect(connectNats({ url: r.state.natsUrl, name: "stranger", timeoutMs: 2000 })).rejects.toThrow(/refused/);
     await r.finished();
     const log = readFileSync(join(runsRoot, "garbage", "logs", "shard-0.jsonl"), "utf8");
     expect(log).toMatch(/"event":"rejected".*not valid msgpack/);
     expect(log).toMatch(/"event":"rejected".*does not fit this shard/);
+    expect(log).toMatch(/"event":"rejected".*meta has the wrong shape: step/);
+    const coordinatorLog = readFileSync(join(runsRoot, "garbage", "logs", "coordinator.jsonl"), "utf8");
+    expect(coordinatorLog).toMatch(/"event":"rejected".*group-done report has the wrong shape/);
     expect((await finalBytes("garbage", r.nc)).equals(reference)).toBe(true);
   }, 300_000);
 });

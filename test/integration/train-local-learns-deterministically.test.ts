@@ -1,6 +1,7 @@
 // `train --local` on the shipped sample text: the MLM loss falls from about ln(vocab), the
-// loss curve is written to the run's metrics, and two runs with one seed give the same bytes.
-import { readFileSync } from "node:fs";
+// loss curve is written to the run's metrics, and two runs with one seed give the same bytes;
+// a gradient that is not finite is skipped or stops the run, as training.onNonFinite says.
+import { readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { afterAll, describe, expect, it } from "vitest";
 import { removeDir, runCli, tempDir } from "../helpers/cluster.js";
@@ -27,5 +28,27 @@ describe("train --local", () => {
     const a = checkpointParamBytes(lastCheckpoint(join(cwd, "runs", "a")));
     const b = checkpointParamBytes(lastCheckpoint(join(cwd, "runs", "b")));
     expect(a.equals(b)).toBe(true);
+  }, 300_000);
+
+  it("skips a non-finite gradient's update, or stops the run with one line, as training.onNonFinite says", async () => {
+    const base = readFileSync(writeTinyConfig(cwd, { steps: 3, every: 1 }), "utf8");
+    // A learning rate this large blows the parameters up in the first update: every later gradient is NaN.
+    const config = (policy: string) => {
+      const file = join(cwd, `nan-${policy}.yaml`);
+      writeFileSync(file, base.replace("lr: 0.003", `lr: 1.0e+30\n  clipNorm: 0\n  onNonFinite: ${policy}`).replace("warmupSteps: 2", "warmupSteps: 0"));
+      return file;
+    };
+    const skip = await runCli(["train", "--local", "--config", config("skip"), "--run", "nan-skip"], cwd, 240_000);
+    expect(skip.code, skip.stderr).toBe(0);
+    const updates = readFileSync(join(cwd, "runs", "nan-skip", "metrics.jsonl"), "utf8").trim().split("\n").map((l) => (JSON.parse(l) as { update: string }).update);
+    expect(updates).toEqual(["applied", "skipped", "skipped"]);
+    const checkpoints = join(cwd, "runs", "nan-skip", "checkpoints");
+    const after1 = checkpointParamBytes(join(checkpoints, "step-000001"));
+    expect(checkpointParamBytes(join(checkpoints, "step-000003")).equals(after1)).toBe(true); // skipped: untouched
+
+    const stop = await runCli(["train", "--local", "--config", config("stop"), "--run", "nan-stop"], cwd, 240_000);
+    expect(stop.code).not.toBe(0);
+    expect(stop.stderr.trim().split("\n")).toHaveLength(1);
+    expect(stop.stderr).toMatch(/step 2: the gradient is not finite .*onNonFinite is "stop"/);
   }, 300_000);
 });
