@@ -172,85 +172,74 @@ export function taskLayout(base: ParamLayout, model: ModelConfig, task: Task, la
   return { ...base, entries, total: Math.ceil(offset / CHUNK) * CHUNK };
 }
 
+/** A task head over rows of the encoder output; the encoder gathers the rows, scores them and scatters the gradient back. */
 export class TaskHead {
-  private readonly rows: Buf; // i32 (M)
-  private readonly labels: Buf; // i32 (M)
-  private readonly x: Buf; // (M,C) the encoder output at the rows
+  private readonly k: Kernels;
   private readonly pre: Buf; // (M,C) pooler before tanh
   private readonly pooled: Buf; // (M,C)
-  private readonly logits: Buf; // (M,L), then dLogits
-  private readonly losses: Buf; // (M)
+  private readonly logits: Buf; // (M,L), then dlogits
   private readonly dFeat: Buf; // (M,C)
-  private readonly dX: Buf; // (M,C)
+  private readonly dx: Buf; // (M,C)
   private readonly pooler?: string;
 
   constructor(
-    private readonly k: Kernels,
     private readonly encoder: Encoder,
-    private readonly layout: ParamLayout,
     task: Task,
     private readonly L: number,
     maxRows: number,
   ) {
+    const k = (this.k = encoder.kernels);
     const C = encoder.config.hidden;
     if (task !== "token-classification") this.pooler = encoder.config.architecture === "bert" ? "bert.pooler.dense" : "dense";
-    this.rows = k.alloc(maxRows, "i32");
-    this.labels = k.alloc(maxRows, "i32");
-    [this.x, this.pre, this.pooled, this.dFeat, this.dX] = [0, 1, 2, 3, 4].map(() => k.alloc(maxRows * C));
+    [this.pre, this.pooled, this.dFeat, this.dx] = [0, 1, 2, 3].map(() => k.alloc(maxRows * C));
     this.logits = k.alloc(maxRows * L);
-    this.losses = k.alloc(maxRows);
   }
 
-  private w = (name: string) => this.k.view(this.encoder.params, entry(this.layout, name).offset);
-  private dw = (name: string) => this.k.view(this.encoder.grads, entry(this.layout, name).offset);
+  private w = (name: string) => this.k.view(this.encoder.params, entry(this.encoder.layout, name).offset);
+  private dw = (name: string) => this.k.view(this.encoder.grads, entry(this.encoder.layout, name).offset);
 
-  /**
-   * Forward of the head over `rows` of the encoder output (N,C) and, when training, its
-   * backward into the encoder's `dFinal` and then the encoder's backward. The loss is the
-   * mean over the rows. Returns the summed loss and the logits (M,L).
-   */
-  run(final: Buf, N: number, rows: number[], labels: number[], train: boolean): { lossSum: number; logits: Float32Array } {
+  // x (M,C) → logits (M,L): sequence tasks first pool, dense (C,C) and tanh; then classifier (L,C) and bias (L)
+  private forward(logits: Buf, x: Buf, M: number): void {
     const { k, L } = this;
     const C = this.encoder.config.hidden;
-    const M = rows.length;
-    k.upload(this.rows, Int32Array.from(rows));
-    k.upload(this.labels, Int32Array.from(labels));
-    k.embedding(this.x, final, this.rows, M, C, false); // gather the rows
-    let feat = this.x;
     if (this.pooler) {
-      k.matmul({ out: this.pre, a: this.x, b: this.w(`${this.pooler}.weight`), m: M, n: C, k: C, transB: true });
+      k.matmul({ out: this.pre, a: x, b: this.w(`${this.pooler}.weight`), m: M, n: C, k: C, transB: true });
       k.addBias(this.pre, this.w(`${this.pooler}.bias`), M, C);
       k.tanh(this.pooled, this.pre, M * C);
-      feat = this.pooled;
     }
-    k.matmul({ out: this.logits, a: feat, b: this.w("classifier.weight"), m: M, n: L, k: C, transB: true });
-    k.addBias(this.logits, this.w("classifier.bias"), M, L);
-    const logits = new Float32Array(M * L);
-    k.download(this.logits, logits);
-    k.crossEntropy(this.losses, this.logits, this.logits, this.labels, M, L, 1 / M);
-    const losses = new Float32Array(M);
-    k.download(this.losses, losses);
-    // The f64 reference (gradient checks) reads its losses at full precision.
-    const exact = (k as Partial<{ downloadF64(b: Buf, n: number): Float64Array }>).downloadF64?.(this.losses, M) ?? losses;
-    let lossSum = 0;
-    for (const v of exact) lossSum += v;
-    if (!train) return { lossSum, logits };
+    k.matmul({ out: logits, a: this.pooler ? this.pooled : x, b: this.w("classifier.weight"), m: M, n: L, k: C, transB: true });
+    k.addBias(logits, this.w("classifier.bias"), M, L);
+  }
 
-    // backward: dLogits sit in `logits` now
-    k.biasBackward(this.dw("classifier.bias"), this.logits, M, L, true);
-    k.matmul({ out: this.dw("classifier.weight"), a: this.logits, b: feat, m: L, n: C, k: M, transA: true, accumulate: true });
-    k.matmul({ out: this.dFeat, a: this.logits, b: this.w("classifier.weight"), m: M, n: C, k: L });
-    let dRows = this.dFeat;
-    if (this.pooler) {
-      k.tanhBackward(this.dFeat, this.pooled, this.dFeat, M * C);
-      k.biasBackward(this.dw(`${this.pooler}.bias`), this.dFeat, M, C, true);
-      k.matmul({ out: this.dw(`${this.pooler}.weight`), a: this.dFeat, b: this.x, m: C, n: C, k: M, transA: true, accumulate: true });
-      k.matmul({ out: this.dX, a: this.dFeat, b: this.w(`${this.pooler}.weight`), m: M, n: C, k: C });
-      dRows = this.dX;
+  // dlogits (M,L) → dx (M,C); accumulates the head's gradients
+  private backward(dx: Buf, dlogits: Buf, x: Buf, M: number): void {
+    const { k, L } = this;
+    const C = this.encoder.config.hidden;
+    k.biasBackward(this.dw("classifier.bias"), dlogits, M, L, true);
+    k.matmul({ out: this.dw("classifier.weight"), a: dlogits, b: this.pooler ? this.pooled : x, m: L, n: C, k: M, transA: true, accumulate: true });
+    k.matmul({ out: this.pooler ? this.dFeat : dx, a: dlogits, b: this.w("classifier.weight"), m: M, n: C, k: L });
+    if (!this.pooler) return;
+    k.tanhBackward(this.dFeat, this.pooled, this.dFeat, M * C);
+    k.biasBackward(this.dw(`${this.pooler}.bias`), this.dFeat, M, C, true);
+    k.matmul({ out: this.dw(`${this.pooler}.weight`), a: this.dFeat, b: x, m: C, n: C, k: M, transA: true, accumulate: true });
+    k.matmul({ out: dx, a: this.dFeat, b: this.w(`${this.pooler}.weight`), m: M, n: C, k: C });
+  }
+
+  /**
+   * The head over `rows` of the encoder's last forward and, when training, its backward and
+   * the encoder's. The loss is the mean over the rows. Returns the summed loss and the logits (M,L).
+   */
+  run(rows: number[], labels: number[], train: boolean): { lossSum: number; logits: Float32Array } {
+    const M = rows.length;
+    const x = this.encoder.gatherRows(rows, labels);
+    this.forward(this.logits, x, M);
+    const logits = new Float32Array(M * this.L);
+    this.k.download(this.logits, logits);
+    const { lossSum } = this.encoder.rowLoss(this.logits, M, this.L, 1 / M);
+    if (train) {
+      this.backward(this.dx, this.logits, x, M);
+      this.encoder.scatterRows(this.dx, M);
     }
-    k.fill(this.encoder.dFinal, N * C, 0);
-    k.embeddingBackward(this.encoder.dFinal, dRows, this.rows, M, C);
-    this.encoder.backward();
     return { lossSum, logits };
   }
 }
@@ -354,7 +343,7 @@ export async function finetune(opts: FinetuneOptions): Promise<FinetuneResult> {
   const model = { ...pre.model };
   const layout = taskLayout(parameterLayout(model, pre.vocabSize), model, task, labels.length);
   const encoder = new Encoder(k, model, layout, batchSize * maxLen, seed);
-  const head = new TaskHead(k, encoder, layout, task, labels.length, batchSize * maxLen);
+  const head = new TaskHead(encoder, task, labels.length, batchSize * maxLen);
   const initial = initParameters(layout, seed); // the head's initialisation; the encoder's part is replaced
   initial.set(pre.params);
   encoder.setParameters(initial);
@@ -383,9 +372,9 @@ export async function finetune(opts: FinetuneOptions): Promise<FinetuneResult> {
       if (task === "token-classification") e.tags.forEach((t, i) => t !== -100 && (rows.push(b * T + i), targets.push(t)));
       else rows.push(b * T), targets.push(e.label);
     });
-    const final = encoder.forward({ batch: B, seqLen: T, inputIds, attentionMask, tokenTypeIds }, { forwardOnly: !train, dropoutCounter });
+    encoder.forward({ batch: B, seqLen: T, inputIds, attentionMask, tokenTypeIds }, { forwardOnly: !train, dropoutCounter });
     if (rows.length === 0) return { lossSum: 0, count: 0, gold: [], predicted: [] };
-    const { lossSum, logits } = head.run(final, B * T, rows, targets, train);
+    const { lossSum, logits } = head.run(rows, targets, train);
     const L = labels.length;
     const predicted = rows.map((_, r) => {
       let best = 0;

@@ -30,10 +30,10 @@ for (const [preset, task, rows, labels] of cases)
       const layout = taskLayout(parameterLayout(config, 13), config, task, 3);
       const k = createReferenceKernels({ precision: "f64" });
       const encoder = new Encoder(k, config, layout, 10);
-      const head = new TaskHead(k, encoder, layout, task, 3, 10);
+      const head = new TaskHead(encoder, task, 3, 10);
       const params = Float64Array.from(initParameters(layout, 5), (v) => v * 20);
       k.uploadF64(encoder.params, params);
-      const loss = (train: boolean) => head.run(encoder.forward(batch, { forwardOnly: !train }), 10, rows, labels, train).lossSum / rows.length;
+      const loss = (train: boolean) => (encoder.forward(batch, { forwardOnly: !train }), head.run(rows, labels, train).lossSum / rows.length);
       encoder.zeroGrads();
       loss(true);
       const analytic = k.downloadF64(encoder.grads, layout.total);
