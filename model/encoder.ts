@@ -29,32 +29,21 @@ type TokenBatch = Omit<MaskedBatch, "labels">;
 interface Pass {
   k: Kernels;
   config: ModelConfig;
-  N: number;
-  C: number;
-  I: number;
-  V: number;
+  N: number; C: number; I: number; V: number;
   shape: AttentionShape;
   mask: Buf; // i32 (N), 1 for a real token
   /** A parameter, and its gradient, by name. */
   w: (name: string) => Buf;
   dw: (name: string) => Buf;
   /** Dropout of this pass (BERT, training only): hidden p, attention p, and the pass's seed. */
-  p: number;
-  pAttention: number;
-  dropSeed: number;
+  p: number; pAttention: number; dropSeed: number;
   /** Backward scratch: dA (N, max(3C, 2I)), dB (N, max(C, 2I)), dY (N,C). */
-  dA: Buf;
-  dB: Buf;
-  dY: Buf;
+  dA: Buf; dB: Buf; dY: Buf;
 }
 
 interface EmbeddingActs {
-  ids: Buf; // i32 (N)
-  typeIds: Buf; // i32 (N)
-  posIds: Buf; // i32 (N)
-  sum: Buf; // (N,C) bert: word + position + token type, before LN
-  mean: Buf; // (N)
-  rstd: Buf; // (N)
+  ids: Buf; typeIds: Buf; posIds: Buf; // i32 (N); token types and positions: bert only
+  sum: Buf; mean: Buf; rstd: Buf; // bert: word + position + token type (N,C) before LN, its mean and rstd (N)
 }
 
 interface LayerActs {
@@ -76,13 +65,9 @@ interface LayerActs {
 }
 
 interface MlmActs {
-  t1: Buf; // (M,C) bert: dense before GELU
-  t2: Buf; // (M,C) after GELU
-  mean: Buf; // (M)
-  rstd: Buf; // (M)
-  t3: Buf; // (M,C) after LN: the decoder's input
-  dt3: Buf; // (M,C) backward: the gradient of t3
-  dt2: Buf; // (M,C) backward: the gradient of t2, then of t1
+  t1: Buf; t2: Buf; t3: Buf; // (M,C) bert: dense before GELU, after GELU, after LN (the decoder's input)
+  mean: Buf; rstd: Buf; // (M) of that LN
+  dt3: Buf; dt2: Buf; // (M,C) backward: the gradient of t3; of t2, then of t1
 }
 
 /** Disjoint counter ranges per dropout site, so no two sites share a mask. */
@@ -117,15 +102,9 @@ function bertEmbeddingsBackward(dout: Buf, em: EmbeddingActs, pass: Pass): void 
   k.embeddingBackward(dw("bert.embeddings.token_type_embeddings.weight"), dY, em.typeIds, N, C);
 }
 
-// ids (N) → out (N,C), rows of encoder.weight (V,C)
-function neobertEmbeddingsForward(out: Buf, em: EmbeddingActs, _batch: TokenBatch, pass: Pass): void {
-  pass.k.embedding(out, pass.w("encoder.weight"), em.ids, pass.N, pass.C, false);
-}
-
-// dout (N,C) → encoder.weight's gradient
-function neobertEmbeddingsBackward(dout: Buf, em: EmbeddingActs, pass: Pass): void {
-  pass.k.embeddingBackward(pass.dw("encoder.weight"), dout, em.ids, pass.N, pass.C);
-}
+// ids (N) → out (N,C), rows of encoder.weight (V,C); and dout (N,C) → its gradient
+const neobertEmbeddingsForward = (out: Buf, em: EmbeddingActs, _: TokenBatch, pass: Pass) => pass.k.embedding(out, pass.w("encoder.weight"), em.ids, pass.N, pass.C, false);
+const neobertEmbeddingsBackward = (dout: Buf, em: EmbeddingActs, pass: Pass) => pass.k.embeddingBackward(pass.dw("encoder.weight"), dout, em.ids, pass.N, pass.C);
 
 // ---- BERT layer: post-LN, GELU FFN, dropout on both residual branches ------------------------
 
@@ -335,7 +314,7 @@ export class Encoder {
         res1: f(N * C), h1: f(N * C), mean2: f(N), r2: f(N), n2: f(N * C), f1: f(N * ffn), g: f(N * I), res2: f(N * C),
       });
     this.x = f(N * C);
-    this.mlm = { t1: f(N * C), t2: f(N * C), mean: f(N), rstd: f(N), t3: f(N * C), dt3: f(N * C), dt2: f(N * C) };
+    this.mlm = { t1: f(N * C), t2: f(N * C), t3: f(N * C), mean: f(N), rstd: f(N), dt3: f(N * C), dt2: f(N * C) };
     this.logits = f(N * layout.vocabSize);
     this.losses = f(N);
     const scratch = { dA: f(N * Math.max(3 * C, ffn)), dB: f(N * Math.max(C, ffn)), dY: f(N * C) };

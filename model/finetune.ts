@@ -95,10 +95,8 @@ export async function finetune(opts: FinetuneOptions): Promise<FinetuneResult> {
   const initial = initParameters(layout, seed); // the head's initialisation; the encoder's part is replaced
   initial.set(pre.params);
   encoder.setParameters(initial);
-  const m = k.alloc(layout.total);
+  const m = k.alloc(layout.total); // AdamW's moments; alloc zero-fills
   const v = k.alloc(layout.total);
-  k.fill(m, layout.total, 0);
-  k.fill(v, layout.total, 0);
 
   const stepsPerEpoch = Math.ceil(trainSet.length / batchSize);
   const schedule = { lr: opts.lr ?? 1e-4, warmupSteps: Math.round(0.1 * epochs * stepsPerEpoch), schedule: "linear" as const, steps: epochs * stepsPerEpoch, minLrRatio: 0 };

@@ -11,6 +11,9 @@ import type { Buf, Kernels } from "./kernels.js";
 import { ALIGN, CHUNK, entry, type ParamEntry, type ParamLayout } from "./layout.js";
 import type { Task } from "./tasks.js";
 
+/** Sequence tasks pool [CLS] through a dense layer named as Hugging Face names it; token tasks read the rows as they are. */
+const poolerOf = (model: ModelConfig, task: Task) => (task === "token-classification" ? undefined : model.architecture === "bert" ? "bert.pooler.dense" : "dense");
+
 /**
  * The encoder's layout with the task head appended: for sequence tasks a dense+tanh pooler
  * on [CLS] (BERT's `bert.pooler.dense`; `dense` for NeoBERT), then `classifier` (L,C).
@@ -24,8 +27,8 @@ export function taskLayout(base: ParamLayout, model: ModelConfig, task: Task, la
     entries.push({ name, offset, shape, size, decay: shape.length === 2, init });
     offset += Math.ceil(size / ALIGN) * ALIGN;
   };
-  if (task !== "token-classification") {
-    const pooler = model.architecture === "bert" ? "bert.pooler.dense" : "dense";
+  const pooler = poolerOf(model, task);
+  if (pooler) {
     add(`${pooler}.weight`, [C, C], "normal");
     add(`${pooler}.bias`, [C], "zeros");
   }
@@ -42,7 +45,7 @@ export class TaskHead {
   private readonly logits: Buf; // (M,L), then dlogits
   private readonly dFeat: Buf; // (M,C)
   private readonly dx: Buf; // (M,C)
-  private readonly pooler?: string;
+  private readonly pooler: string | undefined;
 
   constructor(
     private readonly encoder: Encoder,
@@ -52,7 +55,7 @@ export class TaskHead {
   ) {
     const k = (this.k = encoder.kernels);
     const C = encoder.config.hidden;
-    if (task !== "token-classification") this.pooler = encoder.config.architecture === "bert" ? "bert.pooler.dense" : "dense";
+    this.pooler = poolerOf(encoder.config, task);
     [this.pre, this.pooled, this.dFeat, this.dx] = [0, 1, 2, 3].map(() => k.alloc(maxRows * C));
     this.logits = k.alloc(maxRows * L);
   }
