@@ -2,12 +2,14 @@
 // (model/task-heads.ts): the epoch loop, accuracy and macro F1 on a dev split after every
 // epoch against the majority-class baseline, and the Hugging Face folder of the result.
 //
-// Owns: the epoch loop and the folder it writes.
+// Owns: the epoch loop and the folder it writes. AdamW and clipping are the run config's
+// training defaults, so fine-tuning and pre-training agree on what an unset value means.
 // Never: changes the checkpoint it starts from, or runs anything but the Kernels interface
 // (so it trains wherever a compute actor would: WebAssembly here, CUDA on a GPU node).
 import { existsSync } from "node:fs";
 import { join } from "node:path";
 import { loadTokenizer } from "../corpus/load-tokenizer.js";
+import { trainingDefaults } from "../runtime/config.js";
 import { UserError } from "../runtime/errors.js";
 import { createBackend } from "./backend.js";
 import { readCheckpointRange, readManifest } from "./checkpoint.js";
@@ -100,7 +102,6 @@ export async function finetune(opts: FinetuneOptions): Promise<FinetuneResult> {
 
   const stepsPerEpoch = Math.ceil(trainSet.length / batchSize);
   const schedule = { lr: opts.lr ?? 1e-4, warmupSteps: Math.round(0.1 * epochs * stepsPerEpoch), schedule: "linear" as const, steps: epochs * stepsPerEpoch, minLrRatio: 0 };
-  const adam = { beta1: 0.9, beta2: 0.999, eps: 1e-8, weightDecay: 0.01 };
 
   /** Forward (and backward when training) of examples; returns the summed loss and predictions. */
   const pass = (examples: TaskExample[], train: boolean, dropoutCounter: number) => {
@@ -154,7 +155,7 @@ export async function finetune(opts: FinetuneOptions): Promise<FinetuneResult> {
       if (r.count === 0) continue;
       const norm = globalNorm(k.sumSquares(encoder.grads, layout.total, CHUNK));
       if (!Number.isFinite(norm)) throw new UserError(`fine-tuning diverged at step ${step + 1} (gradient norm ${norm}): lower --lr.`);
-      applyAdamW(k, { params: encoder.params, grad: encoder.grads, m, v }, layout, 0, layout.total, { lr: learningRate(step, schedule), step: step + 1, clip: clipFactor(norm, 1), training: adam });
+      applyAdamW(k, { params: encoder.params, grad: encoder.grads, m, v }, layout, 0, layout.total, { lr: learningRate(step, schedule), step: step + 1, clip: clipFactor(norm, trainingDefaults.clipNorm), training: trainingDefaults });
       lossSum += r.lossSum / r.count;
       batches++;
       step++;
