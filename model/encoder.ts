@@ -386,7 +386,8 @@ export class Encoder {
     });
     const need = k.attentionSavedSize(pass.shape);
     if (need > this.savedSize) {
-      for (const a of this.acts) (k.free(a.saved), (a.saved = k.alloc(need)));
+      for (const a of this.acts) k.free(a.saved);
+      for (const a of this.acts) a.saved = k.alloc(need);
       this.savedSize = need;
     }
     k.upload(this.em.ids, batch.inputIds);
