@@ -7,7 +7,8 @@ import { presets } from "./config.js";
 import { parameterCount, parameterLayout } from "./layout.js";
 import { evaluate } from "./evaluate.js";
 import { exportCheckpoint, importHub } from "./hub.js";
-import { finetune, tasks, type OnBadRow, type Task } from "./finetune.js";
+import { finetune } from "./finetune.js";
+import { tasks, type OnBadRow, type Task } from "./tasks.js";
 import { trainLocal } from "./train-local.js";
 import { join, resolve } from "node:path";
 

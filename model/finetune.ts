@@ -1,286 +1,25 @@
-// Fine-tuning a pre-trained encoder on a labelled task: classification on [CLS] of one text
-// or a text pair, and token classification; accuracy and macro F1 on a dev split after
-// every epoch, against the majority-class baseline.
+// Fine-tuning a pre-trained encoder on a labelled task (model/tasks.ts) with a task head
+// (model/task-heads.ts): the epoch loop, accuracy and macro F1 on a dev split after every
+// epoch against the majority-class baseline, and the Hugging Face folder of the result.
 //
-// Owns: reading task files (JSONL; a bad row is reported with its line number, then skipped
-// or fatal), the task heads, whose parameters are appended to the encoder's flat vector so
-// one gradient norm and one AdamW pass cover both, the epoch loop, and the Hugging Face
-// folder of the fine-tuned model.
+// Owns: the epoch loop and the folder it writes. AdamW and clipping are the run config's
+// training defaults, so fine-tuning and pre-training agree on what an unset value means.
 // Never: changes the checkpoint it starts from, or runs anything but the Kernels interface
 // (so it trains wherever a compute actor would: WebAssembly here, CUDA on a GPU node).
-//
-// Shapes: B batch, T longest sequence of the batch, C hidden, L labels, M rows the head reads
-// (B for sequence tasks: each [CLS]; the labelled first pieces of words for token tasks).
-import { existsSync, readFileSync } from "node:fs";
+import { existsSync } from "node:fs";
 import { join } from "node:path";
 import { loadTokenizer } from "../corpus/load-tokenizer.js";
+import { trainingDefaults } from "../runtime/config.js";
 import { UserError } from "../runtime/errors.js";
+import { createBackend } from "./backend.js";
 import { readCheckpointRange, readManifest } from "./checkpoint.js";
-import type { ModelConfig } from "./config.js";
 import { counterHash } from "./counter-hash.js";
 import { Encoder } from "./encoder.js";
 import { readHubFolder, writeHubFolder, type HubModel } from "./hub.js";
-import type { Buf, Kernels } from "./kernels.js";
-import { ALIGN, CHUNK, entry, initParameters, parameterLayout, type ParamEntry, type ParamLayout } from "./layout.js";
+import { CHUNK, initParameters, parameterLayout } from "./layout.js";
 import { applyAdamW, clipFactor, globalNorm, learningRate } from "./optimizer.js";
-import { createBackend } from "./backend.js";
-
-export const tasks = ["classification", "pair-classification", "token-classification"] as const;
-export type Task = (typeof tasks)[number];
-export type OnBadRow = "skip" | "fail";
-
-// ---- task files ------------------------------------------------------------------------------
-
-/** One row of a task file as read: `text`/`text_pair`/`label`, or `tokens`/`tags`. */
-export interface TaskRow {
-  line: number;
-  text: string;
-  textPair?: string;
-  label: string;
-  tokens: string[];
-  tags: string[];
-}
-
-/**
- * Reads a JSONL task file. Each bad row is reported as `FILE:LINE: why`; with "fail" the
- * first one is an error, with "skip" it is left out. `labels`, when given, is the label set
- * of the training file: a dev row with another label is a bad row.
- */
-export function readTaskFile(file: string, task: Task, opts: { onBadRow: OnBadRow; labels?: string[]; report?: (message: string) => void }): TaskRow[] {
-  let text: string;
-  try {
-    text = readFileSync(file, "utf8");
-  } catch (err) {
-    throw new UserError(`cannot read task file ${file}: ${(err as Error).message}`);
-  }
-  const known = opts.labels ? new Set(opts.labels) : undefined;
-  const rows: TaskRow[] = [];
-  text.split("\n").forEach((raw, i) => {
-    const line = i + 1;
-    if (!raw.trim()) return;
-    const why = checkRow(raw, task, known);
-    if (typeof why === "string") {
-      const message = `${file}:${line}: ${why}`;
-      if (opts.onBadRow === "fail") throw new UserError(`${message} (fix the row, or pass --on-bad-row skip to leave such rows out)`);
-      opts.report?.(`${message}; row skipped`);
-      return;
-    }
-    rows.push({ line, ...why });
-  });
-  if (rows.length === 0) throw new UserError(`${file} holds no usable rows for --task ${task}.`);
-  return rows;
-}
-
-function checkRow(raw: string, task: Task, known?: Set<string>): string | Omit<TaskRow, "line"> {
-  let row: Record<string, unknown>;
-  try {
-    row = JSON.parse(raw);
-  } catch {
-    return "not valid JSON";
-  }
-  if (typeof row !== "object" || row === null || Array.isArray(row)) return "not a JSON object";
-  const nonEmpty = (key: string) => (typeof row[key] === "string" && (row[key] as string).trim() ? undefined : `"${key}" must be a non-empty string`);
-  const labelOf = (v: unknown) => (typeof v === "string" && v.trim() ? v : Number.isInteger(v) ? String(v) : undefined);
-  if (task === "token-classification") {
-    const { tokens, tags } = row as { tokens?: unknown; tags?: unknown };
-    if (!Array.isArray(tokens) || tokens.length === 0 || !tokens.every((t) => typeof t === "string" && t.trim())) return `"tokens" must be a non-empty array of non-empty strings`;
-    if (!Array.isArray(tags) || tags.length !== tokens.length) return `"tags" must be an array as long as "tokens" (${tokens.length})`;
-    const names = tags.map(labelOf);
-    const bad = names.findIndex((t) => t === undefined || (known !== undefined && !known.has(t)));
-    if (bad >= 0) return `tag ${JSON.stringify(tags[bad])} at position ${bad} is ${names[bad] === undefined ? "not a string" : "not among the training file's tags"}`;
-    return { text: "", label: "", tokens: tokens as string[], tags: names as string[] };
-  }
-  const problem = nonEmpty("text") ?? (task === "pair-classification" ? nonEmpty("text_pair") : undefined);
-  if (problem) return problem;
-  const label = labelOf(row.label);
-  if (label === undefined) return `"label" must be a non-empty string or a whole number`;
-  if (known && !known.has(label)) return `label ${JSON.stringify(label)} is not among the training file's labels (${[...known].join(", ")})`;
-  return { text: row.text as string, textPair: task === "pair-classification" ? (row.text_pair as string) : undefined, label, tokens: [], tags: [] };
-}
-
-/** The label set of a training file, sorted, so ids do not depend on row order. */
-export function labelSet(rows: TaskRow[], task: Task): string[] {
-  const all = task === "token-classification" ? rows.flatMap((r) => r.tags) : rows.map((r) => r.label);
-  return [...new Set(all)].sort();
-}
-
-// ---- encoding ---------------------------------------------------------------------------------
-
-type Tokenizer = ReturnType<typeof loadTokenizer>;
-
-/** One example as the encoder sees it: ids with [CLS]/[SEP], segment ids, and its targets. */
-export interface TaskExample {
-  ids: number[];
-  typeIds: number[];
-  /** Sequence tasks: the label id. */
-  label: number;
-  /** Token tasks: a tag id per position, -100 where nothing is predicted. */
-  tags: number[];
-}
-
-/**
- * Sequence tasks: [CLS] a [SEP] (b [SEP]), the longer text cut first when over `maxLen`.
- * Token tasks: each word's pieces, its tag on the first piece; words past `maxLen` are cut.
- */
-export function encodeRow(row: TaskRow, task: Task, tokenizer: Tokenizer, labelIds: Map<string, number>, maxLen: number): TaskExample {
-  const { cls, sep, unk } = tokenizer.special;
-  if (task === "token-classification") {
-    const ids = [cls];
-    const tags = [-100];
-    row.tokens.forEach((word, i) => {
-      const pieces = tokenizer.encode(word).ids;
-      const use = pieces.length ? pieces : [unk];
-      if (ids.length + use.length > maxLen - 1) return;
-      ids.push(...use);
-      tags.push(labelIds.get(row.tags[i]!)!, ...use.slice(1).map(() => -100));
-    });
-    ids.push(sep);
-    tags.push(-100);
-    return { ids, typeIds: ids.map(() => 0), label: -1, tags };
-  }
-  const a = tokenizer.encode(row.text).ids;
-  const b = row.textPair !== undefined ? tokenizer.encode(row.textPair).ids : undefined;
-  const room = maxLen - (b ? 3 : 2);
-  while (a.length + (b?.length ?? 0) > room) (b && b.length > a.length ? b : a).pop();
-  const ids = [cls, ...a, sep, ...(b ? [...b, sep] : [])];
-  const typeIds = ids.map((_, i) => (i < a.length + 2 ? 0 : 1));
-  return { ids, typeIds, label: labelIds.get(row.label)!, tags: [] };
-}
-
-// ---- the head -----------------------------------------------------------------------------
-
-/**
- * The encoder's layout with the task head appended: for sequence tasks a dense+tanh pooler
- * on [CLS] (BERT's `bert.pooler.dense`; `dense` for NeoBERT), then `classifier` (L,C).
- */
-export function taskLayout(base: ParamLayout, model: ModelConfig, task: Task, labels: number): ParamLayout {
-  const C = model.hidden;
-  const entries: ParamEntry[] = [...base.entries];
-  let offset = base.total;
-  const add = (name: string, shape: number[], init: ParamEntry["init"]) => {
-    const size = shape.reduce((x, y) => x * y, 1);
-    entries.push({ name, offset, shape, size, decay: shape.length === 2, init });
-    offset += Math.ceil(size / ALIGN) * ALIGN;
-  };
-  if (task !== "token-classification") {
-    const pooler = model.architecture === "bert" ? "bert.pooler.dense" : "dense";
-    add(`${pooler}.weight`, [C, C], "normal");
-    add(`${pooler}.bias`, [C], "zeros");
-  }
-  add("classifier.weight", [labels, C], "normal");
-  add("classifier.bias", [labels], "zeros");
-  return { ...base, entries, total: Math.ceil(offset / CHUNK) * CHUNK };
-}
-
-export class TaskHead {
-  private readonly rows: Buf; // i32 (M)
-  private readonly labels: Buf; // i32 (M)
-  private readonly x: Buf; // (M,C) the encoder output at the rows
-  private readonly pre: Buf; // (M,C) pooler before tanh
-  private readonly pooled: Buf; // (M,C)
-  private readonly logits: Buf; // (M,L), then dLogits
-  private readonly losses: Buf; // (M)
-  private readonly dFeat: Buf; // (M,C)
-  private readonly dX: Buf; // (M,C)
-  private readonly pooler?: string;
-
-  constructor(
-    private readonly k: Kernels,
-    private readonly encoder: Encoder,
-    private readonly layout: ParamLayout,
-    task: Task,
-    private readonly L: number,
-    maxRows: number,
-  ) {
-    const C = encoder.config.hidden;
-    if (task !== "token-classification") this.pooler = encoder.config.architecture === "bert" ? "bert.pooler.dense" : "dense";
-    this.rows = k.alloc(maxRows, "i32");
-    this.labels = k.alloc(maxRows, "i32");
-    [this.x, this.pre, this.pooled, this.dFeat, this.dX] = [0, 1, 2, 3, 4].map(() => k.alloc(maxRows * C));
-    this.logits = k.alloc(maxRows * L);
-    this.losses = k.alloc(maxRows);
-  }
-
-  private w = (name: string) => this.k.view(this.encoder.params, entry(this.layout, name).offset);
-  private dw = (name: string) => this.k.view(this.encoder.grads, entry(this.layout, name).offset);
-
-  /**
-   * Forward of the head over `rows` of the encoder output (N,C) and, when training, its
-   * backward into the encoder's `dFinal` and then the encoder's backward. The loss is the
-   * mean over the rows. Returns the summed loss and the logits (M,L).
-   */
-  run(final: Buf, N: number, rows: number[], labels: number[], train: boolean): { lossSum: number; logits: Float32Array } {
-    const { k, L } = this;
-    const C = this.encoder.config.hidden;
-    const M = rows.length;
-    k.upload(this.rows, Int32Array.from(rows));
-    k.upload(this.labels, Int32Array.from(labels));
-    k.embedding(this.x, final, this.rows, M, C, false); // gather the rows
-    let feat = this.x;
-    if (this.pooler) {
-      k.matmul({ out: this.pre, a: this.x, b: this.w(`${this.pooler}.weight`), m: M, n: C, k: C, transB: true });
-      k.addBias(this.pre, this.w(`${this.pooler}.bias`), M, C);
-      k.tanh(this.pooled, this.pre, M * C);
-      feat = this.pooled;
-    }
-    k.matmul({ out: this.logits, a: feat, b: this.w("classifier.weight"), m: M, n: L, k: C, transB: true });
-    k.addBias(this.logits, this.w("classifier.bias"), M, L);
-    const logits = new Float32Array(M * L);
-    k.download(this.logits, logits);
-    k.crossEntropy(this.losses, this.logits, this.logits, this.labels, M, L, 1 / M);
-    const losses = new Float32Array(M);
-    k.download(this.losses, losses);
-    // The f64 reference (gradient checks) reads its losses at full precision.
-    const exact = (k as Partial<{ downloadF64(b: Buf, n: number): Float64Array }>).downloadF64?.(this.losses, M) ?? losses;
-    let lossSum = 0;
-    for (const v of exact) lossSum += v;
-    if (!train) return { lossSum, logits };
-
-    // backward: dLogits sit in `logits` now
-    k.biasBackward(this.dw("classifier.bias"), this.logits, M, L, true);
-    k.matmul({ out: this.dw("classifier.weight"), a: this.logits, b: feat, m: L, n: C, k: M, transA: true, accumulate: true });
-    k.matmul({ out: this.dFeat, a: this.logits, b: this.w("classifier.weight"), m: M, n: C, k: L });
-    let dRows = this.dFeat;
-    if (this.pooler) {
-      k.tanhBackward(this.dFeat, this.pooled, this.dFeat, M * C);
-      k.biasBackward(this.dw(`${this.pooler}.bias`), this.dFeat, M, C, true);
-      k.matmul({ out: this.dw(`${this.pooler}.weight`), a: this.dFeat, b: this.x, m: C, n: C, k: M, transA: true, accumulate: true });
-      k.matmul({ out: this.dX, a: this.dFeat, b: this.w(`${this.pooler}.weight`), m: M, n: C, k: C });
-      dRows = this.dX;
-    }
-    k.fill(this.encoder.dFinal, N * C, 0);
-    k.embeddingBackward(this.encoder.dFinal, dRows, this.rows, M, C);
-    this.encoder.backward();
-    return { lossSum, logits };
-  }
-}
-
-// ---- metrics --------------------------------------------------------------------------------
-
-export interface Scores {
-  accuracy: number;
-  /** Mean F1 over the labels that occur in the gold or the predictions. */
-  macroF1: number;
-}
-
-export function score(gold: number[], predicted: number[]): Scores {
-  const labels = [...new Set([...gold, ...predicted])];
-  let correct = 0;
-  gold.forEach((g, i) => (correct += g === predicted[i] ? 1 : 0));
-  const f1s = labels.map((c) => {
-    let tp = 0, fp = 0, fn = 0;
-    gold.forEach((g, i) => {
-      const p = predicted[i];
-      if (p === c && g === c) tp++;
-      else if (p === c) fp++;
-      else if (g === c) fn++;
-    });
-    return tp === 0 ? 0 : (2 * tp) / (2 * tp + fp + fn);
-  });
-  return { accuracy: correct / Math.max(1, gold.length), macroF1: f1s.reduce((s, v) => s + v, 0) / Math.max(1, f1s.length) };
-}
-
-// ---- the run ----------------------------------------------------------------------------------
+import { TaskHead, taskLayout } from "./task-heads.js";
+import { encodeRow, labelSet, readTaskFile, score, type OnBadRow, type Scores, type Task, type TaskExample } from "./tasks.js";
 
 export interface FinetuneOptions {
   /** A checkpoint folder, or a Hugging Face folder written by `export`. */
@@ -354,18 +93,15 @@ export async function finetune(opts: FinetuneOptions): Promise<FinetuneResult> {
   const model = { ...pre.model };
   const layout = taskLayout(parameterLayout(model, pre.vocabSize), model, task, labels.length);
   const encoder = new Encoder(k, model, layout, batchSize * maxLen, seed);
-  const head = new TaskHead(k, encoder, layout, task, labels.length, batchSize * maxLen);
+  const head = new TaskHead(encoder, task, labels.length, batchSize * maxLen);
   const initial = initParameters(layout, seed); // the head's initialisation; the encoder's part is replaced
   initial.set(pre.params);
   encoder.setParameters(initial);
-  const m = k.alloc(layout.total);
+  const m = k.alloc(layout.total); // AdamW's moments; alloc zero-fills
   const v = k.alloc(layout.total);
-  k.fill(m, layout.total, 0);
-  k.fill(v, layout.total, 0);
 
   const stepsPerEpoch = Math.ceil(trainSet.length / batchSize);
   const schedule = { lr: opts.lr ?? 1e-4, warmupSteps: Math.round(0.1 * epochs * stepsPerEpoch), schedule: "linear" as const, steps: epochs * stepsPerEpoch, minLrRatio: 0 };
-  const adam = { beta1: 0.9, beta2: 0.999, eps: 1e-8, weightDecay: 0.01 };
 
   /** Forward (and backward when training) of examples; returns the summed loss and predictions. */
   const pass = (examples: TaskExample[], train: boolean, dropoutCounter: number) => {
@@ -383,9 +119,9 @@ export async function finetune(opts: FinetuneOptions): Promise<FinetuneResult> {
       if (task === "token-classification") e.tags.forEach((t, i) => t !== -100 && (rows.push(b * T + i), targets.push(t)));
       else rows.push(b * T), targets.push(e.label);
     });
-    const final = encoder.forward({ batch: B, seqLen: T, inputIds, attentionMask, tokenTypeIds }, { forwardOnly: !train, dropoutCounter });
+    encoder.forward({ batch: B, seqLen: T, inputIds, attentionMask, tokenTypeIds }, { forwardOnly: !train, dropoutCounter });
     if (rows.length === 0) return { lossSum: 0, count: 0, gold: [], predicted: [] };
-    const { lossSum, logits } = head.run(final, B * T, rows, targets, train);
+    const { lossSum, logits } = head.run(rows, targets, train);
     const L = labels.length;
     const predicted = rows.map((_, r) => {
       let best = 0;
@@ -419,7 +155,7 @@ export async function finetune(opts: FinetuneOptions): Promise<FinetuneResult> {
       if (r.count === 0) continue;
       const norm = globalNorm(k.sumSquares(encoder.grads, layout.total, CHUNK));
       if (!Number.isFinite(norm)) throw new UserError(`fine-tuning diverged at step ${step + 1} (gradient norm ${norm}): lower --lr.`);
-      applyAdamW(k, { params: encoder.params, grad: encoder.grads, m, v }, layout, 0, layout.total, { lr: learningRate(step, schedule), step: step + 1, clip: clipFactor(norm, 1), training: adam });
+      applyAdamW(k, { params: encoder.params, grad: encoder.grads, m, v }, layout, 0, layout.total, { lr: learningRate(step, schedule), step: step + 1, clip: clipFactor(norm, trainingDefaults.clipNorm), training: trainingDefaults });
       lossSum += r.lossSum / r.count;
       batches++;
       step++;

@@ -77,6 +77,8 @@ const trainingSchema = z
   })
   .strict()
   .refine((t) => t.groupSize % t.microBatch === 0, { message: "microBatch must divide groupSize", path: ["microBatch"] });
+/** Every training setting at its default: what fine-tuning uses for AdamW and clipping. */
+export const trainingDefaults = trainingSchema.parse({});
 
 const checkpointSchema = z
   .object({
