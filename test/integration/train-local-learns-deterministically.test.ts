@@ -1,7 +1,7 @@
 // `train --local` on the shipped sample text: the MLM loss falls from about ln(vocab), the
 // loss curve is written to the run's metrics, and two runs with one seed give the same bytes;
 // a gradient that is not finite is skipped or stops the run, as training.onNonFinite says.
-import { readFileSync, writeFileSync } from "node:fs";
+import { cpSync, readdirSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { afterAll, describe, expect, it } from "vitest";
 import { removeDir, runCli, tempDir } from "../helpers/cluster.js";
@@ -50,5 +50,27 @@ describe("train --local", () => {
     expect(stop.code).not.toBe(0);
     expect(stop.stderr.trim().split("\n")).toHaveLength(1);
     expect(stop.stderr).toMatch(/step 2: the gradient is not finite .*onNonFinite is "stop"/);
+  }, 300_000);
+
+  it("verifies a checkpoint with `checkpoint verify`, and refuses to resume from a corrupted one", async () => {
+    const config = writeTinyConfig(cwd, { steps: 4 });
+    expect((await runCli(["train", "--local", "--config", config, "--run", "v"], cwd, 240_000)).code).toBe(0);
+    const good = lastCheckpoint(join(cwd, "runs", "v"));
+    const ok = await runCli(["checkpoint", "verify", good], cwd);
+    expect(ok.code, ok.stderr).toBe(0);
+    expect(ok.stdout).toMatch(/step 4, [\d,]+ parameters in 1 slice file, every checksum matches/);
+
+    const bad = join(cwd, "corrupted");
+    cpSync(good, bad, { recursive: true });
+    const slice = join(bad, readdirSync(bad).find((f) => f.endsWith(".safetensors"))!);
+    const bytes = readFileSync(slice);
+    bytes[bytes.length - 5]! ^= 0x40; // one flipped bit in the parameters
+    writeFileSync(slice, bytes);
+    for (const args of [["checkpoint", "verify", bad], ["train", "--local", "--config", config, "--run", "w", "--resume", bad]]) {
+      const r = await runCli(args, cwd, 240_000);
+      expect(r.code).not.toBe(0);
+      expect(r.stderr.trim().split("\n")).toHaveLength(1);
+      expect(r.stderr).toMatch(/safetensors fails its checksum/);
+    }
   }, 300_000);
 });
