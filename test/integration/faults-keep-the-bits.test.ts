@@ -44,9 +44,15 @@ describe("faults and scaling keep the bits", () => {
     const orders: StepOrder[] = [];
     const events: { type: string; message: string; end?: string }[] = [];
     const s = subjects(run);
-    nc.subscribe(s.metrics, { callback: (_e, m) => metrics.push(decodeMessage(m.data)) });
-    nc.subscribe(s.step, { callback: (_e, m) => orders.push(decodeMessage(m.data)) });
-    nc.subscribe(s.events, { callback: (_e, m) => events.push(decodeMessage(m.data)) });
+    nc.subscribe(s.metrics, { callback: (_e, m) => {
+      metrics.push(decodeMessage(m.data));
+    } });
+    nc.subscribe(s.step, { callback: (_e, m) => {
+      orders.push(decodeMessage(m.data));
+    } });
+    nc.subscribe(s.events, { callback: (_e, m) => {
+      events.push(decodeMessage(m.data));
+    } });
     await nc.flush();
     const finished = () => waitFor(`${run} to finish`, () => events.find((e) => e.end), 240_000);
     return { state, nc, metrics, orders, events, finished };

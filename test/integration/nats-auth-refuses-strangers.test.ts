@@ -21,7 +21,9 @@ describe("NATS authentication", () => {
     const coordinator = await connectNats({ url: server.url, name: "coord", creds: server.credsOf("coordinator") });
     const compute = await connectNats({ url: server.url, name: "compute", creds: server.credsOf("compute") });
     const received: string[] = [];
-    coordinator.subscribe(s.all, { callback: (_e, m) => received.push(m.subject) });
+    coordinator.subscribe(s.all, { callback: (_e, m) => {
+      received.push(m.subject);
+    } });
     await coordinator.flush();
     const errors: string[] = [];
     void (async () => {
