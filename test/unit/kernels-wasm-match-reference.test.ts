@@ -41,7 +41,7 @@ for (const relaxed of [false, true]) {
 
     it("matmul in every layout, with accumulate, alpha and batches, on odd shapes", () => {
       // [101, 530, 19] crosses matmul's row blocks (48) and column blocks (256) with ragged ends.
-      for (const [m, n, k] of [[1, 1, 1], [5, 9, 3], [13, 17, 33], [4, 8, 16], [37, 23, 65], [64, 130, 7], [101, 530, 19]]) {
+      for (const [m, n, k] of [[1, 1, 1], [5, 9, 3], [13, 17, 33], [4, 8, 16], [37, 23, 65], [64, 130, 7], [101, 530, 19]] as const) {
         for (const [transA, transB] of [[false, false], [false, true], [true, false], [true, true]] as const) {
           const batch = 2;
           const A = randoms(batch * m * k), B = randoms(batch * k * n), C = randoms(batch * m * n);
