@@ -59,12 +59,15 @@ export interface DashboardProps {
   onExit?: (how: DashboardExit) => void;
 }
 
+function readSize(stdout: NodeJS.WriteStream, columns?: number, rows?: number): [number, number] {
+  return [columns ?? stdout.columns ?? 80, rows ?? stdout.rows ?? 24];
+}
+
 function useTerminalSize(columns?: number, rows?: number): [number, number] {
   const { stdout } = useStdout();
-  const read = (): [number, number] => [columns ?? stdout.columns ?? 80, rows ?? stdout.rows ?? 24];
-  const [size, setSize] = useState(read);
+  const [size, setSize] = useState(() => readSize(stdout, columns, rows));
   useEffect(() => {
-    const onResize = () => setSize(read());
+    const onResize = () => setSize(readSize(stdout, columns, rows));
     stdout.on("resize", onResize);
     return () => {
       stdout.off("resize", onResize);

@@ -63,7 +63,7 @@ export function LossChart({ state, width, height }: LossChartProps) {
           a frame's cost in Ink, and this measures each column once. */}
       <Box>
         <Text dimColor>
-          {rows.map((_, r) => fitCell(r === 0 ? top : r === height - 1 ? bottom : "", GUTTER - 1, "right") + " ").join("\n")}
+          {rows.map((_, r) => `${fitCell(r === 0 ? top : r === height - 1 ? bottom : "", GUTTER - 1, "right")} `).join("\n")}
         </Text>
         <Text color="cyan">{rows.join("\n")}</Text>
       </Box>

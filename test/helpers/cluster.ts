@@ -76,5 +76,8 @@ export async function startTestServer(run = "t", port?: number) {
     const again = await startNatsServer({ dir, run, creds, port: server.port });
     server.pid = again.pid;
   };
-  return { ...server, dir, run, credsOf, stop, restart, cleanup: () => (stop("SIGKILL"), removeDir(dir)) };
+  return { ...server, dir, run, credsOf, stop, restart, cleanup: () => {
+      stop("SIGKILL");
+      removeDir(dir);
+    } };
 }

@@ -16,7 +16,7 @@ describe("data pipeline", () => {
   it("cleans, trains, prepares and serves deterministic batches", async () => {
     writeFileSync(
       join(cwd, "mixed.txt"),
-      ["Bakı Xəzər dənizinin sahilində yerləşən böyük şəhərdir.", "Bakı Xəzər dənizinin sahilində yerləşən böyük şəhərdir.", "Это строка на русском языке, её надо убрать.", "ეს ქართული ტექსტია და აქ არ უნდა იყოს.", "بو عربی الیفباسیندا یازیلمیش بیر سطیردیر"].join("\n") + "\n",
+      `${["Bakı Xəzər dənizinin sahilində yerləşən böyük şəhərdir.", "Bakı Xəzər dənizinin sahilində yerləşən böyük şəhərdir.", "Это строка на русском языке, её надо убрать.", "ეს ქართული ტექსტია და აქ არ უნდა იყოს.", "بو عربی الیفباسیندا یازیلمیش بیر سطیردیر"].join("\n")}\n`,
     );
     const clean = await runCli(["corpus", "clean", "--in", "mixed.txt", sampleText, "--out", "clean.txt", "--json"], cwd);
     expect(clean.code, clean.stderr).toBe(0);

@@ -57,7 +57,7 @@ describe("finetune", () => {
 
   it("token classification: skips bad rows by line, writes a folder an independent reader reads", async () => {
     const train = join(cwd, "ner-train.jsonl");
-    writeFileSync(train, readFileSync(join(tasks, "ner-train.jsonl"), "utf8") + '{"tokens": ["Əli", "gəldi"], "tags": ["B-PER"]}\n');
+    writeFileSync(train, `${readFileSync(join(tasks, "ner-train.jsonl"), "utf8")}{"tokens": ["Əli", "gəldi"], "tags": ["B-PER"]}\n`);
     const lines = readFileSync(train, "utf8").trim().split("\n").length;
     const args = ["finetune", "--checkpoint", checkpoint, "--task", "token-classification", "--train", train, "--dev", join(tasks, "ner-dev.jsonl"), "--epochs", "1"];
 

@@ -9,7 +9,9 @@ import { MemorySource } from "../../tui/memory-source.js";
 import { SAMPLE_DEATH_STEP, SAMPLE_JOIN_STEP, sampleRun, sampleTimeAt } from "../../tui/sample-run.js";
 
 const apps: { unmount(): void }[] = [];
-afterEach(() => apps.splice(0).forEach((a) => a.unmount()));
+afterEach(() => {
+  for (const app of apps.splice(0)) app.unmount();
+});
 
 async function until(check: () => boolean, what: string): Promise<void> {
   const deadline = Date.now() + 3000;

@@ -7,7 +7,10 @@ import type { AttentionShape, Buf } from "../../model/kernels.js";
 
 const k = createReferenceKernels({ precision: "f64" });
 let seed = 12345;
-const rand = () => ((seed = (Math.imul(seed, 1103515245) + 12345) >>> 0) / 2 ** 32) * 2 - 1;
+const rand = () => {
+  seed = (Math.imul(seed, 1103515245) + 12345) >>> 0;
+  return (seed / 2 ** 32) * 2 - 1;
+};
 const randoms = (n: number) => Float64Array.from({ length: n }, rand);
 const buf = (values: Float64Array | number[]) => {
   const b = k.alloc(values.length);
@@ -133,7 +136,7 @@ describe("reference kernels: backward = finite differences of forward (f64)", ()
     k.rope(qkv, shape, 10000, false);
     expect(k.downloadF64(qkv, n)).not.toEqual(before);
     k.rope(qkv, shape, 10000, true);
-    k.downloadF64(qkv, n).forEach((v, i) => expect(v).toBeCloseTo(before[i]!, 12));
+    for (const [i, v] of k.downloadF64(qkv, n).entries()) expect(v).toBeCloseTo(before[i]!, 12);
   });
 
   it("matmul in all layouts, embedding scatter-add, cross-entropy", () => {

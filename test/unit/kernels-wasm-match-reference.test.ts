@@ -7,12 +7,18 @@ import { createReferenceKernels } from "../../model/kernels-reference.js";
 import type { Buf, Kernels } from "../../model/kernels.js";
 
 let seed = 99;
-const rand = () => ((seed = (Math.imul(seed, 1103515245) + 12345) >>> 0) / 2 ** 32) * 2 - 1;
+const rand = () => {
+  seed = (Math.imul(seed, 1103515245) + 12345) >>> 0;
+  return (seed / 2 ** 32) * 2 - 1;
+};
 const randoms = (n: number) => Float32Array.from({ length: n }, rand);
 /** The same values every call for one `key` (cases run on both backends). */
 const randomsFrom = (n: number, key: number) => {
   let s = key;
-  return Float32Array.from({ length: n }, () => ((s = (Math.imul(s, 1103515245) + 12345) >>> 0) / 2 ** 32) * 2 - 1);
+  return Float32Array.from({ length: n }, () => {
+    s = (Math.imul(s, 1103515245) + 12345) >>> 0;
+    return (s / 2 ** 32) * 2 - 1;
+  });
 };
 
 function put(k: Kernels, values: Float32Array | Int32Array): Buf {
@@ -90,7 +96,7 @@ for (const relaxed of [false, true]) {
       const x = put(w, g), xr = put(r, g);
       const ws = w.sumSquares(x, N, 1000), rs = r.sumSquares(xr, N, 1000);
       expect(ws.length).toBe(5);
-      ws.forEach((v, i) => expect(Math.abs(v - rs[i]!) / rs[i]!).toBeLessThan(1e-6));
+      for (const [i, v] of ws.entries()) expect(Math.abs(v - rs[i]!) / rs[i]!).toBeLessThan(1e-6);
     });
 
     it("repeats bit for bit, and a slice's elementwise update equals the whole vector's", () => {

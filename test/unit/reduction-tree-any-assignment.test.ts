@@ -11,7 +11,10 @@ describe("reduction tree", () => {
     fc.assert(
       fc.property(fc.constantFrom(1, 2, 4, 8, 16), fc.integer({ min: 1, max: 7 }), fc.integer(), (G, actors, seed) => {
         let x = seed >>> 0 || 7;
-        const rand = () => ((x = (x * 1664525 + 1013904223) >>> 0) / 2 ** 32 - 0.5) * 2 ** ((x >>> 27) - 8);
+        const rand = () => {
+          x = (x * 1664525 + 1013904223) >>> 0;
+          return (x / 2 ** 32 - 0.5) * 2 ** ((x >>> 27) - 8);
+        };
         const grads = Array.from({ length: G }, () => Float32Array.from({ length: 33 }, rand));
         const leaves = new Map(grads.map((g, i) => [blockKey({ lo: i, hi: i + 1 }), g]));
         const reference = reduceTree(leaves, 0, G, add)!;

@@ -2,7 +2,7 @@
 // any corruption, truncation or mismatch is rejected, never applied.
 import fc from "fast-check";
 import { describe, expect, it } from "vitest";
-import { CodecError, decodeMessage, dtypes, encodeMessage, encodeTensorChunks, tensorData, tensorFrom, TensorAssembler, type Tensor, type TensorDType } from "../../runtime/codec.js";
+import { CodecError, decodeMessage, dtypes, encodeMessage, encodeTensorChunks, tensorData, tensorFrom, TensorAssembler, type Reassembled, type Tensor, type TensorDType } from "../../runtime/codec.js";
 
 const dtypeArb = fc.constantFrom(...(Object.keys(dtypes) as TensorDType[]));
 const tensorArb = fc
@@ -11,13 +11,16 @@ const tensorArb = fc
     const n = shape.reduce((a, b) => a * b, 1) * dtypes[dtype];
     const bytes = new Uint8Array(n);
     let x = seed >>> 0 || 1;
-    for (let i = 0; i < n; i++) bytes[i] = (x = (x * 1103515245 + 12345) >>> 0) >>> 24;
+    for (let i = 0; i < n; i++) {
+      x = (x * 1103515245 + 12345) >>> 0;
+      bytes[i] = x >>> 24;
+    }
     return { dtype, shape, bytes };
   });
 
 function reassemble(chunks: Uint8Array[]) {
   const assembler = new TensorAssembler();
-  let out;
+  let out: Reassembled<unknown> | undefined;
   for (const c of chunks) out = assembler.accept(c) ?? out;
   return out;
 }
@@ -59,7 +62,7 @@ describe("tensor codec", () => {
         bad[payloadByte]! ^= flip;
         chunks[which] = bad;
         let error: unknown;
-        let result;
+        let result: Reassembled<unknown> | undefined;
         try {
           result = reassemble(chunks);
         } catch (err) {
@@ -94,7 +97,7 @@ describe("tensor codec", () => {
     const assembler = new TensorAssembler();
     expect(assembler.accept(chunks[0]!)).toBeUndefined();
     expect(assembler.accept(chunks[0]!)).toBeUndefined();
-    let out;
+    let out: Reassembled<unknown> | undefined;
     for (const c of chunks.slice(1)) out = assembler.accept(c) ?? out;
     expect(Array.from(tensorData(out!.tensor) as Int32Array).slice(0, 5)).toEqual([0, 1, 2, 3, 4]);
   });

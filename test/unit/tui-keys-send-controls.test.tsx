@@ -12,7 +12,9 @@ import type { ActorStatus, Control } from "../../tui/types.js";
 
 const NOW = sampleTimeAt(60) + 300;
 const apps: { unmount(): void }[] = [];
-afterEach(() => apps.splice(0).forEach((a) => a.unmount()));
+afterEach(() => {
+  for (const app of apps.splice(0)) app.unmount();
+});
 
 async function until(check: () => boolean, what: string): Promise<void> {
   const deadline = Date.now() + 3000;

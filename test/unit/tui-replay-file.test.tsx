@@ -19,7 +19,7 @@ describe("metrics.jsonl replay", () => {
   it("reads back the updates written, to the same dashboard state", () => {
     const updates = sampleRun(300);
     const file = join(dir, "metrics.jsonl");
-    writeFileSync(file, updates.map((u) => JSON.stringify(u)).join("\n") + "\n\n");
+    writeFileSync(file, `${updates.map((u) => JSON.stringify(u)).join("\n")}\n\n`);
     const parsed = parseUpdates(readFileSync(file, "utf8"), file);
     expect(parsed).toEqual(updates);
     expect(JSON.stringify(parsed.reduce(reduce, initialState))).toBe(JSON.stringify(updates.reduce(reduce, initialState)));

@@ -134,7 +134,7 @@ describe("dashboard reducer", () => {
         fc.integer({ min: 1, max: 200 }),
         (losses, width) => {
           let h: LossHistory = initialState.loss;
-          losses.forEach((l, i) => (h = appendLoss(h, i + 1, l)));
+          for (const [i, l] of losses.entries()) h = appendLoss(h, i + 1, l);
           const cols = lossColumns(h, width);
           expect(cols.length).toBe(Math.min(width, h.means.length));
           const lo = Math.min(...losses) - 1e-9;
