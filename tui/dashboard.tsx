@@ -76,15 +76,7 @@ function useTerminalSize(columns?: number, rows?: number): [number, number] {
   return columns !== undefined && rows !== undefined ? [columns, rows] : size;
 }
 
-export function Dashboard({
-  source,
-  now = Date.now,
-  refreshMs = REFRESH_MS,
-  columns,
-  rows,
-  exitOnEnd = true,
-  onExit,
-}: DashboardProps) {
+export function Dashboard({ source, now = Date.now, refreshMs = REFRESH_MS, columns, rows, exitOnEnd = true, onExit }: DashboardProps) {
   const { exit } = useApp();
   const { isRawModeSupported } = useStdin();
   const [width, height] = useTerminalSize(columns, rows);
@@ -207,24 +199,15 @@ export async function runDashboard(source: DashboardSource, opts: RunDashboardOp
   const stdout = opts.stdout ?? process.stdout;
   if (opts.plain || !stdout.isTTY) return runPlain(source, { out: stdout, signal: opts.signal });
   let how: DashboardExit = "detach";
-  const app = render(
-    <Dashboard
-      source={source}
-      now={opts.now}
-      refreshMs={opts.refreshMs}
-      exitOnEnd={opts.exitOnEnd}
-      onExit={(h) => (how = h)}
-    />,
-    {
-      stdout,
-      stdin: opts.stdin ?? process.stdin,
-      exitOnCtrlC: true,
-      maxFps: Math.ceil(1000 / (opts.refreshMs ?? REFRESH_MS)) + 1,
-      // Incremental mode left lines of earlier, shorter frames on screen under tmux; a
-      // full redraw of rows - 1 lines at 5 Hz does not flicker.
-      incrementalRendering: false,
-    },
-  );
+  const app = render(<Dashboard source={source} now={opts.now} refreshMs={opts.refreshMs} exitOnEnd={opts.exitOnEnd} onExit={(h) => (how = h)} />, {
+    stdout,
+    stdin: opts.stdin ?? process.stdin,
+    exitOnCtrlC: true,
+    maxFps: Math.ceil(1000 / (opts.refreshMs ?? REFRESH_MS)) + 1,
+    // Incremental mode left lines of earlier, shorter frames on screen under tmux; a
+    // full redraw of rows - 1 lines at 5 Hz does not flicker.
+    incrementalRendering: false,
+  });
   await app.waitUntilExit();
   return how;
 }

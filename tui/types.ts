@@ -82,19 +82,7 @@ export interface ActorStatus {
   memoryBytes?: number;
 }
 
-export type ClusterEventType =
-  | "join"
-  | "leave"
-  | "death"
-  | "checkpoint"
-  | "rollback"
-  | "rejected"
-  | "scale"
-  | "pause"
-  | "resume"
-  | "stop"
-  | "info"
-  | "error";
+export type ClusterEventType = "join" | "leave" | "death" | "checkpoint" | "rollback" | "rejected" | "scale" | "pause" | "resume" | "stop" | "info" | "error";
 
 export interface ClusterEvent {
   /** ms epoch. */

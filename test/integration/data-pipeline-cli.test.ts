@@ -45,7 +45,10 @@ describe("data pipeline", () => {
       expect(trained.code, trained.stderr).toBe(0);
       expect(trained.stdout).toContain(`wrote ${type}.json: ${type}, 500 tokens`);
       for (const workers of ["0", "2"]) {
-        const prep = await runCli(["data", "prepare", "--tokenizer", `${type}.json`, "--source", `az=${sampleText}`, "--out", `${type}-${workers}`, "--workers", workers], cwd);
+        const prep = await runCli(
+          ["data", "prepare", "--tokenizer", `${type}.json`, "--source", `az=${sampleText}`, "--out", `${type}-${workers}`, "--workers", workers],
+          cwd,
+        );
         expect(prep.code, prep.stderr).toBe(0);
       }
       const bytes = (w: string) => readFileSync(join(cwd, `${type}-${w}`, "az", "tokens.bin"));

@@ -43,9 +43,7 @@ describe("dashboard size and redraw", () => {
       for (const step of [0, 60, SAMPLE_DEATH_STEP + 3, SAMPLE_JOIN_STEP + 3, 300]) {
         const source = new MemorySource();
         source.push(...(step === 0 ? [] : sampleRun(step)));
-        const app = render(
-          <Dashboard source={source} now={() => sampleTimeAt(step)} refreshMs={20} columns={columns} rows={rows} exitOnEnd={false} />,
-        );
+        const app = render(<Dashboard source={source} now={() => sampleTimeAt(step)} refreshMs={20} columns={columns} rows={rows} exitOnEnd={false} />);
         apps.push(app);
         const text = () => plain(app.lastFrame() ?? "");
         await until(() => text().includes(step === 0 ? "waiting for the run" : `step ${step}/300`), `step ${step}`);

@@ -65,9 +65,11 @@ describe("plain progress", () => {
     expect(await done).toBe("detach");
     source.push({ kind: "step", metrics: { ...metrics, step: 2 } });
     await new Promise((r) => setImmediate(r));
-    expect(text().split("\n").filter((l) => l.startsWith("step"))).toEqual([
-      "step 1/300 loss 6.91 lr 1.2e-3 | 3.41k tok/s | 2 compute",
-    ]);
+    expect(
+      text()
+        .split("\n")
+        .filter((l) => l.startsWith("step")),
+    ).toEqual(["step 1/300 loss 6.91 lr 1.2e-3 | 3.41k tok/s | 2 compute"]);
     expect(source.subscribers).toBe(0);
   });
 

@@ -25,8 +25,7 @@ function deepFreeze<T>(x: T): T {
   return x;
 }
 
-const fold = (updates: DashboardUpdate[], from: DashboardState = initialState) =>
-  updates.reduce((s, u) => deepFreeze(reduce(s, u)), deepFreeze(from));
+const fold = (updates: DashboardUpdate[], from: DashboardState = initialState) => updates.reduce((s, u) => deepFreeze(reduce(s, u)), deepFreeze(from));
 
 const compute = (id: string, state: ActorStatus["state"] = "working"): ActorStatus => ({
   kind: "compute",
@@ -84,9 +83,7 @@ describe("dashboard reducer", () => {
   });
 
   it("counts live compute actors and scales from the last requested count", () => {
-    let s = fold([
-      { kind: "actors", actors: [compute("c0"), compute("c1"), compute("c2", "dead"), compute("c4", "draining"), compute("c5", "stopped")] },
-    ]);
+    let s = fold([{ kind: "actors", actors: [compute("c0"), compute("c1"), compute("c2", "dead"), compute("c4", "draining"), compute("c5", "stopped")] }]);
     expect(liveComputeCount(s)).toBe(2);
     const up = scaleControl(s, 1);
     expect(up).toEqual({ type: "scale", compute: 3 });
