@@ -52,9 +52,7 @@ function columns(width: number): Column[] {
 }
 
 export function sortActors(actors: readonly ActorStatus[]): ActorStatus[] {
-  return [...actors].sort(
-    (a, b) => KIND_ORDER.indexOf(a.kind) - KIND_ORDER.indexOf(b.kind) || a.id.localeCompare(b.id),
-  );
+  return [...actors].sort((a, b) => KIND_ORDER.indexOf(a.kind) - KIND_ORDER.indexOf(b.kind) || a.id.localeCompare(b.id));
 }
 
 export interface ActorsTableProps {

@@ -94,15 +94,14 @@ function timeOf(u: DashboardUpdate): number | undefined {
 }
 
 /** Reads a metrics.jsonl file and replays it; a bad line is a UserError naming file and line. */
-export async function replayFile(
-  file: string,
-  opts: { rate: number; plain?: boolean; stdout?: NodeJS.WriteStream },
-): Promise<DashboardExit> {
+export async function replayFile(file: string, opts: { rate: number; plain?: boolean; stdout?: NodeJS.WriteStream }): Promise<DashboardExit> {
   let text: string;
   try {
     text = readFileSync(file, "utf8");
   } catch (err) {
-    throw new UserError(`cannot read ${file}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}; give the metrics.jsonl of a run, e.g. runs/demo/metrics.jsonl`);
+    throw new UserError(
+      `cannot read ${file}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}; give the metrics.jsonl of a run, e.g. runs/demo/metrics.jsonl`,
+    );
   }
   return replayUpdates(parseUpdates(text, file), opts);
 }
@@ -111,10 +110,7 @@ export async function replayFile(
  * Plays `updates` at `rate` steps per second and keeps the last picture until the user
  * presses q (plain output ends with the run). Controls are refused: a recording cannot be steered.
  */
-export async function replayUpdates(
-  updates: DashboardUpdate[],
-  opts: { rate: number; plain?: boolean; stdout?: NodeJS.WriteStream },
-): Promise<DashboardExit> {
+export async function replayUpdates(updates: DashboardUpdate[], opts: { rate: number; plain?: boolean; stdout?: NodeJS.WriteStream }): Promise<DashboardExit> {
   updates = [...updates];
   if (!updates.some((u) => u.kind === "end")) updates.push({ kind: "end", reason: "replay over" });
   const source = new MemorySource(() => {

@@ -59,12 +59,15 @@ export interface DashboardProps {
   onExit?: (how: DashboardExit) => void;
 }
 
+function readSize(stdout: NodeJS.WriteStream, columns?: number, rows?: number): [number, number] {
+  return [columns ?? stdout.columns ?? 80, rows ?? stdout.rows ?? 24];
+}
+
 function useTerminalSize(columns?: number, rows?: number): [number, number] {
   const { stdout } = useStdout();
-  const read = (): [number, number] => [columns ?? stdout.columns ?? 80, rows ?? stdout.rows ?? 24];
-  const [size, setSize] = useState(read);
+  const [size, setSize] = useState(() => readSize(stdout, columns, rows));
   useEffect(() => {
-    const onResize = () => setSize(read());
+    const onResize = () => setSize(readSize(stdout, columns, rows));
     stdout.on("resize", onResize);
     return () => {
       stdout.off("resize", onResize);
@@ -73,15 +76,7 @@ function useTerminalSize(columns?: number, rows?: number): [number, number] {
   return columns !== undefined && rows !== undefined ? [columns, rows] : size;
 }
 
-export function Dashboard({
-  source,
-  now = Date.now,
-  refreshMs = REFRESH_MS,
-  columns,
-  rows,
-  exitOnEnd = true,
-  onExit,
-}: DashboardProps) {
+export function Dashboard({ source, now = Date.now, refreshMs = REFRESH_MS, columns, rows, exitOnEnd = true, onExit }: DashboardProps) {
   const { exit } = useApp();
   const { isRawModeSupported } = useStdin();
   const [width, height] = useTerminalSize(columns, rows);
@@ -204,24 +199,15 @@ export async function runDashboard(source: DashboardSource, opts: RunDashboardOp
   const stdout = opts.stdout ?? process.stdout;
   if (opts.plain || !stdout.isTTY) return runPlain(source, { out: stdout, signal: opts.signal });
   let how: DashboardExit = "detach";
-  const app = render(
-    <Dashboard
-      source={source}
-      now={opts.now}
-      refreshMs={opts.refreshMs}
-      exitOnEnd={opts.exitOnEnd}
-      onExit={(h) => (how = h)}
-    />,
-    {
-      stdout,
-      stdin: opts.stdin ?? process.stdin,
-      exitOnCtrlC: true,
-      maxFps: Math.ceil(1000 / (opts.refreshMs ?? REFRESH_MS)) + 1,
-      // Incremental mode left lines of earlier, shorter frames on screen under tmux; a
-      // full redraw of rows - 1 lines at 5 Hz does not flicker.
-      incrementalRendering: false,
-    },
-  );
+  const app = render(<Dashboard source={source} now={opts.now} refreshMs={opts.refreshMs} exitOnEnd={opts.exitOnEnd} onExit={(h) => (how = h)} />, {
+    stdout,
+    stdin: opts.stdin ?? process.stdin,
+    exitOnCtrlC: true,
+    maxFps: Math.ceil(1000 / (opts.refreshMs ?? REFRESH_MS)) + 1,
+    // Incremental mode left lines of earlier, shorter frames on screen under tmux; a
+    // full redraw of rows - 1 lines at 5 Hz does not flicker.
+    incrementalRendering: false,
+  });
   await app.waitUntilExit();
   return how;
 }

@@ -39,7 +39,11 @@ export function EventLog({ events, width, height }: EventLogProps) {
         <Text dimColor>{"─".repeat(Math.max(0, width - heading.length - 3))}</Text>
       </Text>
       {shown.map((e, i) => (
-        <Text key={events.length - shown.length + i} wrap="truncate-end">
+        <Text
+          // biome-ignore lint/suspicious/noArrayIndexKey: events carry no id; the key is the event's place in the capped log, and these rows hold no state
+          key={events.length - shown.length + i}
+          wrap="truncate-end"
+        >
           <Text dimColor>{formatClock(e.time)} </Text>
           <Text color={TYPE_COLOR[e.type]}>{e.type.padEnd(10)}</Text> {e.actor ? `${e.actor}: ` : ""}
           {e.message}

@@ -23,7 +23,10 @@ export function HelpLine({ state, width }: HelpLineProps) {
           ["Q", "checkpoint+stop"],
         ];
   let used = 0;
-  const fitting = keys.filter(([k, what]) => (used += k.length + what.length + 4) <= width);
+  const fitting = keys.filter(([k, what]) => {
+    used += k.length + what.length + 4;
+    return used <= width;
+  });
   return (
     <Text wrap="truncate-end">
       {fitting.map(([k, what]) => (

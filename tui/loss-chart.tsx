@@ -62,9 +62,7 @@ export function LossChart({ state, width, height }: LossChartProps) {
       {/* Two multi-line texts, not a text per row: measuring block characters is most of
           a frame's cost in Ink, and this measures each column once. */}
       <Box>
-        <Text dimColor>
-          {rows.map((_, r) => fitCell(r === 0 ? top : r === height - 1 ? bottom : "", GUTTER - 1, "right") + " ").join("\n")}
-        </Text>
+        <Text dimColor>{rows.map((_, r) => `${fitCell(r === 0 ? top : r === height - 1 ? bottom : "", GUTTER - 1, "right")} `).join("\n")}</Text>
         <Text color="cyan">{rows.join("\n")}</Text>
       </Box>
     </Box>

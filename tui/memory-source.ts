@@ -62,9 +62,7 @@ export function parseUpdates(text: string, file: string): DashboardUpdate[] {
     }
     const kind = (value as { kind?: unknown } | null)?.kind;
     if (typeof kind !== "string" || !UPDATE_KINDS.has(kind)) {
-      throw new UserError(
-        `${file}:${i + 1}: "kind" must be one of ${[...UPDATE_KINDS].join(", ")}, got ${JSON.stringify(kind)}`,
-      );
+      throw new UserError(`${file}:${i + 1}: "kind" must be one of ${[...UPDATE_KINDS].join(", ")}, got ${JSON.stringify(kind)}`);
     }
     updates.push(value as DashboardUpdate);
   });

@@ -24,9 +24,7 @@ export function runStatus(state: DashboardState): { label: string; color: string
 export function RunPanel({ state, now, width }: RunPanelProps) {
   const { run, last } = state;
   const status = runStatus(state);
-  const title = run
-    ? `aze-run ${run.run} · ${run.configName} · ${run.preset} ${run.architecture} ${formatCount(run.parameters)} params`
-    : "aze-run";
+  const title = run ? `aze-run ${run.run} · ${run.configName} · ${run.preset} ${run.architecture} ${formatCount(run.parameters)} params` : "aze-run";
   const step = last?.step ?? 0;
   const total = run?.totalSteps ?? 0;
   const share = total > 0 ? step / total : 0;
@@ -48,7 +46,7 @@ export function RunPanel({ state, now, width }: RunPanelProps) {
         <Text color={status.color}>● {status.label}</Text>
       </Box>
       <Text wrap="truncate-end">
-        {stepText} <Text color="green">{formatBar(share, barWidth)}</Text> {(share * 100).toFixed(1).padStart(5)}%  {figures}
+        {stepText} <Text color="green">{formatBar(share, barWidth)}</Text> {(share * 100).toFixed(1).padStart(5)}% {figures}
       </Text>
     </Box>
   );

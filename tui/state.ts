@@ -95,11 +95,9 @@ export function reduce(state: DashboardState, action: DashboardAction): Dashboar
 }
 
 function reduceStep(state: DashboardState, m: StepMetrics): DashboardState {
-  const ema = (prev: number | undefined, x: number) =>
-    prev === undefined || !Number.isFinite(prev) ? x : prev + EMA_ALPHA * (x - prev);
+  const ema = (prev: number | undefined, x: number) => (prev === undefined || !Number.isFinite(prev) ? x : prev + EMA_ALPHA * (x - prev));
   const finite = Number.isFinite(m.loss);
-  const minLoss =
-    finite && (state.minLoss === undefined || m.loss < state.minLoss.loss) ? { loss: m.loss, step: m.step } : state.minLoss;
+  const minLoss = finite && (state.minLoss === undefined || m.loss < state.minLoss.loss) ? { loss: m.loss, step: m.step } : state.minLoss;
   return {
     ...state,
     last: m,

@@ -26,7 +26,10 @@ export function ThroughputPanel({ state, width }: ThroughputPanelProps) {
   return (
     <Text wrap="truncate-end">
       <Text bold>speed </Text>
-      {parts.filter(Boolean).join("  ").slice(0, Math.max(0, width - 6))}
+      {parts
+        .filter(Boolean)
+        .join("  ")
+        .slice(0, Math.max(0, width - 6))}
     </Text>
   );
 }

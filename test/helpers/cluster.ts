@@ -39,7 +39,11 @@ export async function runCli(args: string[], cwd: string, timeoutMs = 60_000): P
 /** Pids of processes whose command line contains `pattern` (pgrep -f). */
 export function pgrep(pattern: string): number[] {
   const out = spawnSync("pgrep", ["-f", pattern], { encoding: "utf8" });
-  return out.stdout.split("\n").filter(Boolean).map(Number).filter((pid) => pid !== process.pid);
+  return out.stdout
+    .split("\n")
+    .filter(Boolean)
+    .map(Number)
+    .filter((pid) => pid !== process.pid);
 }
 
 export async function waitFor<T>(what: string, probe: () => Promise<T | undefined> | T | undefined, timeoutMs = 15_000): Promise<T> {
@@ -76,5 +80,16 @@ export async function startTestServer(run = "t", port?: number) {
     const again = await startNatsServer({ dir, run, creds, port: server.port });
     server.pid = again.pid;
   };
-  return { ...server, dir, run, credsOf, stop, restart, cleanup: () => (stop("SIGKILL"), removeDir(dir)) };
+  return {
+    ...server,
+    dir,
+    run,
+    credsOf,
+    stop,
+    restart,
+    cleanup: () => {
+      stop("SIGKILL");
+      removeDir(dir);
+    },
+  };
 }

@@ -44,7 +44,9 @@ export function writeTinyConfig(dir: string, overrides: { steps?: number; every?
 export function lastCheckpoint(runDir: string): string {
   const root = join(runDir, "checkpoints");
   if (!existsSync(root)) throw new Error(`${runDir} has no checkpoints`);
-  const steps = readdirSync(root).filter((n) => /^step-\d{6}$/.test(n)).sort();
+  const steps = readdirSync(root)
+    .filter((n) => /^step-\d{6}$/.test(n))
+    .sort();
   if (steps.length === 0) throw new Error(`${root} holds no finished checkpoint`);
   return join(root, steps.at(-1)!);
 }
@@ -59,7 +61,10 @@ export function checkpointParamBytes(dir: string, tensor = "params"): Buffer {
   for (const name of readdirSync(dir).filter((n) => n.endsWith(".safetensors"))) {
     const file = readFileSync(join(dir, name));
     const headerLength = Number(file.readBigUInt64LE(0));
-    const header = JSON.parse(file.subarray(8, 8 + headerLength).toString("utf8")) as Record<string, { dtype: string; shape: number[]; data_offsets: [number, number] }> & { __metadata__?: Record<string, string> };
+    const header = JSON.parse(file.subarray(8, 8 + headerLength).toString("utf8")) as Record<
+      string,
+      { dtype: string; shape: number[]; data_offsets: [number, number] }
+    > & { __metadata__?: Record<string, string> };
     const entry = header[tensor];
     if (!entry) throw new Error(`${name} has no tensor "${tensor}"`);
     if (entry.dtype !== "F32") throw new Error(`${name}: ${tensor} is ${entry.dtype}, expected F32`);

@@ -24,7 +24,11 @@ describe("actor membership", () => {
   beforeAll(async () => {
     state = await clusterUp({ run: "hb", compute: 2, detach: true, runsRoot });
     nc = await connectClient(state);
-    nc.subscribe(subjects("hb").events, { callback: (_e, m) => events.push(decodeMessage<Event>(m.data)) });
+    nc.subscribe(subjects("hb").events, {
+      callback: (_e, m) => {
+        events.push(decodeMessage<Event>(m.data));
+      },
+    });
     await nc.flush();
   });
   afterAll(async () => {

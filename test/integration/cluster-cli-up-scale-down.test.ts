@@ -35,7 +35,14 @@ describe("cluster CLI", () => {
     expect(count(s, "compute")).toBe(2);
     expect(count(s, "node-agent")).toBe(1);
     for (const a of s.actors) {
-      expect(a).toMatchObject({ kind: expect.any(String), id: expect.any(String), pid: expect.any(Number), host: expect.any(String), state: "ready", lastHeartbeat: expect.any(Number) });
+      expect(a).toMatchObject({
+        kind: expect.any(String),
+        id: expect.any(String),
+        pid: expect.any(Number),
+        host: expect.any(String),
+        state: "ready",
+        lastHeartbeat: expect.any(Number),
+      });
       expect(isAlive(a.pid)).toBe(true);
       expect(Date.now() - a.lastHeartbeat).toBeLessThan(3000);
     }

@@ -16,7 +16,7 @@ describe("data pipeline", () => {
   it("cleans, trains, prepares and serves deterministic batches", async () => {
     writeFileSync(
       join(cwd, "mixed.txt"),
-      ["Bakı Xəzər dənizinin sahilində yerləşən böyük şəhərdir.", "Bakı Xəzər dənizinin sahilində yerləşən böyük şəhərdir.", "Это строка на русском языке, её надо убрать.", "ეს ქართული ტექსტია და აქ არ უნდა იყოს.", "بو عربی الیفباسیندا یازیلمیش بیر سطیردیر"].join("\n") + "\n",
+      `${["Bakı Xəzər dənizinin sahilində yerləşən böyük şəhərdir.", "Bakı Xəzər dənizinin sahilində yerləşən böyük şəhərdir.", "Это строка на русском языке, её надо убрать.", "ეს ქართული ტექსტია და აქ არ უნდა იყოს.", "بو عربی الیفباسیندا یازیلمیش بیر سطیردیر"].join("\n")}\n`,
     );
     const clean = await runCli(["corpus", "clean", "--in", "mixed.txt", sampleText, "--out", "clean.txt", "--json"], cwd);
     expect(clean.code, clean.stderr).toBe(0);
@@ -45,7 +45,10 @@ describe("data pipeline", () => {
       expect(trained.code, trained.stderr).toBe(0);
       expect(trained.stdout).toContain(`wrote ${type}.json: ${type}, 500 tokens`);
       for (const workers of ["0", "2"]) {
-        const prep = await runCli(["data", "prepare", "--tokenizer", `${type}.json`, "--source", `az=${sampleText}`, "--out", `${type}-${workers}`, "--workers", workers], cwd);
+        const prep = await runCli(
+          ["data", "prepare", "--tokenizer", `${type}.json`, "--source", `az=${sampleText}`, "--out", `${type}-${workers}`, "--workers", workers],
+          cwd,
+        );
         expect(prep.code, prep.stderr).toBe(0);
       }
       const bytes = (w: string) => readFileSync(join(cwd, `${type}-${w}`, "az", "tokens.bin"));

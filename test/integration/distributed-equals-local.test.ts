@@ -28,7 +28,11 @@ describe("distributed training equals train --local", () => {
   ] as const) {
     it(`${compute} compute actor(s), ${shards} shard(s)`, async () => {
       const run = `d${compute}x${shards}`;
-      const r = await runCli(["cluster", "up", "--config", config, "--run", run, "--compute", String(compute), "--shards", String(shards), "--steps", "6", "--no-tui"], cwd, 180_000);
+      const r = await runCli(
+        ["cluster", "up", "--config", config, "--run", run, "--compute", String(compute), "--shards", String(shards), "--steps", "6", "--no-tui"],
+        cwd,
+        180_000,
+      );
       expect(r.code, r.stderr + r.stdout).toBe(0);
       const got = checkpointParamBytes(lastCheckpoint(join(cwd, "runs", run)));
       expect(got.equals(reference)).toBe(true);

@@ -30,7 +30,8 @@ describe("faults and scaling keep the bits", () => {
     reference = checkpointParamBytes(lastCheckpoint(join(runsRoot, "reference")));
   }, 240_000);
   afterAll(async () => {
-    for (const run of ["kill-compute", "scale", "kill-shard", "kill-loader", "resume-a", "resume-b", "garbage"]) await clusterDown({ run, runsRoot }).catch(() => undefined);
+    for (const run of ["kill-compute", "scale", "kill-shard", "kill-loader", "resume-a", "resume-b", "garbage"])
+      await clusterDown({ run, runsRoot }).catch(() => undefined);
     removeDir(cwd);
   });
 
@@ -43,9 +44,21 @@ describe("faults and scaling keep the bits", () => {
     const orders: StepOrder[] = [];
     const events: { type: string; message: string; end?: string }[] = [];
     const s = subjects(run);
-    nc.subscribe(s.metrics, { callback: (_e, m) => metrics.push(decodeMessage(m.data)) });
-    nc.subscribe(s.step, { callback: (_e, m) => orders.push(decodeMessage(m.data)) });
-    nc.subscribe(s.events, { callback: (_e, m) => events.push(decodeMessage(m.data)) });
+    nc.subscribe(s.metrics, {
+      callback: (_e, m) => {
+        metrics.push(decodeMessage(m.data));
+      },
+    });
+    nc.subscribe(s.step, {
+      callback: (_e, m) => {
+        orders.push(decodeMessage(m.data));
+      },
+    });
+    nc.subscribe(s.events, {
+      callback: (_e, m) => {
+        events.push(decodeMessage(m.data));
+      },
+    });
     await nc.flush();
     const finished = () => waitFor(`${run} to finish`, () => events.find((e) => e.end), 240_000);
     return { state, nc, metrics, orders, events, finished };
@@ -105,7 +118,10 @@ describe("faults and scaling keep the bits", () => {
     await pauseAt(r, "scale", 2); // the new actors surely join before the run ends
     await clusterScale({ run: "scale", compute: 3, runsRoot });
     const client = await connectClient(r.state);
-    await waitFor("3 ready compute actors", async () => (await fetchStatus(client, "scale")).actors.filter((a) => a.kind === "compute" && a.state === "ready").length === 3 || undefined);
+    await waitFor(
+      "3 ready compute actors",
+      async () => (await fetchStatus(client, "scale")).actors.filter((a) => a.kind === "compute" && a.state === "ready").length === 3 || undefined,
+    );
     await client.close();
     await requestMessage(r.nc, subjects("scale").command, { type: "resume" }, replySchema);
     await waitFor("a step dealt to 3 actors", () => r.orders.find((o) => Object.keys(o.assignment).length === 3));

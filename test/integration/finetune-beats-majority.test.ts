@@ -11,7 +11,21 @@ import { removeDir, runCli, tempDir } from "../helpers/cluster.js";
 import { lastCheckpoint } from "../helpers/training.js";
 
 const tasks = join(packageRoot, "corpus", "sample", "tasks");
-const sentiment = ["--task", "classification", "--train", join(tasks, "sentiment-train.jsonl"), "--dev", join(tasks, "sentiment-dev.jsonl"), "--epochs", "8", "--lr", "1e-3", "--seed", "2", "--json"];
+const sentiment = [
+  "--task",
+  "classification",
+  "--train",
+  join(tasks, "sentiment-train.jsonl"),
+  "--dev",
+  join(tasks, "sentiment-dev.jsonl"),
+  "--epochs",
+  "8",
+  "--lr",
+  "1e-3",
+  "--seed",
+  "2",
+  "--json",
+];
 
 // Tensor names and shapes read with Python's struct and json, not our safetensors reader.
 const reader = `
@@ -57,9 +71,21 @@ describe("finetune", () => {
 
   it("token classification: skips bad rows by line, writes a folder an independent reader reads", async () => {
     const train = join(cwd, "ner-train.jsonl");
-    writeFileSync(train, readFileSync(join(tasks, "ner-train.jsonl"), "utf8") + '{"tokens": ["Əli", "gəldi"], "tags": ["B-PER"]}\n');
+    writeFileSync(train, `${readFileSync(join(tasks, "ner-train.jsonl"), "utf8")}{"tokens": ["Əli", "gəldi"], "tags": ["B-PER"]}\n`);
     const lines = readFileSync(train, "utf8").trim().split("\n").length;
-    const args = ["finetune", "--checkpoint", checkpoint, "--task", "token-classification", "--train", train, "--dev", join(tasks, "ner-dev.jsonl"), "--epochs", "1"];
+    const args = [
+      "finetune",
+      "--checkpoint",
+      checkpoint,
+      "--task",
+      "token-classification",
+      "--train",
+      train,
+      "--dev",
+      join(tasks, "ner-dev.jsonl"),
+      "--epochs",
+      "1",
+    ];
 
     const failed = await runCli([...args, "--on-bad-row", "fail", "--out", "ner-fail"], cwd, 120_000);
     expect(failed.code).toBe(1);

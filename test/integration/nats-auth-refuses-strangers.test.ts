@@ -13,7 +13,9 @@ describe("NATS authentication", () => {
 
   it("refuses a client without credentials, and one with a wrong password", async () => {
     await expect(connectNats({ url: server.url, name: "stranger", timeoutMs: 2000 })).rejects.toThrow(/refused the credentials \(none given\)/);
-    await expect(connectNats({ url: server.url, name: "liar", creds: { user: "compute", password: "guess" }, timeoutMs: 2000 })).rejects.toThrow(/refused the credentials of user "compute"/);
+    await expect(connectNats({ url: server.url, name: "liar", creds: { user: "compute", password: "guess" }, timeoutMs: 2000 })).rejects.toThrow(
+      /refused the credentials of user "compute"/,
+    );
   });
 
   it("lets each role publish only where its permissions allow", async () => {
@@ -21,7 +23,11 @@ describe("NATS authentication", () => {
     const coordinator = await connectNats({ url: server.url, name: "coord", creds: server.credsOf("coordinator") });
     const compute = await connectNats({ url: server.url, name: "compute", creds: server.credsOf("compute") });
     const received: string[] = [];
-    coordinator.subscribe(s.all, { callback: (_e, m) => received.push(m.subject) });
+    coordinator.subscribe(s.all, {
+      callback: (_e, m) => {
+        received.push(m.subject);
+      },
+    });
     await coordinator.flush();
     const errors: string[] = [];
     void (async () => {

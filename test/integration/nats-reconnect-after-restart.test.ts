@@ -23,7 +23,11 @@ describe("reconnect", () => {
       const a = await connectNats({ url: server.url, name: "a", creds: server.credsOf("coordinator") });
       const b = await connectNats({ url: server.url, name: "b", creds: server.credsOf("coordinator") });
       const got: number[] = [];
-      a.subscribe("aze.rc0.metrics", { callback: (_e, m) => got.push(decodeMessage<{ n: number }>(m.data).n) });
+      a.subscribe("aze.rc0.metrics", {
+        callback: (_e, m) => {
+          got.push(decodeMessage<{ n: number }>(m.data).n);
+        },
+      });
       await a.flush();
       b.publish("aze.rc0.metrics", encodeMessage({ n: 1 }));
       await waitFor("the first message", () => got.includes(1) || undefined);

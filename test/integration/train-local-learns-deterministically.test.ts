@@ -18,7 +18,10 @@ describe("train --local", () => {
       expect(r.code, r.stderr).toBe(0);
       expect(r.stdout).toMatch(/loss \d+\.\d+ → \d+\.\d+; checkpoint .*step-000060/);
     }
-    const metrics = readFileSync(join(cwd, "runs", "a", "metrics.jsonl"), "utf8").trim().split("\n").map((l) => JSON.parse(l) as { step: number; loss: number });
+    const metrics = readFileSync(join(cwd, "runs", "a", "metrics.jsonl"), "utf8")
+      .trim()
+      .split("\n")
+      .map((l) => JSON.parse(l) as { step: number; loss: number });
     expect(metrics.map((m) => m.step)).toEqual(Array.from({ length: 60 }, (_, i) => i + 1));
     const vocab = JSON.parse(readFileSync(join(cwd, "runs", "a", "config.json"), "utf8")).data.vocabSize as number;
     const first = metrics.slice(0, 5).reduce((s, m) => s + m.loss, 0) / 5;

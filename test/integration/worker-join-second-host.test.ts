@@ -19,7 +19,10 @@ describe("worker join", () => {
 
   it("adds a node agent that receives compute actors and leaves on down", async () => {
     const state = await clusterUp({ run: "wj", compute: 1, detach: true, runsRoot });
-    const worker = spawn(process.execPath, [cliEntry, "worker", "join", "--nats", state.natsUrl, "--creds", join(state.credsDir!, "worker.json")], { cwd: workerHome, stdio: "ignore" });
+    const worker = spawn(process.execPath, [cliEntry, "worker", "join", "--nats", state.natsUrl, "--creds", join(state.credsDir!, "worker.json")], {
+      cwd: workerHome,
+      stdio: "ignore",
+    });
     const nc = await connectClient(state);
     try {
       const agents = await waitFor("two node agents", async () => {
@@ -40,7 +43,7 @@ describe("worker join", () => {
       await nc.close();
     }
     await clusterDown({ run: "wj", runsRoot });
-    await waitFor("the worker process to exit", () => (worker.exitCode !== null || !isAlive(worker.pid)) || undefined, 15_000);
+    await waitFor("the worker process to exit", () => worker.exitCode !== null || !isAlive(worker.pid) || undefined, 15_000);
   });
 
   it("refuses credentials of the wrong role", async () => {

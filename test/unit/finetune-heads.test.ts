@@ -65,16 +65,35 @@ describe("task files and scores", () => {
 
   it("reports each bad row by file and line, skips it or fails on it", () => {
     const file = join(dir, "rows.jsonl");
-    writeFileSync(file, ['{"text": "Çox gözəl idi.", "label": "müsbət"}', "{oops", "", '{"text": "", "label": "mənfi"}', '{"text": "Pis idi.", "label": 1}', '{"text": "Soyuq idi."}'].join("\n"));
+    writeFileSync(
+      file,
+      [
+        '{"text": "Çox gözəl idi.", "label": "müsbət"}',
+        "{oops",
+        "",
+        '{"text": "", "label": "mənfi"}',
+        '{"text": "Pis idi.", "label": 1}',
+        '{"text": "Soyuq idi."}',
+      ].join("\n"),
+    );
     const reported: string[] = [];
     const rows = readTaskFile(file, "classification", { onBadRow: "skip", report: (m) => reported.push(m) });
-    expect(rows.map((r) => [r.line, r.label])).toEqual([[1, "müsbət"], [5, "1"]]);
-    expect(reported).toEqual([`${file}:2: not valid JSON; row skipped`, `${file}:4: "text" must be a non-empty string; row skipped`, `${file}:6: "label" must be a non-empty string or a whole number; row skipped`]);
+    expect(rows.map((r) => [r.line, r.label])).toEqual([
+      [1, "müsbət"],
+      [5, "1"],
+    ]);
+    expect(reported).toEqual([
+      `${file}:2: not valid JSON; row skipped`,
+      `${file}:4: "text" must be a non-empty string; row skipped`,
+      `${file}:6: "label" must be a non-empty string or a whole number; row skipped`,
+    ]);
     expect(() => readTaskFile(file, "classification", { onBadRow: "fail" })).toThrow(`${file}:2: not valid JSON`);
     expect(() => readTaskFile(file, "classification", { onBadRow: "skip", labels: ["müsbət"], report: () => {} })).not.toThrow();
     const onlyUnknown = join(dir, "dev.jsonl");
     writeFileSync(onlyUnknown, '{"text": "Orta idi.", "label": "neytral"}\n');
-    expect(() => readTaskFile(onlyUnknown, "classification", { onBadRow: "fail", labels: ["müsbət", "mənfi"] })).toThrow(/"neytral" is not among the training file's labels/);
+    expect(() => readTaskFile(onlyUnknown, "classification", { onBadRow: "fail", labels: ["müsbət", "mənfi"] })).toThrow(
+      /"neytral" is not among the training file's labels/,
+    );
     const tokens = join(dir, "tokens.jsonl");
     writeFileSync(tokens, '{"tokens": ["Əli", "gəldi"], "tags": ["B-PER"]}\n');
     expect(() => readTaskFile(tokens, "token-classification", { onBadRow: "fail" })).toThrow(`${tokens}:1: "tags" must be an array as long as "tokens" (2)`);

@@ -24,7 +24,14 @@ describe("masking", () => {
   it("gives a sample the same mask whether it travels alone or in a batch", () => {
     const four = applyMasking(batch(4), { style: "bert", rate: 0.15, wholeWord: false }, ctx);
     const b = batch(4);
-    const third: UnmaskedBatch = { ...b, batch: 1, inputIds: b.inputIds.slice(2 * T, 3 * T), attentionMask: b.attentionMask.slice(2 * T, 3 * T), tokenTypeIds: new Int32Array(T), wordStarts: b.wordStarts.slice(2 * T, 3 * T) };
+    const third: UnmaskedBatch = {
+      ...b,
+      batch: 1,
+      inputIds: b.inputIds.slice(2 * T, 3 * T),
+      attentionMask: b.attentionMask.slice(2 * T, 3 * T),
+      tokenTypeIds: new Int32Array(T),
+      wordStarts: b.wordStarts.slice(2 * T, 3 * T),
+    };
     const alone = applyMasking(third, { style: "bert", rate: 0.15, wholeWord: false }, { ...ctx, firstSample: 102 });
     expect(Array.from(alone.labels)).toEqual(Array.from(four.labels.slice(2 * T, 3 * T)));
     expect(Array.from(alone.inputIds)).toEqual(Array.from(four.inputIds.slice(2 * T, 3 * T)));
@@ -35,7 +42,10 @@ describe("masking", () => {
   it("never selects special tokens or padding, keeps the rate, and follows the 80/10/10 rule", () => {
     const b = batch(200);
     const m = applyMasking(b, { style: "bert", rate: 0.15, wholeWord: false }, ctx);
-    let selected = 0, masked = 0, kept = 0, eligible = 0;
+    let selected = 0,
+      masked = 0,
+      kept = 0,
+      eligible = 0;
     for (let i = 0; i < b.inputIds.length; i++) {
       const special = b.inputIds[i]! < 5 || !b.attentionMask[i];
       if (!special) eligible++;

@@ -11,7 +11,10 @@ describe("reduction tree", () => {
     fc.assert(
       fc.property(fc.constantFrom(1, 2, 4, 8, 16), fc.integer({ min: 1, max: 7 }), fc.integer(), (G, actors, seed) => {
         let x = seed >>> 0 || 7;
-        const rand = () => ((x = (x * 1664525 + 1013904223) >>> 0) / 2 ** 32 - 0.5) * 2 ** ((x >>> 27) - 8);
+        const rand = () => {
+          x = (x * 1664525 + 1013904223) >>> 0;
+          return (x / 2 ** 32 - 0.5) * 2 ** ((x >>> 27) - 8);
+        };
         const grads = Array.from({ length: G }, () => Float32Array.from({ length: 33 }, rand));
         const leaves = new Map(grads.map((g, i) => [blockKey({ lo: i, hi: i + 1 }), g]));
         const reference = reduceTree(leaves, 0, G, add)!;
@@ -34,13 +37,30 @@ describe("reduction tree", () => {
   });
 
   it("tiles held groups with the largest aligned blocks", () => {
-    expect(alignedBlocks([0, 1, 2, 3, 5], 8)).toEqual([{ lo: 0, hi: 4 }, { lo: 5, hi: 6 }]);
-    expect(alignedBlocks([1, 2], 4)).toEqual([{ lo: 1, hi: 2 }, { lo: 2, hi: 3 }]);
-    expect(missingGroups([{ lo: 0, hi: 2 }, { lo: 3, hi: 4 }], 4)).toEqual([2]);
+    expect(alignedBlocks([0, 1, 2, 3, 5], 8)).toEqual([
+      { lo: 0, hi: 4 },
+      { lo: 5, hi: 6 },
+    ]);
+    expect(alignedBlocks([1, 2], 4)).toEqual([
+      { lo: 1, hi: 2 },
+      { lo: 2, hi: 3 },
+    ]);
+    expect(
+      missingGroups(
+        [
+          { lo: 0, hi: 2 },
+          { lo: 3, hi: 4 },
+        ],
+        4,
+      ),
+    ).toEqual([2]);
   });
 
   it("cuts shards on chunk boundaries and refuses more shards than chunks", () => {
-    expect(shardRanges(4096 * 5, 2, 4096)).toEqual([{ start: 0, end: 8192 }, { start: 8192, end: 20480 }]);
+    expect(shardRanges(4096 * 5, 2, 4096)).toEqual([
+      { start: 0, end: 8192 },
+      { start: 8192, end: 20480 },
+    ]);
     expect(() => shardRanges(4096 * 2, 3, 4096)).toThrow(/at most 2 shards/);
   });
 });

@@ -2,7 +2,19 @@
 // any corruption, truncation or mismatch is rejected, never applied.
 import fc from "fast-check";
 import { describe, expect, it } from "vitest";
-import { CodecError, decodeMessage, dtypes, encodeMessage, encodeTensorChunks, tensorData, tensorFrom, TensorAssembler, type Tensor, type TensorDType } from "../../runtime/codec.js";
+import {
+  CodecError,
+  decodeMessage,
+  dtypes,
+  encodeMessage,
+  encodeTensorChunks,
+  tensorData,
+  tensorFrom,
+  TensorAssembler,
+  type Reassembled,
+  type Tensor,
+  type TensorDType,
+} from "../../runtime/codec.js";
 
 const dtypeArb = fc.constantFrom(...(Object.keys(dtypes) as TensorDType[]));
 const tensorArb = fc
@@ -11,13 +23,16 @@ const tensorArb = fc
     const n = shape.reduce((a, b) => a * b, 1) * dtypes[dtype];
     const bytes = new Uint8Array(n);
     let x = seed >>> 0 || 1;
-    for (let i = 0; i < n; i++) bytes[i] = (x = (x * 1103515245 + 12345) >>> 0) >>> 24;
+    for (let i = 0; i < n; i++) {
+      x = (x * 1103515245 + 12345) >>> 0;
+      bytes[i] = x >>> 24;
+    }
     return { dtype, shape, bytes };
   });
 
 function reassemble(chunks: Uint8Array[]) {
   const assembler = new TensorAssembler();
-  let out;
+  let out: Reassembled<unknown> | undefined;
   for (const c of chunks) out = assembler.accept(c) ?? out;
   return out;
 }
@@ -50,24 +65,29 @@ describe("tensor codec", () => {
 
   it("rejects any single corrupted byte in any chunk", () => {
     fc.assert(
-      fc.property(tensorArb.filter((t) => t.bytes.byteLength > 0), fc.nat(), fc.integer({ min: 1, max: 255 }), (tensor, where, flip) => {
-        const chunks = encodeTensorChunks(tensor, { step: 1 }, 20 * 1024);
-        const which = where % chunks.length;
-        const bad = chunks[which]!.slice();
-        // Corrupt one of the chunk's last bytes: its tensor bytes and, on chunk 0, its meta.
-        const payloadByte = bad.byteLength - 1 - (where % Math.min(bad.byteLength, 12));
-        bad[payloadByte]! ^= flip;
-        chunks[which] = bad;
-        let error: unknown;
-        let result;
-        try {
-          result = reassemble(chunks);
-        } catch (err) {
-          error = err;
-        }
-        expect(result).toBeUndefined();
-        expect(error).toBeInstanceOf(CodecError);
-      }),
+      fc.property(
+        tensorArb.filter((t) => t.bytes.byteLength > 0),
+        fc.nat(),
+        fc.integer({ min: 1, max: 255 }),
+        (tensor, where, flip) => {
+          const chunks = encodeTensorChunks(tensor, { step: 1 }, 20 * 1024);
+          const which = where % chunks.length;
+          const bad = chunks[which]!.slice();
+          // Corrupt one of the chunk's last bytes: its tensor bytes and, on chunk 0, its meta.
+          const payloadByte = bad.byteLength - 1 - (where % Math.min(bad.byteLength, 12));
+          bad[payloadByte]! ^= flip;
+          chunks[which] = bad;
+          let error: unknown;
+          let result: Reassembled<unknown> | undefined;
+          try {
+            result = reassemble(chunks);
+          } catch (err) {
+            error = err;
+          }
+          expect(result).toBeUndefined();
+          expect(error).toBeInstanceOf(CodecError);
+        },
+      ),
       { numRuns: 150 },
     );
   });
@@ -78,10 +98,10 @@ describe("tensor codec", () => {
     expect(() => new TensorAssembler().accept(chunks[0]!.subarray(0, chunks[0]!.byteLength - 100))).toThrow(CodecError);
     expect(() => new TensorAssembler().accept(new Uint8Array([0xc1, 0xff, 0x00]))).toThrow(/not valid msgpack/);
     expect(() => new TensorAssembler({ maxBytes: 1000 }).accept(chunks[0]!)).toThrow(/larger than the 1000-byte limit/);
-    const lying = encodeMessage({ ...(decodeMessage<Record<string, unknown>>(chunks[0]!)), shape: [7, 7] });
+    const lying = encodeMessage({ ...decodeMessage<Record<string, unknown>>(chunks[0]!), shape: [7, 7] });
     expect(() => new TensorAssembler().accept(lying)).toThrow(/needs 196 bytes/);
     const other = encodeTensorChunks(tensorFrom(new Float32Array(10_000), [10_000]), undefined, 20 * 1024);
-    const mixed = encodeMessage({ ...(decodeMessage<Record<string, unknown>>(other[1]!)), id: (decodeMessage<{ id: string }>(chunks[0]!)).id });
+    const mixed = encodeMessage({ ...decodeMessage<Record<string, unknown>>(other[1]!), id: decodeMessage<{ id: string }>(chunks[0]!).id });
     const assembler = new TensorAssembler();
     assembler.accept(chunks[0]!);
     expect(() => assembler.accept(mixed)).toThrow(/disagrees/);
@@ -89,12 +109,15 @@ describe("tensor codec", () => {
   });
 
   it("ignores a duplicated chunk instead of adding it twice", () => {
-    const t = tensorFrom(new Int32Array(20_000).map((_, i) => i), [20_000]);
+    const t = tensorFrom(
+      new Int32Array(20_000).map((_, i) => i),
+      [20_000],
+    );
     const chunks = encodeTensorChunks(t, undefined, 20 * 1024);
     const assembler = new TensorAssembler();
     expect(assembler.accept(chunks[0]!)).toBeUndefined();
     expect(assembler.accept(chunks[0]!)).toBeUndefined();
-    let out;
+    let out: Reassembled<unknown> | undefined;
     for (const c of chunks.slice(1)) out = assembler.accept(c) ?? out;
     expect(Array.from(tensorData(out!.tensor) as Int32Array).slice(0, 5)).toEqual([0, 1, 2, 3, 4]);
   });

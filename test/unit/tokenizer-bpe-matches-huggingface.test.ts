@@ -12,7 +12,12 @@ import { removeDir, tempDir } from "../helpers/cluster.js";
 import { sampleText } from "../helpers/training.js";
 
 const lines = readFileSync(sampleText, "utf8").split("\n").filter(Boolean);
-const extra = ["İSTİQLAL küçəsində IŞIQ yandı, Əlİ müəllim gəldi.", "Naməlum simvollar: ǂ, 漢字, 12345!", "  iki  boşluq   və\ttab ", "Don't stop: it's 3.14 — ok?"];
+const extra = [
+  "İSTİQLAL küçəsində IŞIQ yandı, Əlİ müəllim gəldi.",
+  "Naməlum simvollar: ǂ, 漢字, 12345!",
+  "  iki  boşluq   və\ttab ",
+  "Don't stop: it's 3.14 — ok?",
+];
 
 for (const kind of ["bpe", "bytelevel-bpe"] as BpeKind[])
   describe(`${kind} tokenizer`, () => {

@@ -23,7 +23,8 @@ describe("WordPiece tokenizer", () => {
     const extra = ["İSTİQLAL küçəsində IŞIQ yandı, Əlİ müəllim gəldi.", "Naməlum sözlər: xyzqwv, ǂ, 12345!"];
     for (const line of [...lines.slice(0, 40), ...extra]) {
       const mine = ours.encode(line).ids;
-      const cls = ours.special.cls, sep = ours.special.sep;
+      const cls = ours.special.cls,
+        sep = ours.special.sep;
       expect(hf.encode(line).ids).toEqual([cls, ...mine, sep]);
     }
     for (const line of lines.slice(0, 40)) {

@@ -25,14 +25,7 @@ describe("actors table", () => {
   it("lists every actor with kind, host, backend, state, groups, step time, heartbeat age and memory", () => {
     const lines = table(50);
     expect(lines[0]!.split(/\s+/)).toEqual(["kind", "id", "host", "bknd", "state", "groups", "step", "beat", "mem"]);
-    expect(lines.slice(1).map((l) => l.split(/\s+/)[1])).toEqual([
-      "coordinator",
-      "shard-0",
-      "loader-0",
-      "compute-0",
-      "compute-1",
-      "agent-laptop",
-    ]);
+    expect(lines.slice(1).map((l) => l.split(/\s+/)[1])).toEqual(["coordinator", "shard-0", "loader-0", "compute-0", "compute-1", "agent-laptop"]);
     expect(row(lines, "compute-0")).toEqual(["compute", "compute-0", "laptop", "wasm", "working", "0-1", expect.stringMatching(/^\d+ms$/), "0.7s", "96MB"]);
     expect(row(lines, "compute-1")?.[5]).toBe("2-3");
     expect(row(lines, "shard-0")).toEqual(["param-shard", "shard-0", "laptop", "working", "0.7s", "74MB"]);

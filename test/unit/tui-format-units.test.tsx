@@ -1,23 +1,11 @@
 // Counts, bytes, durations, rates and groups print short and unambiguous.
 import fc from "fast-check";
 import { describe, expect, it } from "vitest";
-import {
-  fitCell,
-  formatAge,
-  formatBar,
-  formatBytes,
-  formatCount,
-  formatDuration,
-  formatGroups,
-  formatLr,
-  formatStepMs,
-} from "../../runtime/format.js";
+import { fitCell, formatAge, formatBar, formatBytes, formatCount, formatDuration, formatGroups, formatLr, formatStepMs } from "../../runtime/format.js";
 
 describe("formatting", () => {
   it("prints counts with at most three significant digits and the right unit", () => {
-    expect([0, 999, 999.7, 3412, 12_345, 231_936, 1.2e6, 5.5e9].map(formatCount)).toEqual([
-      "0", "999", "1k", "3.41k", "12.3k", "232k", "1.2M", "5.5G",
-    ]);
+    expect([0, 999, 999.7, 3412, 12_345, 231_936, 1.2e6, 5.5e9].map(formatCount)).toEqual(["0", "999", "1k", "3.41k", "12.3k", "232k", "1.2M", "5.5G"]);
     fc.assert(
       fc.property(fc.double({ min: 0, max: 1e14, noNaN: true }), (n) => {
         const [, mantissa] = /^([\d.]+)[kMGT]?$/.exec(formatCount(n))!;

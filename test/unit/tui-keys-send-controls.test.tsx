@@ -12,7 +12,9 @@ import type { ActorStatus, Control } from "../../tui/types.js";
 
 const NOW = sampleTimeAt(60) + 300;
 const apps: { unmount(): void }[] = [];
-afterEach(() => apps.splice(0).forEach((a) => a.unmount()));
+afterEach(() => {
+  for (const app of apps.splice(0)) app.unmount();
+});
 
 async function until(check: () => boolean, what: string): Promise<void> {
   const deadline = Date.now() + 3000;
@@ -29,20 +31,20 @@ function cluster(refuse?: Control["type"]) {
     if (c.type === refuse) throw new Error("the coordinator is not answering");
     if (c.type === "scale") {
       const others = actors.filter((a) => a.kind !== "compute");
-      const compute = Array.from({ length: c.compute }, (_, i): ActorStatus => ({
-        kind: "compute",
-        id: `compute-${i}`,
-        pid: 5000 + i,
-        host: "laptop",
-        backend: "wasm",
-        state: i < 2 ? "working" : "starting",
-        lastHeartbeat: NOW,
-      }));
-      actors = [...others, ...compute];
-      source.push(
-        { kind: "actors", actors },
-        { kind: "event", event: { time: NOW, type: "scale", message: `compute → ${c.compute}` } },
+      const compute = Array.from(
+        { length: c.compute },
+        (_, i): ActorStatus => ({
+          kind: "compute",
+          id: `compute-${i}`,
+          pid: 5000 + i,
+          host: "laptop",
+          backend: "wasm",
+          state: i < 2 ? "working" : "starting",
+          lastHeartbeat: NOW,
+        }),
       );
+      actors = [...others, ...compute];
+      source.push({ kind: "actors", actors }, { kind: "event", event: { time: NOW, type: "scale", message: `compute → ${c.compute}` } });
     }
   });
 }
@@ -50,9 +52,7 @@ function cluster(refuse?: Control["type"]) {
 function start(source: MemorySource) {
   source.push(...sampleRun(60));
   const exits: DashboardExit[] = [];
-  const app = render(
-    <Dashboard source={source} now={() => NOW} refreshMs={20} columns={80} rows={24} onExit={(h) => exits.push(h)} />,
-  );
+  const app = render(<Dashboard source={source} now={() => NOW} refreshMs={20} columns={80} rows={24} onExit={(h) => exits.push(h)} />);
   apps.push(app);
   const text = () => plain(app.lastFrame() ?? "");
   return { app, text, exits };
@@ -125,9 +125,7 @@ describe("dashboard keys", () => {
     const source = cluster();
     source.push(...sampleRun(60), { kind: "end", reason: "stopped" });
     const exits: DashboardExit[] = [];
-    const app = render(
-      <Dashboard source={source} now={() => NOW} refreshMs={20} columns={80} rows={24} exitOnEnd={false} onExit={(h) => exits.push(h)} />,
-    );
+    const app = render(<Dashboard source={source} now={() => NOW} refreshMs={20} columns={80} rows={24} exitOnEnd={false} onExit={(h) => exits.push(h)} />);
     apps.push(app);
     const text = () => plain(app.lastFrame() ?? "");
     await until(() => text().includes("● stopped"), "the end");

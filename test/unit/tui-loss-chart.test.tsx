@@ -9,8 +9,7 @@ import { initialState, reduce } from "../../tui/state.js";
 
 const LEVELS = " ▁▂▃▄▅▆▇█";
 /** Height of a column in eighths, read back from the drawn rows. */
-const columnHeight = (rows: string[], col: number) =>
-  rows.reduce((h, row) => h + LEVELS.indexOf(row[col] ?? " "), 0);
+const columnHeight = (rows: string[], col: number) => rows.reduce((h, row) => h + LEVELS.indexOf(row[col] ?? " "), 0);
 
 describe("loss chart", () => {
   it("draws a falling curve from full height to the bottom eighth", () => {

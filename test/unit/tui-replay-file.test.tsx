@@ -19,7 +19,7 @@ describe("metrics.jsonl replay", () => {
   it("reads back the updates written, to the same dashboard state", () => {
     const updates = sampleRun(300);
     const file = join(dir, "metrics.jsonl");
-    writeFileSync(file, updates.map((u) => JSON.stringify(u)).join("\n") + "\n\n");
+    writeFileSync(file, `${updates.map((u) => JSON.stringify(u)).join("\n")}\n\n`);
     const parsed = parseUpdates(readFileSync(file, "utf8"), file);
     expect(parsed).toEqual(updates);
     expect(JSON.stringify(parsed.reduce(reduce, initialState))).toBe(JSON.stringify(updates.reduce(reduce, initialState)));
@@ -32,14 +32,17 @@ describe("metrics.jsonl replay", () => {
   });
 
   it("names the file and line of an update of unknown kind", () => {
-    expect(() => parseUpdates(`\n{"kind":"weather"}`, "m.jsonl")).toThrow(
-      'm.jsonl:2: "kind" must be one of run, step, actors, event, end, got "weather"',
-    );
+    expect(() => parseUpdates(`\n{"kind":"weather"}`, "m.jsonl")).toThrow('m.jsonl:2: "kind" must be one of run, step, actors, event, end, got "weather"');
   });
 
   it("replays a file to its end through the plain output", async () => {
     const file = join(dir, "short.jsonl");
-    writeFileSync(file, sampleRun(40).map((u) => JSON.stringify(u)).join("\n"));
+    writeFileSync(
+      file,
+      sampleRun(40)
+        .map((u) => JSON.stringify(u))
+        .join("\n"),
+    );
     const out = new PassThrough();
     let text = "";
     out.on("data", (c: Buffer) => (text += c.toString()));

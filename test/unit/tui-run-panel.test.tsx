@@ -28,7 +28,7 @@ describe("run panel", () => {
     const now = sampleTimeAt(150);
     const [title, progress] = frame(state, now);
     expect(title).toMatch(/^aze-run demo · tiny\.yaml · tiny bert 232k params +● running$/);
-    expect(progress).toMatch(/^step 150\/300 [█▏▎▍▌▋▊▉░]+  50\.0%/);
+    expect(progress).toMatch(/^step 150\/300 [█▏▎▍▌▋▊▉░]+ {2}50\.0%/);
     const elapsedS = Math.floor((now - SAMPLE_START) / 1000);
     expect(progress).toContain(`elapsed ${elapsedS}s`);
     // 150 steps left at the smoothed step time.

@@ -25,8 +25,7 @@ function deepFreeze<T>(x: T): T {
   return x;
 }
 
-const fold = (updates: DashboardUpdate[], from: DashboardState = initialState) =>
-  updates.reduce((s, u) => deepFreeze(reduce(s, u)), deepFreeze(from));
+const fold = (updates: DashboardUpdate[], from: DashboardState = initialState) => updates.reduce((s, u) => deepFreeze(reduce(s, u)), deepFreeze(from));
 
 const compute = (id: string, state: ActorStatus["state"] = "working"): ActorStatus => ({
   kind: "compute",
@@ -84,9 +83,7 @@ describe("dashboard reducer", () => {
   });
 
   it("counts live compute actors and scales from the last requested count", () => {
-    let s = fold([
-      { kind: "actors", actors: [compute("c0"), compute("c1"), compute("c2", "dead"), compute("c4", "draining"), compute("c5", "stopped")] },
-    ]);
+    let s = fold([{ kind: "actors", actors: [compute("c0"), compute("c1"), compute("c2", "dead"), compute("c4", "draining"), compute("c5", "stopped")] }]);
     expect(liveComputeCount(s)).toBe(2);
     const up = scaleControl(s, 1);
     expect(up).toEqual({ type: "scale", compute: 3 });
@@ -134,7 +131,7 @@ describe("dashboard reducer", () => {
         fc.integer({ min: 1, max: 200 }),
         (losses, width) => {
           let h: LossHistory = initialState.loss;
-          losses.forEach((l, i) => (h = appendLoss(h, i + 1, l)));
+          for (const [i, l] of losses.entries()) h = appendLoss(h, i + 1, l);
           const cols = lossColumns(h, width);
           expect(cols.length).toBe(Math.min(width, h.means.length));
           const lo = Math.min(...losses) - 1e-9;

@@ -29,9 +29,7 @@ describe("throughput panel", () => {
   });
 
   it("leaves MFU out when the backend reports no peak", () => {
-    const updates = sampleRun(60).map((u) =>
-      u.kind === "run" ? { ...u, run: { ...u.run, backendPeakFlops: undefined } } : u,
-    );
+    const updates = sampleRun(60).map((u) => (u.kind === "run" ? { ...u, run: { ...u.run, backendPeakFlops: undefined } } : u));
     const text = line(updates.reduce(reduce, initialState));
     expect(text).toContain("tok/s");
     expect(text).not.toContain("MFU");

@@ -9,7 +9,9 @@ import { MemorySource } from "../../tui/memory-source.js";
 import { SAMPLE_DEATH_STEP, SAMPLE_JOIN_STEP, sampleRun, sampleTimeAt } from "../../tui/sample-run.js";
 
 const apps: { unmount(): void }[] = [];
-afterEach(() => apps.splice(0).forEach((a) => a.unmount()));
+afterEach(() => {
+  for (const app of apps.splice(0)) app.unmount();
+});
 
 async function until(check: () => boolean, what: string): Promise<void> {
   const deadline = Date.now() + 3000;
@@ -41,9 +43,7 @@ describe("dashboard size and redraw", () => {
       for (const step of [0, 60, SAMPLE_DEATH_STEP + 3, SAMPLE_JOIN_STEP + 3, 300]) {
         const source = new MemorySource();
         source.push(...(step === 0 ? [] : sampleRun(step)));
-        const app = render(
-          <Dashboard source={source} now={() => sampleTimeAt(step)} refreshMs={20} columns={columns} rows={rows} exitOnEnd={false} />,
-        );
+        const app = render(<Dashboard source={source} now={() => sampleTimeAt(step)} refreshMs={20} columns={columns} rows={rows} exitOnEnd={false} />);
         apps.push(app);
         const text = () => plain(app.lastFrame() ?? "");
         await until(() => text().includes(step === 0 ? "waiting for the run" : `step ${step}/300`), `step ${step}`);

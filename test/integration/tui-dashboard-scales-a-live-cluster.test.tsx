@@ -35,7 +35,19 @@ describe.skipIf(!hasTmux || !built)("dashboard on a live cluster", () => {
     expect(up.code).toBe(0);
 
     // Ink draws only the last frame where CI is set (as it is in CI): the dashboard must not see it.
-    tmux("new-session", "-d", "-x", "80", "-y", "24", "-s", "dash", "-c", cwd, `env -u CI ${process.execPath} ${cliEntry} dashboard --run ${RUN}; echo "exit=$?"; sleep 60`);
+    tmux(
+      "new-session",
+      "-d",
+      "-x",
+      "80",
+      "-y",
+      "24",
+      "-s",
+      "dash",
+      "-c",
+      cwd,
+      `env -u CI ${process.execPath} ${cliEntry} dashboard --run ${RUN}; echo "exit=$?"; sleep 60`,
+    );
     await waitFor("the actors table", () => /compute +compute-0 /.test(screen()) || undefined, 30_000);
     expect(screen()).not.toMatch(/compute +compute-1 /);
 
@@ -43,7 +55,12 @@ describe.skipIf(!hasTmux || !built)("dashboard on a live cluster", () => {
     await waitFor("compute-1 in the table", () => /compute +compute-1 +\S+ .*(starting|ready)/.test(screen()) || undefined, 30_000);
     expect(screen()).toContain("compute (2)");
     const status = JSON.parse((await runCli(["cluster", "status", "--run", RUN, "--json"], cwd)).stdout) as StatusJson;
-    expect(status.actors.filter((a) => a.kind === "compute").map((a) => a.id).sort()).toEqual(["compute-0", "compute-1"]);
+    expect(
+      status.actors
+        .filter((a) => a.kind === "compute")
+        .map((a) => a.id)
+        .sort(),
+    ).toEqual(["compute-0", "compute-1"]);
 
     tmux("send-keys", "-t", "dash", "q");
     await waitFor("the dashboard to leave", () => screen().includes("exit=0") || undefined, 15_000);

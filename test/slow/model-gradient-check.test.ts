@@ -22,7 +22,15 @@ for (const preset of ["tiny", "tiny+dropout", "tiny-neobert"]) {
   describe(`${preset}: gradients`, () => {
     it("match finite differences for every parameter (f64, rel. 1e-5)", () => {
       const dropout = preset.endsWith("+dropout") ? { dropout: 0.1, attentionDropout: 0.2 } : {};
-      const config = modelConfigSchema.parse({ ...presets[preset.replace("+dropout", "")], hidden: 16, heads: 2, intermediate: 24, layers: 2, maxPositions: 8, ...dropout });
+      const config = modelConfigSchema.parse({
+        ...presets[preset.replace("+dropout", "")],
+        hidden: 16,
+        heads: 2,
+        intermediate: 24,
+        layers: 2,
+        maxPositions: 8,
+        ...dropout,
+      });
       const layout = parameterLayout(config, V);
       const k = createReferenceKernels({ precision: "f64" });
       const model = new Encoder(k, config, layout, 10, 5);
