@@ -13,7 +13,17 @@ import { createModel, openPlan, type GroupResult, type TrainingModel, type Train
 import { Actor, type ActorSpec } from "../runtime/actor.js";
 import { decodeChecked, encodeMessage, tensorData, tensorFrom, TensorAssembler } from "../runtime/codec.js";
 import { publishTensor } from "../runtime/nats.js";
-import { batchReplySchema, paramsMetaSchema, stepOrderSchema, workerOptionsSchema, type BatchRequest, type GradientMeta, type GroupDone, type StepOrder, type WorkerOptions } from "./protocol.js";
+import {
+  batchReplySchema,
+  paramsMetaSchema,
+  stepOrderSchema,
+  workerOptionsSchema,
+  type BatchRequest,
+  type GradientMeta,
+  type GroupDone,
+  type StepOrder,
+  type WorkerOptions,
+} from "./protocol.js";
 
 export class Compute extends Actor {
   private readonly options: WorkerOptions;
@@ -52,12 +62,20 @@ export class Compute extends Actor {
     for (let s = 0; s < this.ranges.length; s++) this.nc.subscribe(this.subjects.params(s), { callback: (_e, m) => this.onParamsChunk(m.data) });
     this.on(this.subjects.step, stepOrderSchema, (order) => {
       const mine = order.assignment[this.id];
-      if (mine?.length) this.busy = this.busy.then(() => this.runGroups(order, mine)).catch((err) => this.log.error("step-failed", { step: order.step, error: String(err) }));
+      if (mine?.length)
+        this.busy = this.busy.then(() => this.runGroups(order, mine)).catch((err) => this.log.error("step-failed", { step: order.step, error: String(err) }));
     });
   }
 
   protected override status(): Record<string, unknown> {
-    return { backend: !this.backendName ? undefined : this.backendName.startsWith("cuda") ? "cuda" : "wasm", backendName: this.backendName, backendReason: this.backendReason, peakFlops: this.peakFlops, groups: this.groups, version: this.version };
+    return {
+      backend: !this.backendName ? undefined : this.backendName.startsWith("cuda") ? "cuda" : "wasm",
+      backendName: this.backendName,
+      backendReason: this.backendReason,
+      peakFlops: this.peakFlops,
+      groups: this.groups,
+      version: this.version,
+    };
   }
 
   private onParamsChunk(data: Uint8Array): void {
@@ -70,8 +88,8 @@ export class Compute extends Actor {
       return;
     }
     if (version <= this.version) return;
-    let slices = this.incoming.get(version);
-    if (!slices) this.incoming.set(version, (slices = new Map()));
+    const slices = this.incoming.get(version) ?? new Map<number, Float32Array>();
+    this.incoming.set(version, slices);
     slices.set(shard, tensorData(whole.tensor) as Float32Array);
     if (slices.size < this.ranges.length) return;
     const params = new Float32Array(this.training.total);
@@ -95,10 +113,14 @@ export class Compute extends Actor {
       }
       if (Date.now() > deadline) throw new Error(`parameters of version ${version} did not arrive within 60 s`);
       // A late joiner, or a lost broadcast: ask every shard to publish its current slice again.
-      for (let s = 0; s < this.ranges.length; s++) if (!this.incoming.get(version)?.has(s)) this.nc.publish(this.subjects.paramsRequest(s), encodeMessage({ version }));
+      for (let s = 0; s < this.ranges.length; s++)
+        if (!this.incoming.get(version)?.has(s)) this.nc.publish(this.subjects.paramsRequest(s), encodeMessage({ version }));
       await new Promise<void>((resolve) => {
         const timer = setTimeout(resolve, 2000);
-        this.waiters.push(() => (clearTimeout(timer), resolve()));
+        this.waiters.push(() => {
+          clearTimeout(timer);
+          resolve();
+        });
       });
     }
     return this.params!;
@@ -170,4 +192,3 @@ export class Compute extends Actor {
     throw new Error(`no data-loader served step ${req.step} group ${req.group} batch ${req.index}: ${lastError}`);
   }
 }
-

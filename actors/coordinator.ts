@@ -93,7 +93,11 @@ export class Coordinator extends Actor {
   }
 
   private driverHost() {
-    const live = (kind: string) => [...this.members.values()].filter((m) => m.kind === kind && m.state === "ready" && !this.leaving.has(m.id)).map((m) => m.id).sort((a, b) => a.localeCompare(b, undefined, { numeric: true }));
+    const live = (kind: string) =>
+      [...this.members.values()]
+        .filter((m) => m.kind === kind && m.state === "ready" && !this.leaving.has(m.id))
+        .map((m) => m.id)
+        .sort((a, b) => a.localeCompare(b, undefined, { numeric: true }));
     return {
       nc: this.nc,
       subjects: this.subjects,
@@ -124,7 +128,11 @@ export class Coordinator extends Actor {
     return [
       ...stepGauges,
       { name: "aze_actors", help: "Live actors by kind.", samples: [...byKind].map(([kind, value]) => ({ labels: { kind }, value })) },
-      { name: "aze_desired_actors", help: "Actors the coordinator aims for, by kind.", samples: Object.entries(this.desired).map(([kind, value]) => ({ labels: { kind }, value })) },
+      {
+        name: "aze_desired_actors",
+        help: "Actors the coordinator aims for, by kind.",
+        samples: Object.entries(this.desired).map(([kind, value]) => ({ labels: { kind }, value })),
+      },
     ];
   }
 
@@ -186,7 +194,6 @@ export class Coordinator extends Actor {
       ...(Array.isArray(a.groups) ? { groups: a.groups as number[] } : {}),
     }));
   }
-
 
   protected override status(): Record<string, unknown> {
     return { desired: this.desired, metricsUrl: this.metricsUrl };
@@ -282,7 +289,8 @@ export class Coordinator extends Actor {
     const agents = [...this.members.values()].filter((m) => m.kind === "node-agent" && m.state === "ready");
     if (agents.length === 0) return;
     const load = (agent: ActorEntry) => {
-      const children = [...this.members.values()].filter((m) => m.agent === agent.id).length + [...this.starting.values()].filter((s) => s.agent === agent.id).length;
+      const children =
+        [...this.members.values()].filter((m) => m.agent === agent.id).length + [...this.starting.values()].filter((s) => s.agent === agent.id).length;
       return children / Math.max(1, Number(agent.cores ?? 1));
     };
     const agent = agents.sort((a, b) => load(a) - load(b) || a.id.localeCompare(b.id))[0]!;
@@ -307,7 +315,6 @@ export class Coordinator extends Actor {
     while (taken.has(`shard-${i}`)) i++;
     return `shard-${i}`;
   }
-
 
   private async retire(member: ActorEntry): Promise<void> {
     this.leaving.add(member.id);
@@ -346,7 +353,11 @@ export class Coordinator extends Actor {
     this.metricsServer?.close();
     const placed = () => [...this.members.values()].filter((m) => m.kind !== "node-agent");
     const stopEach = (members: ActorEntry[]) =>
-      Promise.all(members.map((m) => requestMessage(this.nc, this.subjects.control(m.id), { op: "stop", reason: "cluster down" }, replySchema, 2000).catch(() => undefined)));
+      Promise.all(
+        members.map((m) =>
+          requestMessage(this.nc, this.subjects.control(m.id), { op: "stop", reason: "cluster down" }, replySchema, 2000).catch(() => undefined),
+        ),
+      );
     await stopEach(placed());
     const deadline = Date.now() + 10_000;
     while (placed().length > 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));

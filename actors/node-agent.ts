@@ -10,7 +10,6 @@ import { spawnActor } from "../runtime/spawn.js";
 import type { ActorKind } from "../runtime/subjects.js";
 import { agentOptionsSchema, agentRequestSchema, type AgentRequest, type ClusterEventType } from "./protocol.js";
 
-
 export interface GpuInfo {
   index: number;
   name: string;

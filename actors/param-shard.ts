@@ -97,7 +97,8 @@ export class ParamShard extends Actor {
     if (meta.step !== this.version) return reject(`gradient for step ${meta.step} while at step ${this.version}`);
     if (this.reduced) return; // complete already: anything more is a duplicate
     if (meta.shard !== this.index) return reject(`gradient for shard ${meta.shard} sent to shard ${this.index}`);
-    if (!(meta.block.lo >= 0 && meta.block.hi <= this.training.groups && meta.block.lo < meta.block.hi)) return reject(`block ${JSON.stringify(meta.block)} is outside the ${this.training.groups} groups`);
+    if (!(meta.block.lo >= 0 && meta.block.hi <= this.training.groups && meta.block.lo < meta.block.hi))
+      return reject(`block ${JSON.stringify(meta.block)} is outside the ${this.training.groups} groups`);
     if (tensor.dtype !== "f32" || tensor.shape.length !== 1 || tensor.shape[0] !== this.sliceEnd - this.sliceStart)
       return reject(`gradient of ${tensor.dtype}${JSON.stringify(tensor.shape)} does not fit this shard's ${this.sliceEnd - this.sliceStart} elements`);
     const key = blockKey(meta.block);
@@ -118,7 +119,12 @@ export class ParamShard extends Actor {
     this.blocks = new Map();
     this.bytesReceived = 0;
     if (order.apply)
-      applyAdamWOnHost(this.kernels, this.training.layout, { params: this.params, grad: gradient, m: this.m, v: this.v, start: this.sliceStart }, { lr: order.lr, step: order.step + 1, clip: order.clip, training: this.training.config.training });
+      applyAdamWOnHost(
+        this.kernels,
+        this.training.layout,
+        { params: this.params, grad: gradient, m: this.m, v: this.v, start: this.sliceStart },
+        { lr: order.lr, step: order.step + 1, clip: order.clip, training: this.training.config.training },
+      );
     this.version = order.step + 1;
     this.publishParams();
     this.report({ phase: "applied", step: order.step, shard: this.index, version: this.version });

@@ -19,7 +19,7 @@ import { z } from "zod";
 import { actorStates, heartbeatSchema } from "../runtime/actor.js";
 import { actorKinds } from "../runtime/subjects.js";
 import { architectures } from "../model/config.js";
-import { stepMetricsSchema, trainingOptionsSchema } from "../model/training.js";
+import { trainingOptionsSchema } from "../model/training.js";
 
 export { stepMetricsSchema, type ActorStepMetrics, type StepMetrics } from "../model/training.js";
 
@@ -98,7 +98,12 @@ export const checkpointOrderSchema = z.discriminatedUnion("op", [
   z.object({ op: z.literal("load"), path: z.string() }),
 ]);
 
-export const checkpointSavedSchema = reply.extend({ file: z.string().optional(), start: count.optional(), end: count.optional(), sha256: z.string().optional() });
+export const checkpointSavedSchema = reply.extend({
+  file: z.string().optional(),
+  start: count.optional(),
+  end: count.optional(),
+  sha256: z.string().optional(),
+});
 
 // ---- the cluster: membership, placement, control -----------------------------------------------
 
@@ -182,7 +187,12 @@ export const snapshotSchema = reply.extend({ run: runInfoSchema.optional(), acto
 
 /** A request to a node agent: spawn or stop an actor process of its host, or list them. */
 export const agentRequestSchema = z.discriminatedUnion("op", [
-  z.object({ op: z.literal("spawn"), kind: z.enum(["coordinator", "param-shard", "data-loader", "compute"]), id: z.string(), options: z.record(z.string(), z.unknown()).optional() }),
+  z.object({
+    op: z.literal("spawn"),
+    kind: z.enum(["coordinator", "param-shard", "data-loader", "compute"]),
+    id: z.string(),
+    options: z.record(z.string(), z.unknown()).optional(),
+  }),
   /** kill: SIGKILL instead of a clean stop, for tests and the dashboard's fault injection. */
   z.object({ op: z.literal("stop"), id: z.string(), kill: z.boolean().optional() }),
   z.object({ op: z.literal("list") }),

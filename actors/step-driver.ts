@@ -15,7 +15,17 @@ import { decodeChecked } from "../runtime/codec.js";
 import type { Logger } from "../runtime/log.js";
 import { requestMessage, type NatsConnection } from "../runtime/nats.js";
 import type { Subjects } from "../runtime/subjects.js";
-import { checkpointSavedSchema, groupDoneSchema, shardReportSchema, type CheckpointOrder, type ClipOrder, type ClusterEventType, type GroupDone, type ShardReport, type StepOrder } from "./protocol.js";
+import {
+  checkpointSavedSchema,
+  groupDoneSchema,
+  shardReportSchema,
+  type CheckpointOrder,
+  type ClipOrder,
+  type ClusterEventType,
+  type GroupDone,
+  type ShardReport,
+  type StepOrder,
+} from "./protocol.js";
 
 export interface DriverHost {
   nc: NatsConnection;
@@ -60,7 +70,9 @@ export class StepDriver {
     this.lastCheckpoint = training.options.resume;
     const { nc, subjects } = host;
     nc.subscribe(subjects.shardReport, { callback: (_e, m) => this.receive(() => this.onReport(decodeChecked(shardReportSchema, m.data, "a shard report"))) });
-    nc.subscribe(subjects.groupDone, { callback: (_e, m) => this.receive(() => this.onGroupDone(decodeChecked(groupDoneSchema, m.data, "a group-done report"))) });
+    nc.subscribe(subjects.groupDone, {
+      callback: (_e, m) => this.receive(() => this.onGroupDone(decodeChecked(groupDoneSchema, m.data, "a group-done report"))),
+    });
   }
 
   /** Runs a message's handler; a message that fails to decode or check is logged as rejected. */
@@ -204,8 +216,20 @@ export class StepDriver {
     const reduced = this.shardsReport("reduced", step) as Extract<ShardReport, { phase: "reduced" }>[];
     // Shards are contiguous and in order, so their partials together are in chunk order.
     const partials = reduced.flatMap((r) => [...new Float64Array(new Uint8Array(r.partials).buffer)]);
-    const { clip, update, metrics } = finishStep(this.training, { step, lr, partials, ...this.groupLosses(), stepMs: performance.now() - t0, traffic: this.traffic(t0, tReduced) });
-    if (update !== "applied") this.host.event("rejected", undefined, `step ${step + 1}: the gradient is not finite (training.onNonFinite: ${this.training.config.training.onNonFinite})`);
+    const { clip, update, metrics } = finishStep(this.training, {
+      step,
+      lr,
+      partials,
+      ...this.groupLosses(),
+      stepMs: performance.now() - t0,
+      traffic: this.traffic(t0, tReduced),
+    });
+    if (update !== "applied")
+      this.host.event(
+        "rejected",
+        undefined,
+        `step ${step + 1}: the gradient is not finite (training.onNonFinite: ${this.training.config.training.onNonFinite})`,
+      );
     if (update === "stopped") {
       this.stopping = true;
       this.host.event("error", undefined, `stopped: non-finite gradient at step ${step + 1}`, { end: "non-finite gradient" });
@@ -221,7 +245,7 @@ export class StepDriver {
     this.step = step + 1;
     this.lastMetrics = metrics;
     this.host.publish(this.host.subjects.metrics, metrics);
-    appendFileSync(join(this.host.runDir, "metrics.jsonl"), JSON.stringify(metrics) + "\n");
+    appendFileSync(join(this.host.runDir, "metrics.jsonl"), `${JSON.stringify(metrics)}\n`);
   }
 
   /** The step's losses per group, in group order, and its tokens, from the compute actors' reports. */
@@ -283,7 +307,9 @@ export class StepDriver {
 
   /** A checkpoint order to one shard; a shard that does not answer is a failed reply. */
   private askShard(shard: number, order: CheckpointOrder) {
-    return requestMessage(this.host.nc, this.host.subjects.checkpoint(shard), order, checkpointSavedSchema, 60_000).catch((err) => ({ ok: false, error: (err as Error).message }) as const);
+    return requestMessage(this.host.nc, this.host.subjects.checkpoint(shard), order, checkpointSavedSchema, 60_000).catch(
+      (err) => ({ ok: false, error: (err as Error).message }) as const,
+    );
   }
 
   /**

@@ -23,22 +23,46 @@ cluster: { shards: 1, loaders: 1, backend: wasm }
 `,
 );
 
-interface Metrics { step: number; tokens: number; stepMs: number; computeMs: number; commMs: number; waitMs: number; bytesSent: number }
+interface Metrics {
+  step: number;
+  tokens: number;
+  stepMs: number;
+  computeMs: number;
+  commMs: number;
+  waitMs: number;
+  bytesSent: number;
+}
 const results: { compute: number; tokensPerSec: number; commShare: number; mbPerStep: number }[] = [];
 try {
   for (const compute of [1, 2]) {
     const run = `c${compute}`;
-    execFileSync(process.execPath, [cliEntry, "cluster", "up", "--config", config, "--run", run, "--compute", String(compute), "--no-tui"], { cwd: dir, stdio: "ignore" });
-    const metrics = readFileSync(join(dir, "runs", run, "metrics.jsonl"), "utf8").trim().split("\n").map((l) => JSON.parse(l) as Metrics).slice(1);
+    execFileSync(process.execPath, [cliEntry, "cluster", "up", "--config", config, "--run", run, "--compute", String(compute), "--no-tui"], {
+      cwd: dir,
+      stdio: "ignore",
+    });
+    const metrics = readFileSync(join(dir, "runs", run, "metrics.jsonl"), "utf8")
+      .trim()
+      .split("\n")
+      .map((l) => JSON.parse(l) as Metrics)
+      .slice(1);
     const tokens = metrics.reduce((n, m) => n + m.tokens, 0);
     const ms = metrics.reduce((n, m) => n + m.stepMs, 0);
     const comm = metrics.reduce((n, m) => n + m.commMs + m.waitMs, 0);
-    results.push({ compute, tokensPerSec: tokens / (ms / 1000), commShare: comm / ms, mbPerStep: metrics.reduce((n, m) => n + m.bytesSent, 0) / metrics.length / 1e6 });
+    results.push({
+      compute,
+      tokensPerSec: tokens / (ms / 1000),
+      commShare: comm / ms,
+      mbPerStep: metrics.reduce((n, m) => n + m.bytesSent, 0) / metrics.length / 1e6,
+    });
   }
 } finally {
   rmSync(dir, { recursive: true, force: true });
 }
-console.log(`bench:cluster — allma-small, 4 groups × 2 sequences × 128 tokens a step, ${steps - 1} steps measured, this machine (${(await import("node:os")).cpus().length} cores)`);
+console.log(
+  `bench:cluster — allma-small, 4 groups × 2 sequences × 128 tokens a step, ${steps - 1} steps measured, this machine (${(await import("node:os")).cpus().length} cores)`,
+);
 for (const r of results)
-  console.log(`${r.compute} compute: ${r.tokensPerSec.toFixed(0)} tok/s, communication and waiting ${(r.commShare * 100).toFixed(0)}% of step time, ${r.mbPerStep.toFixed(0)} MB of gradients sent per step`);
+  console.log(
+    `${r.compute} compute: ${r.tokensPerSec.toFixed(0)} tok/s, communication and waiting ${(r.commShare * 100).toFixed(0)}% of step time, ${r.mbPerStep.toFixed(0)} MB of gradients sent per step`,
+  );
 console.log(`scaling 1 → 2 compute actors: ×${(results[1]!.tokensPerSec / results[0]!.tokensPerSec).toFixed(2)}`);

@@ -16,7 +16,9 @@ import { packageRoot } from "../runtime/spawn.js";
 const targetBytes = 50 * 1024 * 1024;
 const shared = join(packageRoot, "..", "shared", "data", "az-train.txt");
 const seedFile = existsSync(shared) ? shared : join(packageRoot, "corpus", "sample", "az-sample.txt");
-const lines = readFileSync(seedFile, "utf8").split("\n").filter((l) => l.trim());
+const lines = readFileSync(seedFile, "utf8")
+  .split("\n")
+  .filter((l) => l.trim());
 const dir = mkdtempSync(join(tmpdir(), "aze-bench-data-"));
 try {
   const corpus = join(dir, "corpus.txt");
@@ -27,9 +29,11 @@ try {
     out.push(line);
     bytes += Buffer.byteLength(line) + 1;
   }
-  writeFileSync(corpus, out.join("\n") + "\n");
+  writeFileSync(corpus, `${out.join("\n")}\n`);
   const mb = statSync(corpus).size / 1e6;
-  console.log(`bench:data — ${mb.toFixed(1)} MB resampled from ${seedFile.includes("shared") ? "shared/data/az-train.txt" : "the shipped sample"} (${lines.length} distinct lines)`);
+  console.log(
+    `bench:data — ${mb.toFixed(1)} MB resampled from ${seedFile.includes("shared") ? "shared/data/az-train.txt" : "the shipped sample"} (${lines.length} distinct lines)`,
+  );
 
   let t0 = performance.now();
   const counts = await countWords([corpus], { lowercase: true });
@@ -37,7 +41,9 @@ try {
   t0 = performance.now();
   const tokenizer = new WordPieceTokenizer(trainWordPiece(counts, { vocabSize: 8000, lowercase: true }), true);
   const tMerge = performance.now() - t0;
-  console.log(`tokenizer training: ${(mb / ((tCount + tMerge) / 1000)).toFixed(2)} MB/s (word counting ${(mb / (tCount / 1000)).toFixed(2)} MB/s over ${counts.size} distinct words, ${tokenizer.vocabSize} tokens learned in ${(tMerge / 1000).toFixed(1)} s)`);
+  console.log(
+    `tokenizer training: ${(mb / ((tCount + tMerge) / 1000)).toFixed(2)} MB/s (word counting ${(mb / (tCount / 1000)).toFixed(2)} MB/s over ${counts.size} distinct words, ${tokenizer.vocabSize} tokens learned in ${(tMerge / 1000).toFixed(1)} s)`,
+  );
 
   const shardRate = async (workers: number, out: string) => {
     const t = performance.now();
@@ -48,7 +54,9 @@ try {
   const onMain = await shardRate(0, "shards-main");
   const pooled = await shardRate(threads, "shards");
   const same = readFileSync(join(dir, "shards-main", "bench", "tokens.bin")).equals(readFileSync(join(dir, "shards", "bench", "tokens.bin")));
-  console.log(`encoding into shards: ${onMain.toFixed(2)} MB/s on the main thread, ${pooled.toFixed(2)} MB/s with ${threads} worker threads (×${(pooled / onMain).toFixed(2)}; ${same ? "the same bytes" : "DIFFERENT BYTES"})`);
+  console.log(
+    `encoding into shards: ${onMain.toFixed(2)} MB/s on the main thread, ${pooled.toFixed(2)} MB/s with ${threads} worker threads (×${(pooled / onMain).toFixed(2)}; ${same ? "the same bytes" : "DIFFERENT BYTES"})`,
+  );
 
   // The reference: the Hugging Face tokenizers library (JavaScript) encoding the same lines
   // with our tokenizer.json, in this run. Both encode 5 MB, one line at a time.
@@ -61,13 +69,17 @@ try {
   t0 = performance.now();
   for (const line of sample) hf.encode(line, { add_special_tokens: false });
   const tHf = performance.now() - t0;
-  console.log(`encoding ${sampleMb.toFixed(1)} MB line by line: ours ${(sampleMb / (tOurs / 1000)).toFixed(2)} MB/s, @huggingface/tokenizers ${(sampleMb / (tHf / 1000)).toFixed(2)} MB/s, ratio ${(tHf / tOurs).toFixed(2)}`);
+  console.log(
+    `encoding ${sampleMb.toFixed(1)} MB line by line: ours ${(sampleMb / (tOurs / 1000)).toFixed(2)} MB/s, @huggingface/tokenizers ${(sampleMb / (tHf / 1000)).toFixed(2)} MB/s, ratio ${(tHf / tOurs).toFixed(2)}`,
+  );
 
   const data = openTrainingData(join(dir, "shards"), 128);
   t0 = performance.now();
   let tokens = 0;
   for (let s = 0; s < 20_000; s += 16) tokens += data.microBatch(1, s, 16).inputIds.length;
-  console.log(`micro-batch assembly (16 × 128, seeded permutation over ${data.sequences} sequences): ${(tokens / ((performance.now() - t0) / 1000) / 1e6).toFixed(2)}M tokens/s`);
+  console.log(
+    `micro-batch assembly (16 × 128, seeded permutation over ${data.sequences} sequences): ${(tokens / ((performance.now() - t0) / 1000) / 1e6).toFixed(2)}M tokens/s`,
+  );
 } finally {
   rmSync(dir, { recursive: true, force: true });
 }

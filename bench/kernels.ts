@@ -20,16 +20,24 @@ const shapes: [string, number, number, number][] = [
 const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
 
 function matmulGflops(k: Kernels, m: number, n: number, kk: number, reps: number): number {
-  const a = k.alloc(m * kk), b = k.alloc(kk * n), out = k.alloc(m * n);
-  k.upload(a, Float32Array.from({ length: m * kk }, (_, i) => Math.sin(i)));
-  k.upload(b, Float32Array.from({ length: kk * n }, (_, i) => Math.cos(i)));
+  const a = k.alloc(m * kk),
+    b = k.alloc(kk * n),
+    out = k.alloc(m * n);
+  k.upload(
+    a,
+    Float32Array.from({ length: m * kk }, (_, i) => Math.sin(i)),
+  );
+  k.upload(
+    b,
+    Float32Array.from({ length: kk * n }, (_, i) => Math.cos(i)),
+  );
   const times: number[] = [];
   for (let r = 0; r < reps; r++) {
     const t0 = performance.now();
     k.matmul({ out, a, b, m, n, k: kk });
     times.push(performance.now() - t0);
   }
-  k.free(a), k.free(b), k.free(out);
+  for (const x of [a, b, out]) k.free(x);
   return (2 * m * n * kk) / (median(times) / 1000) / 1e9;
 }
 
@@ -42,7 +50,10 @@ for _ in range(7):
     t = time.perf_counter(); a @ b; ts.append(time.perf_counter() - t)
 print(2*${m}*${n}*${k} / sorted(ts)[3] / 1e9)`;
   for (const python of ["python3", "/usr/bin/python3"]) {
-    const r = spawnSync(python, ["-c", script], { encoding: "utf8", env: { ...process.env, OPENBLAS_NUM_THREADS: "1", OMP_NUM_THREADS: "1", MKL_NUM_THREADS: "1" } });
+    const r = spawnSync(python, ["-c", script], {
+      encoding: "utf8",
+      env: { ...process.env, OPENBLAS_NUM_THREADS: "1", OMP_NUM_THREADS: "1", MKL_NUM_THREADS: "1" },
+    });
     if (r.status === 0) return Number(r.stdout.trim());
   }
   return undefined;
@@ -59,7 +70,9 @@ for (const [label, m, n, k] of shapes) {
   const ref = m * n * k <= 512 ** 3 ? matmulGflops(reference, m, n, k, 1) : NaN;
   const np = numpyGflops(m, n, k);
   const best = Math.max(w, r);
-  console.log(`${label.padEnd(32)} ${w.toFixed(2).padStart(8)} ${r.toFixed(2).padStart(8)} ${(Number.isNaN(ref) ? "-" : ref.toFixed(2)).padStart(8)} ${(np ? np.toFixed(2) : "-").padStart(8)} ${(np ? `${((best / np) * 100).toFixed(0)}%` : "-").padStart(10)}`);
+  console.log(
+    `${label.padEnd(32)} ${w.toFixed(2).padStart(8)} ${r.toFixed(2).padStart(8)} ${(Number.isNaN(ref) ? "-" : ref.toFixed(2)).padStart(8)} ${(np ? np.toFixed(2) : "-").padStart(8)} ${(np ? `${((best / np) * 100).toFixed(0)}%` : "-").padStart(10)}`,
+  );
 }
 
 // One allma-small layer, forward and backward, at 8 sequences of 128 tokens.

@@ -80,7 +80,8 @@ for (const { preset, batch: B } of cases) {
   const layout = parameterLayout(config, vocab);
   const model = new Encoder(kernels, { ...config, dropout: 0, attentionDropout: 0 }, layout, B * T);
   model.setParameters(initParameters(layout, 1));
-  const m = kernels.alloc(layout.total), v = kernels.alloc(layout.total);
+  const m = kernels.alloc(layout.total),
+    v = kernels.alloc(layout.total);
   const batch = batchOf(B);
   const times: number[] = [];
   for (let r = 0; r < 4; r++) {
@@ -97,6 +98,8 @@ for (const { preset, batch: B } of cases) {
   const torch = torchTokensPerSec(preset, B);
   console.log(
     `${preset.padEnd(12)} ${(params / 1e6).toFixed(1)}M params, batch ${B}×${T}: ${tokensPerSec.toFixed(0)} tok/s, ${(flopsPerToken / 1e6).toFixed(1)} MFLOP/token, ${((tokensPerSec * flopsPerToken) / 1e9).toFixed(2)} GFLOP/s` +
-      (torch ? ` | PyTorch 1 thread ${torch.toFixed(0)} tok/s, ratio ${(tokensPerSec / torch).toFixed(2)}` : " | PyTorch: not installed (apt-get install python3-torch libopenblas0-pthread)"),
+      (torch
+        ? ` | PyTorch 1 thread ${torch.toFixed(0)} tok/s, ratio ${(tokensPerSec / torch).toFixed(2)}`
+        : " | PyTorch: not installed (apt-get install python3-torch libopenblas0-pthread)"),
   );
 }

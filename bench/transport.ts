@@ -113,8 +113,12 @@ async function main(): Promise<void> {
   try {
     const tcpPort = await new Promise<number>((resolve) => child.once("message", (m: { tcpPort: number }) => resolve(m.tcpPort)));
     const nc = await connectNats({ url: server.url, name: "bench-sender", creds: coordinator });
-    console.log(`bench:transport — f32 tensors from one process to another on 127.0.0.1 (nats-server max_payload ${nc.info!.max_payload / 2 ** 20} MiB), median of ${trials} trials of ${bytesPerTrial / 2 ** 20} MiB`);
-    console.log(`${"size".padEnd(8)} ${"codec GB/s".padStart(11)} ${"raw NATS".padStart(9)} ${"raw TCP".padStart(8)} ${"codec/NATS".padStart(11)} ${"NATS/TCP".padStart(9)}`);
+    console.log(
+      `bench:transport — f32 tensors from one process to another on 127.0.0.1 (nats-server max_payload ${nc.info!.max_payload / 2 ** 20} MiB), median of ${trials} trials of ${bytesPerTrial / 2 ** 20} MiB`,
+    );
+    console.log(
+      `${"size".padEnd(8)} ${"codec GB/s".padStart(11)} ${"raw NATS".padStart(9)} ${"raw TCP".padStart(8)} ${"codec/NATS".padStart(11)} ${"NATS/TCP".padStart(9)}`,
+    );
     for (const mib of sizesMiB) {
       const tensor = new Float32Array((mib * 1024 * 1024) / 4).map((_, i) => i * 0.5);
       const bytes = new Uint8Array(tensor.buffer);
@@ -131,7 +135,9 @@ async function main(): Promise<void> {
         tcp.push(gbps(await timeTcp(tcpPort, bytes, reps)));
       }
       const [c, r, p] = [median(codec), median(raw), median(tcp)];
-      console.log(`${`${mib} MiB`.padEnd(8)} ${c.toFixed(2).padStart(11)} ${r.toFixed(2).padStart(9)} ${p.toFixed(2).padStart(8)} ${`${((c / r) * 100).toFixed(0)}%`.padStart(11)} ${`${((r / p) * 100).toFixed(0)}%`.padStart(9)}`);
+      console.log(
+        `${`${mib} MiB`.padEnd(8)} ${c.toFixed(2).padStart(11)} ${r.toFixed(2).padStart(9)} ${p.toFixed(2).padStart(8)} ${`${((c / r) * 100).toFixed(0)}%`.padStart(11)} ${`${((r / p) * 100).toFixed(0)}%`.padStart(9)}`,
+      );
     }
     await nc.close();
   } finally {

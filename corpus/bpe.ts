@@ -52,10 +52,15 @@ function symbolsOf(word: string, kind: BpeKind): string[] {
  * special tokens, then the alphabet (byte-level: all 256 byte characters; bpe: every
  * character seen, with and without </w>), then one piece per merge.
  */
-export function trainBpe(counts: Map<string, number>, kind: BpeKind, opts: Pick<TrainOptions, "vocabSize" | "minFrequency">): { tokens: string[]; merges: [string, string][] } {
+export function trainBpe(
+  counts: Map<string, number>,
+  kind: BpeKind,
+  opts: Pick<TrainOptions, "vocabSize" | "minFrequency">,
+): { tokens: string[]; merges: [string, string][] } {
   const { alphabet, words } = startingPieces(counts, opts.minFrequency, (word) => symbolsOf(word, kind));
   const vocab = new Set<string>([...specialTokens, ...(kind === "bytelevel-bpe" ? byteToChar : alphabet)]);
-  if (vocab.size > opts.vocabSize) throw new UserError(`--vocab-size ${opts.vocabSize} is smaller than the ${vocab.size} symbols and special tokens of this text: raise it.`);
+  if (vocab.size > opts.vocabSize)
+    throw new UserError(`--vocab-size ${opts.vocabSize} is smaller than the ${vocab.size} symbols and special tokens of this text: raise it.`);
   const merges = learnMerges(words, vocab, opts.vocabSize, opts.minFrequency ?? 2, (a, b) => a + b);
   return { tokens: [...vocab], merges };
 }

@@ -121,7 +121,7 @@ export async function cleanCorpus(inputs: string[], output: string, opts: CleanO
       }
       for (const k of keys) if (!bands.has(k)) bands.set(k, sig);
       report.linesOut++;
-      if (!out.write(line + "\n")) await once(out, "drain");
+      if (!out.write(`${line}\n`)) await once(out, "drain");
     }
   }
   out.end();

@@ -6,11 +6,13 @@ import { cleanCorpus } from "./clean.js";
 import { prepareShards, tokenizerTypes, trainTokenizer, type TokenizerType } from "./prepare.js";
 import { fertility, loadTokenizer } from "./load-tokenizer.js";
 
-const number = (name: string, min = 0) => (v: string) => {
-  const n = Number(v);
-  if (!Number.isFinite(n) || n < min) throw new InvalidArgumentError(`${name} must be a number ≥ ${min}, got "${v}".`);
-  return n;
-};
+const number =
+  (name: string, min = 0) =>
+  (v: string) => {
+    const n = Number(v);
+    if (!Number.isFinite(n) || n < min) throw new InvalidArgumentError(`${name} must be a number ≥ ${min}, got "${v}".`);
+    return n;
+  };
 
 export function registerCorpusCommands(program: Command): void {
   program
@@ -27,7 +29,7 @@ export function registerCorpusCommands(program: Command): void {
     .action(async (opts: { in: string[]; out: string; nearDupThreshold: number; minChars: number; maxChars: number; json?: boolean }) => {
       for (const f of opts.in) if (!existsSync(f)) throw new UserError(`input ${f} does not exist.`);
       const report = await cleanCorpus(opts.in, opts.out, { nearDuplicateThreshold: opts.nearDupThreshold, minChars: opts.minChars, maxChars: opts.maxChars });
-      if (opts.json) return void process.stdout.write(JSON.stringify(report) + "\n");
+      if (opts.json) return void process.stdout.write(`${JSON.stringify(report)}\n`);
       process.stdout.write(`lines in ${report.linesIn}, out ${report.linesOut}\n`);
       for (const [why, n] of Object.entries(report.dropped).sort((a, b) => b[1] - a[1])) process.stdout.write(`  dropped ${String(n).padStart(8)}  ${why}\n`);
     });
@@ -43,8 +45,16 @@ export function registerCorpusCommands(program: Command): void {
     .option("--no-lowercase", "keep case (default: Azerbaijani-aware lowercasing)")
     .action(async (opts: { input: string[]; type: string; vocabSize: number; out: string; lowercase: boolean }) => {
       if (!tokenizerTypes.includes(opts.type as TokenizerType)) throw new UserError(`--type ${opts.type}: use one of ${tokenizerTypes.join(", ")}.`);
-      const t = await trainTokenizer(opts.input, { type: opts.type as TokenizerType, vocabSize: opts.vocabSize, lowercase: opts.lowercase, out: opts.out, progress: true });
-      process.stdout.write(`wrote ${opts.out}: ${opts.type}, ${t.vocabSize} tokens${t.vocabSize < opts.vocabSize ? ` (the text offers no more merges than that)` : ""}\n`);
+      const t = await trainTokenizer(opts.input, {
+        type: opts.type as TokenizerType,
+        vocabSize: opts.vocabSize,
+        lowercase: opts.lowercase,
+        out: opts.out,
+        progress: true,
+      });
+      process.stdout.write(
+        `wrote ${opts.out}: ${opts.type}, ${t.vocabSize} tokens${t.vocabSize < opts.vocabSize ? ` (the text offers no more merges than that)` : ""}\n`,
+      );
     });
   tokenizer
     .command("fertility")
@@ -57,9 +67,11 @@ export function registerCorpusCommands(program: Command): void {
       if (!existsSync(opts.input)) throw new UserError(`input ${opts.input} does not exist.`);
       const text = readFileSync(opts.input, "utf8");
       const rows = [opts.tokenizer, ...(opts.vs ?? [])].map((f) => fertility(f, text));
-      if (opts.json) return void process.stdout.write(JSON.stringify(rows, null, 2) + "\n");
+      if (opts.json) return void process.stdout.write(`${JSON.stringify(rows, null, 2)}\n`);
       for (const r of rows)
-        process.stdout.write(`${r.tokenizer}: vocabulary ${r.vocabSize}, ${r.tokensPerWord.toFixed(3)} tokens/word, ${r.charsPerToken.toFixed(2)} chars/token, [UNK] ${(r.unknownShare * 100).toFixed(2)}%\n`);
+        process.stdout.write(
+          `${r.tokenizer}: vocabulary ${r.vocabSize}, ${r.tokensPerWord.toFixed(3)} tokens/word, ${r.charsPerToken.toFixed(2)} chars/token, [UNK] ${(r.unknownShare * 100).toFixed(2)}%\n`,
+        );
     });
 
   program

@@ -35,7 +35,8 @@ export function openTrainingData(shardsDir: string, seqLen: number): TrainingDat
   if (!existsSync(tokenizerFile)) throw new UserError(`${shardsDir} has no tokenizer.json beside its shards: prepare it with \`aze-run data prepare\`.`);
   const tokenizer = loadTokenizer(tokenizerFile);
   const { manifest, collections } = openShards(shardsDir);
-  if (manifest.tokenizerHash !== tokenizer.hash) throw new UserError(`${shardsDir}: the shards were made with another tokenizer than its tokenizer.json: prepare the folder again.`);
+  if (manifest.tokenizerHash !== tokenizer.hash)
+    throw new UserError(`${shardsDir}: the shards were made with another tokenizer than its tokenizer.json: prepare the folder again.`);
   const isContinuation = Uint8Array.from(tokenizer.tokens, (t) => (t.startsWith("##") ? 1 : 0));
   const span = seqLen - 2;
   // The sequence table: (collection, start token, length) for every sequence of an epoch.

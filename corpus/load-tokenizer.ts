@@ -22,7 +22,11 @@ export function loadTokenizer(file: string): Tokenizer {
 
 /** A tokenizer from tokenizer.json text; `origin` names it in errors. */
 export function parseTokenizer(text: string, origin: string): Tokenizer {
-  let json: { model?: { type?: string; vocab?: Record<string, number>; merges?: (string | [string, string])[] }; normalizer?: { normalizers?: { type: string }[] }; pre_tokenizer?: { type?: string } };
+  let json: {
+    model?: { type?: string; vocab?: Record<string, number>; merges?: (string | [string, string])[] };
+    normalizer?: { normalizers?: { type: string }[] };
+    pre_tokenizer?: { type?: string };
+  };
   try {
     json = JSON.parse(text);
   } catch (err) {
@@ -33,7 +37,8 @@ export function parseTokenizer(text: string, origin: string): Tokenizer {
     throw new UserError(`${origin} is not a WordPiece or BPE tokenizer.json (model.type is ${model?.type}); train one with \`aze-run tokenizer train\`.`);
   const tokens: string[] = [];
   for (const [t, id] of Object.entries(model.vocab)) tokens[id] = t;
-  if (tokens.some((t) => t === undefined) || tokens.length !== Object.keys(model.vocab).length) throw new UserError(`${origin}: the vocabulary's ids are not 0..N-1 without gaps.`);
+  if (tokens.some((t) => t === undefined) || tokens.length !== Object.keys(model.vocab).length)
+    throw new UserError(`${origin}: the vocabulary's ids are not 0..N-1 without gaps.`);
   const lowercase = (json.normalizer?.normalizers ?? []).some((n) => n.type === "Lowercase");
   const hash = createHash("sha256").update(text).digest("hex");
   if (model.type === "WordPiece") return new WordPieceTokenizer(tokens, lowercase, hash);
@@ -44,7 +49,10 @@ export function parseTokenizer(text: string, origin: string): Tokenizer {
 /** Tokens per whitespace word, characters per token and the share of [UNK] on a text. */
 export function fertility(tokenizerFile: string, text: string) {
   const tokenizer = loadTokenizer(tokenizerFile);
-  let words = 0, tokens = 0, unknown = 0, chars = 0;
+  let words = 0,
+    tokens = 0,
+    unknown = 0,
+    chars = 0;
   for (const line of text.split("\n")) {
     if (!line.trim()) continue;
     words += line.trim().split(/\s+/u).length;
@@ -53,5 +61,13 @@ export function fertility(tokenizerFile: string, text: string) {
     tokens += ids.length;
     unknown += ids.filter((id) => id === tokenizer.special.unk).length;
   }
-  return { tokenizer: tokenizerFile, vocabSize: tokenizer.vocabSize, words, tokens, tokensPerWord: tokens / words, charsPerToken: chars / tokens, unknownShare: unknown / Math.max(1, tokens) };
+  return {
+    tokenizer: tokenizerFile,
+    vocabSize: tokenizer.vocabSize,
+    words,
+    tokens,
+    tokensPerWord: tokens / words,
+    charsPerToken: chars / tokens,
+    unknownShare: unknown / Math.max(1, tokens),
+  };
 }

@@ -20,16 +20,26 @@ export const tokenizerTypes = ["wordpiece", "bpe", "bytelevel-bpe"] as const;
 export type TokenizerType = (typeof tokenizerTypes)[number];
 
 /** Trains a tokenizer of `type` on files and writes its tokenizer.json atomically. */
-export async function trainTokenizer(files: string[], opts: { type?: TokenizerType; vocabSize: number; lowercase: boolean; out: string; progress?: boolean }): Promise<Tokenizer> {
+export async function trainTokenizer(
+  files: string[],
+  opts: { type?: TokenizerType; vocabSize: number; lowercase: boolean; out: string; progress?: boolean },
+): Promise<Tokenizer> {
   for (const f of files) if (!existsSync(f)) throw new UserError(`input ${f} does not exist.`);
   const type = opts.type ?? "wordpiece";
-  const bar = opts.progress ? createProgress("counting words", files.reduce((n, f) => n + statSync(f).size, 0), { kind: "bytes" }) : undefined;
+  const bar = opts.progress
+    ? createProgress(
+        "counting words",
+        files.reduce((n, f) => n + statSync(f).size, 0),
+        { kind: "bytes" },
+      )
+    : undefined;
   const split = type === "wordpiece" ? undefined : (line: string) => bpeWords(line, type, opts.lowercase);
   const counts = await countWords(files, { lowercase: opts.lowercase, split, onProgress: bar && ((bytes) => bar.update(bytes)) });
   bar?.finish(`(${counts.size} distinct words)`);
   const t0 = performance.now();
   let tokenizer: Tokenizer;
-  if (type === "wordpiece") tokenizer = new WordPieceTokenizer(trainWordPiece(counts, { vocabSize: opts.vocabSize, lowercase: opts.lowercase }), opts.lowercase);
+  if (type === "wordpiece")
+    tokenizer = new WordPieceTokenizer(trainWordPiece(counts, { vocabSize: opts.vocabSize, lowercase: opts.lowercase }), opts.lowercase);
   else {
     const { tokens, merges } = trainBpe(counts, type, { vocabSize: opts.vocabSize });
     tokenizer = new BpeTokenizer(type, tokens, merges, opts.lowercase);
@@ -44,32 +54,46 @@ export async function trainTokenizer(files: string[], opts: { type?: TokenizerTy
  * Tokenizes sources (one document per line; blank lines are skipped) into a shards folder,
  * in `workers` threads (default: one per core; inputs under 1 MB on this thread).
  */
-export async function prepareShards(tokenizer: Tokenizer, sources: { name: string; path: string; upscale: number }[], outDir: string, tokenizerJson: string, opts: { workers?: number; progress?: boolean } = {}): Promise<void> {
+export async function prepareShards(
+  tokenizer: Tokenizer,
+  sources: { name: string; path: string; upscale: number }[],
+  outDir: string,
+  tokenizerJson: string,
+  opts: { workers?: number; progress?: boolean } = {},
+): Promise<void> {
   for (const s of sources) if (!existsSync(s.path)) throw new UserError(`source ${s.name}: ${s.path} does not exist.`);
   const total = sources.reduce((n, s) => n + statSync(s.path).size, 0);
   const workers = opts.workers ?? (total < 1_000_000 ? 0 : defaultEncodeWorkers());
   const pool = createEncodePool(tokenizerJson, outDir, workers);
   try {
-    await writeShards(outDir, { tokenizerHash: tokenizer.hash, vocabSize: tokenizer.vocabSize }, sources, async (name, writer) => {
-      const source = sources.find((s) => s.name === name)!;
-      const bar = opts.progress ? createProgress(`tokenizing ${name}`, statSync(source.path).size, { kind: "bytes" }) : undefined;
-      const deliver = (docs: Int32Array[]) => docs.forEach((d) => writer.addDocument(d));
-      const lines = createInterface({ input: createReadStream(source.path, { encoding: "utf8" }), crlfDelay: Infinity });
-      let batch: string[] = [];
-      let bytes = 0;
-      for await (const line of lines) {
-        bytes += Buffer.byteLength(line) + 1;
-        if (line.trim()) batch.push(line);
-        if (batch.length === 1000) {
-          await pool.submit(batch, deliver);
-          batch = [];
-          bar?.update(bytes);
+    await writeShards(
+      outDir,
+      { tokenizerHash: tokenizer.hash, vocabSize: tokenizer.vocabSize },
+      sources,
+      async (name, writer) => {
+        const source = sources.find((s) => s.name === name)!;
+        const bar = opts.progress ? createProgress(`tokenizing ${name}`, statSync(source.path).size, { kind: "bytes" }) : undefined;
+        const deliver = (docs: Int32Array[]) => {
+          for (const d of docs) writer.addDocument(d);
+        };
+        const lines = createInterface({ input: createReadStream(source.path, { encoding: "utf8" }), crlfDelay: Infinity });
+        let batch: string[] = [];
+        let bytes = 0;
+        for await (const line of lines) {
+          bytes += Buffer.byteLength(line) + 1;
+          if (line.trim()) batch.push(line);
+          if (batch.length === 1000) {
+            await pool.submit(batch, deliver);
+            batch = [];
+            bar?.update(bytes);
+          }
         }
-      }
-      if (batch.length) await pool.submit(batch, deliver);
-      await pool.drain();
-      bar?.finish(workers > 0 ? `(${workers} threads)` : undefined);
-    }, { "tokenizer.json": tokenizerJson });
+        if (batch.length) await pool.submit(batch, deliver);
+        await pool.drain();
+        bar?.finish(workers > 0 ? `(${workers} threads)` : undefined);
+      },
+      { "tokenizer.json": tokenizerJson },
+    );
   } finally {
     await pool.close();
   }
@@ -79,7 +103,11 @@ export async function prepareShards(tokenizer: Tokenizer, sources: { name: strin
  * The shards folder and tokenizer for a run's data section, prepared on first use and
  * found in `cacheDir` afterwards.
  */
-export async function ensurePrepared(data: DataConfig, cacheDir: string, opts: { progress?: boolean } = {}): Promise<{ shardsDir: string; tokenizerPath: string }> {
+export async function ensurePrepared(
+  data: DataConfig,
+  cacheDir: string,
+  opts: { progress?: boolean } = {},
+): Promise<{ shardsDir: string; tokenizerPath: string }> {
   if (data.shards) {
     const tokenizerPath = join(data.shards, "tokenizer.json");
     if (!existsSync(tokenizerPath)) throw new UserError(`data.shards ${data.shards} has no tokenizer.json: prepare it with \`aze-run data prepare\`.`);
@@ -87,7 +115,15 @@ export async function ensurePrepared(data: DataConfig, cacheDir: string, opts: {
   }
   const sources = data.sources!;
   const hash = createHash("sha256");
-  hash.update(JSON.stringify({ v: 1, type: data.tokenizerType, vocab: data.vocabSize, tokenizer: data.tokenizer ?? null, sources: sources.map((s) => [s.name, s.upscale]) }));
+  hash.update(
+    JSON.stringify({
+      v: 1,
+      type: data.tokenizerType,
+      vocab: data.vocabSize,
+      tokenizer: data.tokenizer ?? null,
+      sources: sources.map((s) => [s.name, s.upscale]),
+    }),
+  );
   for (const s of sources) {
     if (!existsSync(s.path)) throw new UserError(`data source ${s.name}: ${s.path} does not exist.`);
     hash.update(readFileSync(s.path));
@@ -99,7 +135,12 @@ export async function ensurePrepared(data: DataConfig, cacheDir: string, opts: {
   mkdirSync(cacheDir, { recursive: true });
   const scratch = join(cacheDir, `tokenizer-${process.pid}-${Date.now()}.json`);
   try {
-    const tokenizer = data.tokenizer ? loadTokenizer(data.tokenizer) : await trainTokenizer(sources.map((s) => s.path), { type: data.tokenizerType, vocabSize: data.vocabSize, lowercase: true, out: scratch, progress: opts.progress });
+    const tokenizer = data.tokenizer
+      ? loadTokenizer(data.tokenizer)
+      : await trainTokenizer(
+          sources.map((s) => s.path),
+          { type: data.tokenizerType, vocabSize: data.vocabSize, lowercase: true, out: scratch, progress: opts.progress },
+        );
     await prepareShards(tokenizer, sources, dir, readFileSync(data.tokenizer ?? scratch, "utf8"), { progress: opts.progress });
   } finally {
     rmSync(scratch, { force: true });

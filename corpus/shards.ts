@@ -98,7 +98,7 @@ export async function writeShards(
       });
     }
     for (const [name, content] of Object.entries(extraFiles)) writeDurably(join(temp, name), Buffer.from(content));
-    writeDurably(join(temp, "manifest.json"), Buffer.from(JSON.stringify(manifest, null, 2) + "\n"));
+    writeDurably(join(temp, "manifest.json"), Buffer.from(`${JSON.stringify(manifest, null, 2)}\n`));
     if (existsSync(outDir)) rmSync(outDir, { recursive: true, force: true });
     mkdirSync(dirname(outDir), { recursive: true });
     renameSync(temp, outDir);
@@ -148,7 +148,8 @@ function mapFile(file: string): Uint8Array {
     } catch (err) {
       throw new UserError(`${(err as Error).message}: check the file's permissions, or prepare the folder again.`);
     }
-  if (!warnedUnmapped) process.stderr.write("aze-run: corpus/native is not built (npm run build:native): token shards are read into memory instead of mapped\n");
+  if (!warnedUnmapped)
+    process.stderr.write("aze-run: corpus/native is not built (npm run build:native): token shards are read into memory instead of mapped\n");
   warnedUnmapped = true;
   const bytes = readFileSync(file);
   return bytes.byteOffset % 8 === 0 ? bytes : new Uint8Array(bytes); // typed views need alignment
@@ -173,18 +174,26 @@ export function openShards(dir: string): { manifest: ShardsManifest; collections
     const tokensFile = join(dir, c.name, "tokens.bin");
     const offsetsFile = join(dir, c.name, "offsets.bin");
     for (const f of [tokensFile, offsetsFile]) if (!existsSync(f)) throw new UserError(`${f} is missing: prepare the folder again.`);
-    if (statSync(tokensFile).size !== c.tokens * 4) throw new UserError(`${tokensFile} has ${statSync(tokensFile).size} bytes, the manifest says ${c.tokens * 4}: the file is truncated or damaged.`);
-    if (statSync(offsetsFile).size !== (c.documents + 1) * 8) throw new UserError(`${offsetsFile} has ${statSync(offsetsFile).size} bytes, the manifest says ${(c.documents + 1) * 8}: the file is truncated or damaged.`);
+    if (statSync(tokensFile).size !== c.tokens * 4)
+      throw new UserError(`${tokensFile} has ${statSync(tokensFile).size} bytes, the manifest says ${c.tokens * 4}: the file is truncated or damaged.`);
+    if (statSync(offsetsFile).size !== (c.documents + 1) * 8)
+      throw new UserError(
+        `${offsetsFile} has ${statSync(offsetsFile).size} bytes, the manifest says ${(c.documents + 1) * 8}: the file is truncated or damaged.`,
+      );
     const tokenBytes = mapFile(tokensFile);
     const offsetBytes = mapFile(offsetsFile);
-    if (createHash("sha256").update(tokenBytes).digest("hex") !== c.tokensSha256) throw new UserError(`${tokensFile} fails its checksum: the file is corrupted; prepare the folder again.`);
-    if (createHash("sha256").update(offsetBytes).digest("hex") !== c.offsetsSha256) throw new UserError(`${offsetsFile} fails its checksum: the file is corrupted; prepare the folder again.`);
+    if (createHash("sha256").update(tokenBytes).digest("hex") !== c.tokensSha256)
+      throw new UserError(`${tokensFile} fails its checksum: the file is corrupted; prepare the folder again.`);
+    if (createHash("sha256").update(offsetBytes).digest("hex") !== c.offsetsSha256)
+      throw new UserError(`${offsetsFile} fails its checksum: the file is corrupted; prepare the folder again.`);
     const tokens = new Int32Array(tokenBytes.buffer, tokenBytes.byteOffset, c.tokens);
     const offsets = Float64Array.from(new BigInt64Array(offsetBytes.buffer, offsetBytes.byteOffset, c.documents + 1), Number);
     for (let d = 0; d < offsets.length; d++)
-      if (offsets[d]! < 0 || offsets[d]! > c.tokens || (d > 0 && offsets[d]! < offsets[d - 1]!)) throw new UserError(`${offsetsFile}: document offset ${offsets[d]} at ${d} is out of range or out of order.`);
+      if (offsets[d]! < 0 || offsets[d]! > c.tokens || (d > 0 && offsets[d]! < offsets[d - 1]!))
+        throw new UserError(`${offsetsFile}: document offset ${offsets[d]} at ${d} is out of range or out of order.`);
     if (offsets[0] !== 0 || offsets[offsets.length - 1] !== c.tokens) throw new UserError(`${offsetsFile} does not span [0, ${c.tokens}).`);
-    for (const id of tokens) if (id < 0 || id >= manifest.vocabSize) throw new UserError(`${tokensFile} holds token id ${id}, outside the vocabulary of ${manifest.vocabSize}.`);
+    for (const id of tokens)
+      if (id < 0 || id >= manifest.vocabSize) throw new UserError(`${tokensFile} holds token id ${id}, outside the vocabulary of ${manifest.vocabSize}.`);
     return { name: c.name, upscale: c.upscale, tokens, offsets };
   });
   return { manifest, collections };

@@ -104,7 +104,8 @@ function prune(counts: Map<string, number>, keep: number): void {
 export function trainWordPiece(counts: Map<string, number>, opts: TrainOptions): string[] {
   const { alphabet, words } = startingPieces(counts, opts.minFrequency, (word) => [...word].map((c, i) => (i === 0 ? c : `##${c}`)));
   const vocab = new Set<string>([...specialTokens, ...alphabet]);
-  if (vocab.size > opts.vocabSize) throw new UserError(`--vocab-size ${opts.vocabSize} is smaller than the ${vocab.size} characters and special tokens of this text: raise it.`);
+  if (vocab.size > opts.vocabSize)
+    throw new UserError(`--vocab-size ${opts.vocabSize} is smaller than the ${vocab.size} characters and special tokens of this text: raise it.`);
   learnMerges(words, vocab, opts.vocabSize, opts.minFrequency ?? 2, (a, b) => a + b.slice(2));
   return [...vocab];
 }
@@ -114,7 +115,11 @@ export function trainWordPiece(counts: Map<string, number>, opts: TrainOptions):
  * (every piece, in order of first appearance). Words seen fewer than `minFrequency` times,
  * or longer than 100 characters, add to the alphabet but not to the merges.
  */
-export function startingPieces(counts: Map<string, number>, minFrequency = 2, pieces: (word: string) => string[]): { alphabet: string[]; words: { pieces: string[]; count: number }[] } {
+export function startingPieces(
+  counts: Map<string, number>,
+  minFrequency = 2,
+  pieces: (word: string) => string[],
+): { alphabet: string[]; words: { pieces: string[]; count: number }[] } {
   const alphabet = new Set<string>();
   const words: { pieces: string[]; count: number }[] = [];
   for (const [word, count] of [...counts].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))) {
@@ -132,7 +137,13 @@ export function startingPieces(counts: Map<string, number>, minFrequency = 2, pi
  * Pair counts are kept up to date as words change. Returns the merges in order (two pairs
  * can make the same piece, a·bc and ab·c: both are merges, the piece is added once).
  */
-export function learnMerges(words: { pieces: string[]; count: number }[], vocab: Set<string>, vocabSize: number, minFrequency: number, join: (a: string, b: string) => string): [string, string][] {
+export function learnMerges(
+  words: { pieces: string[]; count: number }[],
+  vocab: Set<string>,
+  vocabSize: number,
+  minFrequency: number,
+  join: (a: string, b: string) => string,
+): [string, string][] {
   const pairKey = (a: string, b: string) => `${a}\u0000${b}`;
   const pairs = new Map<string, number>();
   const where = new Map<string, Set<number>>();
@@ -151,13 +162,14 @@ export function learnMerges(words: { pieces: string[]; count: number }[], vocab:
   // The best pair comes from a max-heap (count, then the pair's text) whose entries go
   // stale when a count changes: a popped entry counts only if it matches the table.
   const heap = new PairHeap();
-  words.forEach((_, w) => addPairs(w, 1));
+  for (let w = 0; w < words.length; w++) addPairs(w, 1);
   for (const key of changed) heap.push(pairs.get(key) ?? 0, key);
   changed.clear();
   const merges: [string, string][] = [];
   while (vocab.size < vocabSize) {
-    let best: { count: number; key: string } | undefined;
-    while ((best = heap.pop()) && pairs.get(best.key) !== best.count);
+    // Entries whose count changed since they were pushed are stale: skip them.
+    let best = heap.pop();
+    while (best && pairs.get(best.key) !== best.count) best = heap.pop();
     if (!best || best.count < minFrequency) break;
     const [a, b] = best.key.split("\u0000") as [string, string];
     const merged = join(a, b);
@@ -190,7 +202,8 @@ class PairHeap {
   private readonly keys: string[] = [];
 
   private before(i: number, j: number): boolean {
-    const ci = this.counts[i]!, cj = this.counts[j]!;
+    const ci = this.counts[i]!,
+      cj = this.counts[j]!;
     return ci > cj || (ci === cj && this.keys[i]! < this.keys[j]!);
   }
 
@@ -213,12 +226,14 @@ class PairHeap {
   pop(): { count: number; key: string } | undefined {
     if (this.counts.length === 0) return undefined;
     const top = { count: this.counts[0]!, key: this.keys[0]! };
-    const lastCount = this.counts.pop()!, lastKey = this.keys.pop()!;
+    const lastCount = this.counts.pop()!,
+      lastKey = this.keys.pop()!;
     if (this.counts.length > 0) {
       this.counts[0] = lastCount;
       this.keys[0] = lastKey;
       for (let i = 0; ; ) {
-        const l = 2 * i + 1, r = l + 1;
+        const l = 2 * i + 1,
+          r = l + 1;
         let m = i;
         if (l < this.counts.length && this.before(l, m)) m = l;
         if (r < this.counts.length && this.before(r, m)) m = r;
@@ -282,7 +297,8 @@ export abstract class PieceTokenizer implements Tokenizer {
 
   /** sha256 of the tokenizer.json text: recorded by shards and checkpoints. */
   get hash(): string {
-    return (this.knownHash ??= createHash("sha256").update(this.toJSON()).digest("hex"));
+    this.knownHash ??= createHash("sha256").update(this.toJSON()).digest("hex");
+    return this.knownHash;
   }
 
   get vocabSize(): number {
@@ -327,7 +343,15 @@ export abstract class PieceTokenizer implements Tokenizer {
       version: "1.0",
       truncation: null,
       padding: null,
-      added_tokens: specialTokens.map((content) => ({ id: ids(content), content, single_word: false, lstrip: false, rstrip: false, normalized: false, special: true })),
+      added_tokens: specialTokens.map((content) => ({
+        id: ids(content),
+        content,
+        single_word: false,
+        lstrip: false,
+        rstrip: false,
+        normalized: false,
+        special: true,
+      })),
       normalizer: { type: "Sequence", normalizers: [{ type: "NFC" }, ...lower] },
       pre_tokenizer,
       post_processor: {
@@ -386,7 +410,13 @@ export class WordPieceTokenizer extends PieceTokenizer {
     return {
       pre_tokenizer: { type: "BertPreTokenizer" },
       decoder: { type: "WordPiece", prefix: "##", cleanup: true },
-      model: { type: "WordPiece", unk_token: "[UNK]", continuing_subword_prefix: "##", max_input_chars_per_word: 100, vocab: Object.fromEntries(this.tokens.map((t, i) => [t, i])) },
+      model: {
+        type: "WordPiece",
+        unk_token: "[UNK]",
+        continuing_subword_prefix: "##",
+        max_input_chars_per_word: 100,
+        vocab: Object.fromEntries(this.tokens.map((t, i) => [t, i])),
+      },
     };
   }
 }

@@ -37,7 +37,18 @@ interface Exports {
   biasBackward(dBias: number, dOut: number, rows: number, cols: number, accumulate: number): void;
   dropout(out: number, inp: number, n: number, p: number, seed: number, counter: number): void;
   layerNorm(out: number, mean: number, rstd: number, inp: number, weight: number, bias: number, rows: number, cols: number, eps: number): void;
-  layerNormBackward(dInp: number, dWeight: number, dBias: number, dOut: number, inp: number, weight: number, mean: number, rstd: number, rows: number, cols: number): void;
+  layerNormBackward(
+    dInp: number,
+    dWeight: number,
+    dBias: number,
+    dOut: number,
+    inp: number,
+    weight: number,
+    mean: number,
+    rstd: number,
+    rows: number,
+    cols: number,
+  ): void;
   rmsNorm(out: number, rstd: number, inp: number, weight: number, rows: number, cols: number, eps: number): void;
   rmsNormBackward(dInp: number, dWeight: number, dOut: number, inp: number, weight: number, rstd: number, rows: number, cols: number): void;
   rope(qkv: number, b: number, t: number, h: number, d: number, table: number, inverse: number): void;
@@ -75,9 +86,16 @@ export async function createWasmKernels(opts: { relaxed?: boolean | "auto" } = {
   if (!existsSync(plain)) throw new Error(`${plain} is missing: run \`npm run build:wasm\`.`);
   const wantRelaxed = opts.relaxed ?? "auto";
   const relaxed = wantRelaxed === true || (wantRelaxed === "auto" && relaxedSimdSupported());
-  if (wantRelaxed === true && !relaxedSimdSupported()) throw new Error("this engine does not support relaxed SIMD (Node 20: run with --experimental-wasm-relaxed-simd)");
+  if (wantRelaxed === true && !relaxedSimdSupported())
+    throw new Error("this engine does not support relaxed SIMD (Node 20: run with --experimental-wasm-relaxed-simd)");
   const bytes = readFileSync(relaxed ? join(dir, "kernels-relaxed.wasm") : plain);
-  const { instance } = await WebAssembly.instantiate(bytes, { env: { abort: () => { throw new Error("WebAssembly kernel aborted"); } } });
+  const { instance } = await WebAssembly.instantiate(bytes, {
+    env: {
+      abort: () => {
+        throw new Error("WebAssembly kernel aborted");
+      },
+    },
+  });
   const w = instance.exports as unknown as Exports;
 
   const arena: Arena = {
@@ -86,7 +104,9 @@ export async function createWasmKernels(opts: { relaxed?: boolean | "auto" } = {
     grow(elements) {
       const bytesNeeded = elements * 4;
       if (bytesNeeded > MAX_BYTES)
-        throw new Error(`WebAssembly memory cannot hold ${(bytesNeeded / 1024 ** 3).toFixed(2)} GiB: the limit is 4 GiB; use a smaller batch or model on this backend.`);
+        throw new Error(
+          `WebAssembly memory cannot hold ${(bytesNeeded / 1024 ** 3).toFixed(2)} GiB: the limit is 4 GiB; use a smaller batch or model on this backend.`,
+        );
       const have = w.memory.buffer.byteLength;
       if (bytesNeeded > have) w.memory.grow(Math.ceil((Math.max(bytesNeeded, Math.min(MAX_BYTES, have * 2)) - have) / PAGE));
       arena.f32 = new Float32Array(w.memory.buffer);
@@ -97,8 +117,17 @@ export async function createWasmKernels(opts: { relaxed?: boolean | "auto" } = {
   // Attention as batched matmuls over heads (B·H of them): S = scale·Q·Kᵀ, P = softmax(S)
   // over the real keys, O = drop(P)·V. `saved` keeps P, undropped; backward recomputes the
   // dropout mask, which is the dropout kernel's with counter = P's flat index.
-  const attentionMatmul = (out: Buf, a: Buf, bb: Buf, heads: number, m: number, n: number, kk: number, trans: { transA?: boolean; transB?: boolean }, alpha = 1) =>
-    k.matmul({ out, a, b: bb, m, n, k: kk, batch: heads, strideA: m * kk, strideB: kk * n, strideOut: m * n, alpha, ...trans });
+  const attentionMatmul = (
+    out: Buf,
+    a: Buf,
+    bb: Buf,
+    heads: number,
+    m: number,
+    n: number,
+    kk: number,
+    trans: { transA?: boolean; transB?: boolean },
+    alpha = 1,
+  ) => k.matmul({ out, a, b: bb, m, n, k: kk, batch: heads, strideA: m * kk, strideB: kk * n, strideOut: m * n, alpha, ...trans });
   const exact = (a: string) => (a === "erf" ? 1 : 0);
   // RoPE's cos and sin per (position, pair), computed once per shape in float64 and kept.
   const ropeTables = new Map<string, Buf>();
@@ -109,7 +138,9 @@ export async function createWasmKernels(opts: { relaxed?: boolean | "auto" } = {
     name: relaxed ? "wasm-relaxed" : "wasm",
 
     matmul({ out, a, b, m, n, k: kk, transA, transB, accumulate, alpha = 1, batch = 1, strideA, strideB, strideOut }: MatmulArgs) {
-      const sa = strideA ?? m * kk, sb = strideB ?? kk * n, so = strideOut ?? m * n;
+      const sa = strideA ?? m * kk,
+        sb = strideB ?? kk * n,
+        so = strideOut ?? m * n;
       // Every layout becomes A (M,K) · B (K,N): transposed operands are copied first.
       const at = transA ? k.alloc(m * kk) : undefined;
       const bt = transB ? k.alloc(kk * n) : undefined;
@@ -145,8 +176,10 @@ export async function createWasmKernels(opts: { relaxed?: boolean | "auto" } = {
     },
     attentionSavedSize: ({ b, t, h }) => b * h * t * t, // P, per head
     attention(out, saved, qkv, mask, { b, t, h, d }, scale, dropout) {
-      const heads = b * h, size = heads * t * d;
-      const qkvHeads = k.alloc(3 * size), outHeads = k.alloc(size);
+      const heads = b * h,
+        size = heads * t * d;
+      const qkvHeads = k.alloc(3 * size),
+        outHeads = k.alloc(size);
       const dropped = dropout && dropout.p > 0 ? k.alloc(heads * t * t) : undefined;
       try {
         w.moveHeads(ptr(qkvHeads), ptr(qkv), b, t, 3, h, d, 1);
@@ -161,8 +194,12 @@ export async function createWasmKernels(opts: { relaxed?: boolean | "auto" } = {
       }
     },
     attentionBackward(dQkv, dOut, qkv, _out, saved, _mask, { b, t, h, d }, scale, dropout) {
-      const heads = b * h, size = heads * t * d;
-      const qkvHeads = k.alloc(3 * size), dQkvHeads = k.alloc(3 * size), dOutHeads = k.alloc(size), dS = k.alloc(heads * t * t);
+      const heads = b * h,
+        size = heads * t * d;
+      const qkvHeads = k.alloc(3 * size),
+        dQkvHeads = k.alloc(3 * size),
+        dOutHeads = k.alloc(size),
+        dS = k.alloc(heads * t * t);
       const dropped = dropout && dropout.p > 0 ? k.alloc(heads * t * t) : undefined;
       try {
         w.moveHeads(ptr(qkvHeads), ptr(qkv), b, t, 3, h, d, 1);
@@ -192,11 +229,13 @@ export async function createWasmKernels(opts: { relaxed?: boolean | "auto" } = {
     // seed and counter are uint32 in the hash: >>> 0 keeps them so across the boundary.
     dropout: (out, inp, n, p, seed, counter) => (p === 0 ? k.copy(out, inp, n) : w.dropout(ptr(out), ptr(inp), n, p, seed >>> 0, counter >>> 0)),
     dropoutBackward: (dInp, dOut, n, p, seed, counter) => k.dropout(dInp, dOut, n, p, seed, counter),
-    layerNorm: (out, mean, rstd, inp, weight, bias, rows, cols, eps) => w.layerNorm(ptr(out), ptr(mean), ptr(rstd), ptr(inp), ptr(weight), bias === null ? 0 : ptr(bias), rows, cols, eps),
+    layerNorm: (out, mean, rstd, inp, weight, bias, rows, cols, eps) =>
+      w.layerNorm(ptr(out), ptr(mean), ptr(rstd), ptr(inp), ptr(weight), bias === null ? 0 : ptr(bias), rows, cols, eps),
     layerNormBackward: (dInp, dWeight, dBias, dOut, inp, weight, mean, rstd, rows, cols) =>
       w.layerNormBackward(ptr(dInp), ptr(dWeight), dBias === null ? 0 : ptr(dBias), ptr(dOut), ptr(inp), ptr(weight), ptr(mean), ptr(rstd), rows, cols),
     rmsNorm: (out, rstd, inp, weight, rows, cols, eps) => w.rmsNorm(ptr(out), ptr(rstd), ptr(inp), ptr(weight), rows, cols, eps),
-    rmsNormBackward: (dInp, dWeight, dOut, inp, weight, rstd, rows, cols) => w.rmsNormBackward(ptr(dInp), ptr(dWeight), ptr(dOut), ptr(inp), ptr(weight), ptr(rstd), rows, cols),
+    rmsNormBackward: (dInp, dWeight, dOut, inp, weight, rstd, rows, cols) =>
+      w.rmsNormBackward(ptr(dInp), ptr(dWeight), ptr(dOut), ptr(inp), ptr(weight), ptr(rstd), rows, cols),
     rope(qkv, { b, t, h, d }, base, inverse) {
       const key = `${t}:${d}:${base}`;
       let table = ropeTables.get(key);
@@ -217,7 +256,8 @@ export async function createWasmKernels(opts: { relaxed?: boolean | "auto" } = {
     },
     embedding: (out, table, ids, n, dim, accumulate) => w.embedding(ptr(out), ptr(table), ptr(ids), n, dim, accumulate ? 1 : 0),
     embeddingBackward: (dTable, dOut, ids, n, dim) => w.embeddingBackward(ptr(dTable), ptr(dOut), ptr(ids), n, dim),
-    crossEntropy: (losses, dLogits, logits, labels, rows, vocab, gradScale) => w.crossEntropy(ptr(losses), ptr(dLogits), ptr(logits), ptr(labels), rows, vocab, gradScale),
+    crossEntropy: (losses, dLogits, logits, labels, rows, vocab, gradScale) =>
+      w.crossEntropy(ptr(losses), ptr(dLogits), ptr(logits), ptr(labels), rows, vocab, gradScale),
   };
   return k;
 }

@@ -44,7 +44,10 @@ export function jsArena(precision: "f32" | "f64"): Arena {
  * `firstElement` (the WebAssembly module's own data sits below it; address 0 is never
  * handed out) and every size is rounded up to a multiple of `align` elements.
  */
-export function memoryOps(arena: Arena, { firstElement = 1, align = 1 } = {}): Pick<Kernels, "alloc" | "free" | "view" | "upload" | "download" | "fill" | "copy"> {
+export function memoryOps(
+  arena: Arena,
+  { firstElement = 1, align = 1 } = {},
+): Pick<Kernels, "alloc" | "free" | "view" | "upload" | "download" | "fill" | "copy"> {
   let top = Math.max(1, firstElement);
   const sizes = new Map<number, number>();
   const freeBySize = new Map<number, number[]>();

@@ -83,13 +83,18 @@ export function writeSlice(dir: string, index: number, count: number, start: num
  * Writes the manifest last, then renames the folder into place; keeps the newest `keep`.
  * `files` (the tokenizer.json) are copied in first, so the checkpoint stands alone.
  */
-export function finishCheckpoint(pending: PendingCheckpoint, manifest: Omit<CheckpointManifest, "format">, keep = Infinity, files: Record<string, string> = {}): string {
+export function finishCheckpoint(
+  pending: PendingCheckpoint,
+  manifest: Omit<CheckpointManifest, "format">,
+  keep = Infinity,
+  files: Record<string, string> = {},
+): string {
   for (const [name, from] of Object.entries(files)) copyFileSync(from, join(pending.temp, name));
   const whole = { format: checkpointFormat, ...manifest, shards: [...manifest.shards].sort((a, b) => a.start - b.start) };
   const covered = whole.shards.reduce((at, s) => (s.start === at ? s.end : NaN), 0);
   if (covered !== whole.total) throw new Error(`checkpoint slices do not cover [0, ${whole.total}) exactly`);
   const file = join(pending.temp, "manifest.json");
-  writeFileSync(file, JSON.stringify(whole, null, 1) + "\n");
+  writeFileSync(file, `${JSON.stringify(whole, null, 1)}\n`);
   fsyncPath(file);
   fsyncPath(pending.temp);
   if (existsSync(pending.final)) rmSync(pending.final, { recursive: true, force: true });
@@ -97,7 +102,9 @@ export function finishCheckpoint(pending: PendingCheckpoint, manifest: Omit<Chec
   fsyncPath(dirname(pending.final));
   if (Number.isFinite(keep)) {
     const root = dirname(pending.final);
-    const steps = readdirSync(root).filter((n) => /^step-\d{6}$/.test(n)).sort();
+    const steps = readdirSync(root)
+      .filter((n) => /^step-\d{6}$/.test(n))
+      .sort();
     for (const old of steps.slice(0, Math.max(0, steps.length - keep))) rmSync(join(root, old), { recursive: true, force: true });
   }
   return pending.final;
@@ -119,7 +126,8 @@ export function readManifest(path: string): CheckpointManifest {
 /** The elements [start, end) of params and moments, read from whichever slice files hold them. */
 export function readCheckpointRange(path: string, start: number, end: number): Slice & { manifest: CheckpointManifest } {
   const manifest = readManifest(path);
-  if (end > manifest.total) throw new UserError(`${path} holds ${manifest.total} parameters; [${start}, ${end}) does not fit: is it a checkpoint of this model?`);
+  if (end > manifest.total)
+    throw new UserError(`${path} holds ${manifest.total} parameters; [${start}, ${end}) does not fit: is it a checkpoint of this model?`);
   const out: Slice = { params: new Float32Array(end - start), m: new Float32Array(end - start), v: new Float32Array(end - start) };
   for (const s of manifest.shards) {
     const from = Math.max(start, s.start);
@@ -129,7 +137,11 @@ export function readCheckpointRange(path: string, start: number, end: number): S
     if (!existsSync(file)) throw new UserError(`${path} is incomplete: ${s.file} is missing.`);
     if (sha256File(file) !== s.sha256) throw new UserError(`${file} fails its checksum: the checkpoint is corrupted.`);
     const st = readSafetensors(file);
-    for (const [key, name] of [["params", "params"], ["m", "adam_m"], ["v", "adam_v"]] as const) {
+    for (const [key, name] of [
+      ["params", "params"],
+      ["m", "adam_m"],
+      ["v", "adam_v"],
+    ] as const) {
       const data = f32(st, name, file);
       if (data.length !== s.end - s.start) throw new UserError(`${file}: ${name} has ${data.length} elements, the manifest says ${s.end - s.start}.`);
       out[key].set(data.subarray(from - s.start, to - s.start), from - start);
@@ -168,4 +180,3 @@ function fsyncPath(path: string): void {
     closeSync(fd);
   }
 }
-

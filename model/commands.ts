@@ -59,12 +59,16 @@ export function registerModelCommands(program: Command): void {
         ...opts,
         onStep: (m, steps) => {
           if (m.step === 1 || m.step % 10 === 0 || m.step === steps)
-            process.stdout.write(`step ${m.step}/${steps} loss ${m.loss.toFixed(4)} lr ${m.lr.toExponential(2)} grad-norm ${m.gradNorm.toFixed(3)} ${Math.round(m.tokensPerSec)} tok/s\n`);
+            process.stdout.write(
+              `step ${m.step}/${steps} loss ${m.loss.toFixed(4)} lr ${m.lr.toExponential(2)} grad-norm ${m.gradNorm.toFixed(3)} ${Math.round(m.tokensPerSec)} tok/s\n`,
+            );
         },
       });
       const first = result.losses[0] ?? NaN;
       const last = result.losses.at(-1) ?? NaN;
-      process.stdout.write(`done in ${((Date.now() - t0) / 1000).toFixed(1)} s: loss ${first.toFixed(3)} → ${last.toFixed(3)}; checkpoint ${result.checkpoint ?? "none"}\n`);
+      process.stdout.write(
+        `done in ${((Date.now() - t0) / 1000).toFixed(1)} s: loss ${first.toFixed(3)} → ${last.toFixed(3)}; checkpoint ${result.checkpoint ?? "none"}\n`,
+      );
     });
 
   program
@@ -75,7 +79,9 @@ export function registerModelCommands(program: Command): void {
     .argument("<dir>", "checkpoint folder")
     .action((dir: string) => {
       const r = verifyCheckpoint(dir);
-      process.stdout.write(`${dir}: step ${r.step}, ${r.total.toLocaleString("en-US")} parameters in ${r.files} slice file${r.files === 1 ? "" : "s"}, every checksum matches\n`);
+      process.stdout.write(
+        `${dir}: step ${r.step}, ${r.total.toLocaleString("en-US")} parameters in ${r.files} slice file${r.files === 1 ? "" : "s"}, every checksum matches\n`,
+      );
     });
 
   program
@@ -87,7 +93,7 @@ export function registerModelCommands(program: Command): void {
     .option("--json", "machine-readable output")
     .action(async (opts: { checkpoint: string; data: string; maxSequences: number; json?: boolean }) => {
       const r = await evaluate(opts.checkpoint, opts.data, { maxSequences: opts.maxSequences });
-      if (opts.json) return void process.stdout.write(JSON.stringify(r, null, 2) + "\n");
+      if (opts.json) return void process.stdout.write(`${JSON.stringify(r, null, 2)}\n`);
       process.stdout.write(
         `step ${r.step}, ${r.sequences} sequences: MLM loss ${r.mlmLoss.toFixed(4)} (${r.maskedTokens} masked), pseudo-perplexity ${r.pseudoPerplexity.toFixed(2)}, ` +
           `${r.bitsPerByte.toFixed(3)} bits/byte, ${r.tokensPerWord.toFixed(3)} tokens/word, [UNK] ${(r.unknownShare * 100).toFixed(2)}%\n`,
@@ -129,26 +135,45 @@ export function registerModelCommands(program: Command): void {
     .option("--on-bad-row <what>", "skip (report each bad row and leave it out) or fail", "skip")
     .option("--backend <name>", "wasm or reference", "wasm")
     .option("--json", "print the result as JSON")
-    .action(async (opts: { checkpoint: string; task: string; train: string; dev: string; out?: string; epochs: number; batchSize: number; lr: number; seed: number; maxLength?: number; onBadRow: string; backend: string; json?: boolean }) => {
-      if (!tasks.includes(opts.task as Task)) throw new UserError(`--task ${opts.task}: use one of ${tasks.join(", ")}.`);
-      if (opts.onBadRow !== "skip" && opts.onBadRow !== "fail") throw new UserError(`--on-bad-row ${opts.onBadRow}: use skip or fail.`);
-      const pct = (x: number) => (100 * x).toFixed(1);
-      const r = await finetune({
-        ...opts,
-        task: opts.task as Task,
-        onBadRow: opts.onBadRow as OnBadRow,
-        out: opts.out ?? resolve(join("runs", `finetune-${opts.task}`)),
-        report: (message) => process.stderr.write(message + "\n"),
-        onEpoch: (e) => {
-          if (!opts.json) process.stdout.write(`epoch ${e.epoch}/${opts.epochs}: train loss ${e.trainLoss.toFixed(4)}, dev loss ${e.dev.loss.toFixed(4)}, accuracy ${pct(e.dev.accuracy)}%, macro F1 ${pct(e.dev.macroF1)}%\n`);
-        },
-      });
-      if (opts.json) return void process.stdout.write(JSON.stringify(r, null, 2) + "\n");
-      const last = r.epochs.at(-1)!;
-      process.stdout.write(
-        `${r.task}: ${r.trainRows} training rows, ${r.devRows} dev rows, labels ${r.labels.join(", ")}\n` +
-          `majority baseline ("${r.baseline.label}"): accuracy ${pct(r.baseline.accuracy)}%, macro F1 ${pct(r.baseline.macroF1)}%; fine-tuned: accuracy ${pct(last.dev.accuracy)}%, macro F1 ${pct(last.dev.macroF1)}%\n` +
-          `wrote ${r.out}\n`,
-      );
-    });
+    .action(
+      async (opts: {
+        checkpoint: string;
+        task: string;
+        train: string;
+        dev: string;
+        out?: string;
+        epochs: number;
+        batchSize: number;
+        lr: number;
+        seed: number;
+        maxLength?: number;
+        onBadRow: string;
+        backend: string;
+        json?: boolean;
+      }) => {
+        if (!tasks.includes(opts.task as Task)) throw new UserError(`--task ${opts.task}: use one of ${tasks.join(", ")}.`);
+        if (opts.onBadRow !== "skip" && opts.onBadRow !== "fail") throw new UserError(`--on-bad-row ${opts.onBadRow}: use skip or fail.`);
+        const pct = (x: number) => (100 * x).toFixed(1);
+        const r = await finetune({
+          ...opts,
+          task: opts.task as Task,
+          onBadRow: opts.onBadRow as OnBadRow,
+          out: opts.out ?? resolve(join("runs", `finetune-${opts.task}`)),
+          report: (message) => process.stderr.write(`${message}\n`),
+          onEpoch: (e) => {
+            if (!opts.json)
+              process.stdout.write(
+                `epoch ${e.epoch}/${opts.epochs}: train loss ${e.trainLoss.toFixed(4)}, dev loss ${e.dev.loss.toFixed(4)}, accuracy ${pct(e.dev.accuracy)}%, macro F1 ${pct(e.dev.macroF1)}%\n`,
+              );
+          },
+        });
+        if (opts.json) return void process.stdout.write(`${JSON.stringify(r, null, 2)}\n`);
+        const last = r.epochs.at(-1)!;
+        process.stdout.write(
+          `${r.task}: ${r.trainRows} training rows, ${r.devRows} dev rows, labels ${r.labels.join(", ")}\n` +
+            `majority baseline ("${r.baseline.label}"): accuracy ${pct(r.baseline.accuracy)}%, macro F1 ${pct(r.baseline.macroF1)}%; fine-tuned: accuracy ${pct(last.dev.accuracy)}%, macro F1 ${pct(last.dev.macroF1)}%\n` +
+            `wrote ${r.out}\n`,
+        );
+      },
+    );
 }

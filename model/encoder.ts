@@ -29,21 +29,32 @@ type TokenBatch = Omit<MaskedBatch, "labels">;
 interface Pass {
   k: Kernels;
   config: ModelConfig;
-  N: number; C: number; I: number; V: number;
+  N: number;
+  C: number;
+  I: number;
+  V: number;
   shape: AttentionShape;
   mask: Buf; // i32 (N), 1 for a real token
   /** A parameter, and its gradient, by name. */
   w: (name: string) => Buf;
   dw: (name: string) => Buf;
   /** Dropout of this pass (BERT, training only): hidden p, attention p, and the pass's seed. */
-  p: number; pAttention: number; dropSeed: number;
+  p: number;
+  pAttention: number;
+  dropSeed: number;
   /** Backward scratch: dA (N, max(3C, 2I)), dB (N, max(C, 2I)), dY (N,C). */
-  dA: Buf; dB: Buf; dY: Buf;
+  dA: Buf;
+  dB: Buf;
+  dY: Buf;
 }
 
 interface EmbeddingActs {
-  ids: Buf; typeIds: Buf; posIds: Buf; // i32 (N); token types and positions: bert only
-  sum: Buf; mean: Buf; rstd: Buf; // bert: word + position + token type (N,C) before LN, its mean and rstd (N)
+  ids: Buf;
+  typeIds: Buf;
+  posIds: Buf; // i32 (N); token types and positions: bert only
+  sum: Buf;
+  mean: Buf;
+  rstd: Buf; // bert: word + position + token type (N,C) before LN, its mean and rstd (N)
 }
 
 interface LayerActs {
@@ -65,9 +76,13 @@ interface LayerActs {
 }
 
 interface MlmActs {
-  t1: Buf; t2: Buf; t3: Buf; // (M,C) bert: dense before GELU, after GELU, after LN (the decoder's input)
-  mean: Buf; rstd: Buf; // (M) of that LN
-  dt3: Buf; dt2: Buf; // (M,C) backward: the gradient of t3; of t2, then of t1
+  t1: Buf;
+  t2: Buf;
+  t3: Buf; // (M,C) bert: dense before GELU, after GELU, after LN (the decoder's input)
+  mean: Buf;
+  rstd: Buf; // (M) of that LN
+  dt3: Buf;
+  dt2: Buf; // (M,C) backward: the gradient of t3; of t2, then of t1
 }
 
 /** Disjoint counter ranges per dropout site, so no two sites share a mask. */
@@ -84,7 +99,10 @@ function attentionDropout(pass: Pass, l: number): AttentionDropout | undefined {
 function bertEmbeddingsForward(out: Buf, em: EmbeddingActs, batch: TokenBatch, pass: Pass): void {
   const { k, N, C, w } = pass;
   k.upload(em.typeIds, batch.tokenTypeIds);
-  k.upload(em.posIds, Int32Array.from({ length: N }, (_, i) => i % batch.seqLen));
+  k.upload(
+    em.posIds,
+    Int32Array.from({ length: N }, (_, i) => i % batch.seqLen),
+  );
   k.embedding(em.sum, w("bert.embeddings.word_embeddings.weight"), em.ids, N, C, false);
   k.embedding(em.sum, w("bert.embeddings.position_embeddings.weight"), em.posIds, N, C, true);
   k.embedding(em.sum, w("bert.embeddings.token_type_embeddings.weight"), em.typeIds, N, C, true);
@@ -96,15 +114,28 @@ function bertEmbeddingsForward(out: Buf, em: EmbeddingActs, batch: TokenBatch, p
 function bertEmbeddingsBackward(dout: Buf, em: EmbeddingActs, pass: Pass): void {
   const { k, N, C, w, dw, dY } = pass;
   if (pass.p > 0) k.dropoutBackward(dout, dout, N * C, pass.p, pass.dropSeed, site(pass, 0));
-  k.layerNormBackward(dY, dw("bert.embeddings.LayerNorm.weight"), dw("bert.embeddings.LayerNorm.bias"), dout, em.sum, w("bert.embeddings.LayerNorm.weight"), em.mean, em.rstd, N, C);
+  k.layerNormBackward(
+    dY,
+    dw("bert.embeddings.LayerNorm.weight"),
+    dw("bert.embeddings.LayerNorm.bias"),
+    dout,
+    em.sum,
+    w("bert.embeddings.LayerNorm.weight"),
+    em.mean,
+    em.rstd,
+    N,
+    C,
+  );
   k.embeddingBackward(dw("bert.embeddings.word_embeddings.weight"), dY, em.ids, N, C);
   k.embeddingBackward(dw("bert.embeddings.position_embeddings.weight"), dY, em.posIds, N, C);
   k.embeddingBackward(dw("bert.embeddings.token_type_embeddings.weight"), dY, em.typeIds, N, C);
 }
 
 // ids (N) → out (N,C), rows of encoder.weight (V,C); and dout (N,C) → its gradient
-const neobertEmbeddingsForward = (out: Buf, em: EmbeddingActs, _: TokenBatch, pass: Pass) => pass.k.embedding(out, pass.w("encoder.weight"), em.ids, pass.N, pass.C, false);
-const neobertEmbeddingsBackward = (dout: Buf, em: EmbeddingActs, pass: Pass) => pass.k.embeddingBackward(pass.dw("encoder.weight"), dout, em.ids, pass.N, pass.C);
+const neobertEmbeddingsForward = (out: Buf, em: EmbeddingActs, _: TokenBatch, pass: Pass) =>
+  pass.k.embedding(out, pass.w("encoder.weight"), em.ids, pass.N, pass.C, false);
+const neobertEmbeddingsBackward = (dout: Buf, em: EmbeddingActs, pass: Pass) =>
+  pass.k.embeddingBackward(pass.dw("encoder.weight"), dout, em.ids, pass.N, pass.C);
 
 // ---- BERT layer: post-LN, GELU FFN, dropout on both residual branches ------------------------
 
@@ -150,7 +181,18 @@ function bertLayerBackward(dx: Buf, a: LayerActs, l: number, pass: Pass): void {
   // d h1 = residual part + FFN input part
   k.matmul({ out: dY, a: dA, b: w("intermediate.dense.weight"), m: N, n: C, k: I, accumulate: true });
   // h1 = LN1(res1), res1 = drop(att·Woᵀ + bo) + inp
-  k.layerNormBackward(dx, dw("attention.output.LayerNorm.weight"), dw("attention.output.LayerNorm.bias"), dY, a.res1, w("attention.output.LayerNorm.weight"), a.mean1, a.r1, N, C);
+  k.layerNormBackward(
+    dx,
+    dw("attention.output.LayerNorm.weight"),
+    dw("attention.output.LayerNorm.bias"),
+    dY,
+    a.res1,
+    w("attention.output.LayerNorm.weight"),
+    a.mean1,
+    a.r1,
+    N,
+    C,
+  );
   if (p > 0) k.dropoutBackward(dB, dx, N * C, p, dropSeed, site(pass, 1 + 2 * l));
   const dAttOut = p > 0 ? dB : dx;
   k.biasBackward(dw("attention.output.dense.bias"), dAttOut, N, C, true);
@@ -218,7 +260,17 @@ function mlmHeadForward(logits: Buf, x: Buf, h: MlmActs, M: number, pass: Pass):
     k.matmul({ out: h.t1, a: x, b: w("cls.predictions.transform.dense.weight"), m: M, n: C, k: C, transB: true });
     k.addBias(h.t1, w("cls.predictions.transform.dense.bias"), M, C);
     k.gelu(h.t2, h.t1, M * C, pass.config.gelu);
-    k.layerNorm(h.t3, h.mean, h.rstd, h.t2, w("cls.predictions.transform.LayerNorm.weight"), w("cls.predictions.transform.LayerNorm.bias"), M, C, pass.config.normEps);
+    k.layerNorm(
+      h.t3,
+      h.mean,
+      h.rstd,
+      h.t2,
+      w("cls.predictions.transform.LayerNorm.weight"),
+      w("cls.predictions.transform.LayerNorm.bias"),
+      M,
+      C,
+      pass.config.normEps,
+    );
   }
   k.matmul({ out: logits, a: bert ? h.t3 : x, b: w(decoders[pass.config.architecture]), m: M, n: V, k: C, transB: true });
   if (bert) k.addBias(logits, w("cls.predictions.bias"), M, V);
@@ -233,7 +285,18 @@ function mlmHeadBackward(dx: Buf, dlogits: Buf, h: MlmActs, x: Buf, M: number, p
   k.matmul({ out: dw(decoder), a: dlogits, b: bert ? h.t3 : x, m: V, n: C, k: M, transA: true, accumulate: true });
   k.matmul({ out: bert ? h.dt3 : dx, a: dlogits, b: w(decoder), m: M, n: C, k: V });
   if (!bert) return;
-  k.layerNormBackward(h.dt2, dw("cls.predictions.transform.LayerNorm.weight"), dw("cls.predictions.transform.LayerNorm.bias"), h.dt3, h.t2, w("cls.predictions.transform.LayerNorm.weight"), h.mean, h.rstd, M, C);
+  k.layerNormBackward(
+    h.dt2,
+    dw("cls.predictions.transform.LayerNorm.weight"),
+    dw("cls.predictions.transform.LayerNorm.bias"),
+    h.dt3,
+    h.t2,
+    w("cls.predictions.transform.LayerNorm.weight"),
+    h.mean,
+    h.rstd,
+    M,
+    C,
+  );
   k.geluBackward(h.dt2, h.t1, h.dt2, M * C, pass.config.gelu);
   k.biasBackward(dw("cls.predictions.transform.dense.bias"), h.dt2, M, C, true);
   k.matmul({ out: dw("cls.predictions.transform.dense.weight"), a: h.dt2, b: x, m: C, n: C, k: M, transA: true, accumulate: true });
@@ -245,8 +308,18 @@ const decoders = { bert: "bert.embeddings.word_embeddings.weight", neobert: "enc
 
 /** Each architecture's passes; an encoder picks its pair once, at construction. */
 const architectures = {
-  bert: { embeddingsForward: bertEmbeddingsForward, embeddingsBackward: bertEmbeddingsBackward, layerForward: bertLayerForward, layerBackward: bertLayerBackward },
-  neobert: { embeddingsForward: neobertEmbeddingsForward, embeddingsBackward: neobertEmbeddingsBackward, layerForward: neobertLayerForward, layerBackward: neobertLayerBackward },
+  bert: {
+    embeddingsForward: bertEmbeddingsForward,
+    embeddingsBackward: bertEmbeddingsBackward,
+    layerForward: bertLayerForward,
+    layerBackward: bertLayerBackward,
+  },
+  neobert: {
+    embeddingsForward: neobertEmbeddingsForward,
+    embeddingsBackward: neobertEmbeddingsBackward,
+    layerForward: neobertLayerForward,
+    layerBackward: neobertLayerBackward,
+  },
 };
 
 /** The f64 reference (gradient checks) reads its losses at full precision. */
@@ -295,7 +368,8 @@ export class Encoder {
         for (const part of ["weight", "bias"]) {
           // The fused (3C, C) projection reads query, key and value as one matrix.
           const [q, kk, v] = ["query", "key", "value"].map((n) => entry(layout, `bert.encoder.layer.${l}.attention.self.${n}.${part}`));
-          if (kk!.offset !== q!.offset + q!.size || v!.offset !== kk!.offset + kk!.size) throw new Error(`layer ${l}: query, key and value ${part}s are not contiguous in the layout`);
+          if (kk!.offset !== q!.offset + q!.size || v!.offset !== kk!.offset + kk!.size)
+            throw new Error(`layer ${l}: query, key and value ${part}s are not contiguous in the layout`);
         }
     const N = maxTokens;
     const { hidden: C, intermediate: I } = config;
@@ -310,8 +384,21 @@ export class Encoder {
     const ffn = config.architecture === "neobert" ? 2 * I : I;
     for (let l = 0; l < config.layers; l++)
       this.acts.push({
-        inp: f(N * C), n1: f(N * C), r1: f(N), mean1: f(N), qkv: f(N * 3 * C), saved: f(0), att: f(N * C),
-        res1: f(N * C), h1: f(N * C), mean2: f(N), r2: f(N), n2: f(N * C), f1: f(N * ffn), g: f(N * I), res2: f(N * C),
+        inp: f(N * C),
+        n1: f(N * C),
+        r1: f(N),
+        mean1: f(N),
+        qkv: f(N * 3 * C),
+        saved: f(0),
+        att: f(N * C),
+        res1: f(N * C),
+        h1: f(N * C),
+        mean2: f(N),
+        r2: f(N),
+        n2: f(N * C),
+        f1: f(N * ffn),
+        g: f(N * I),
+        res2: f(N * C),
       });
     this.x = f(N * C);
     this.mlm = { t1: f(N * C), t2: f(N * C), t3: f(N * C), mean: f(N), rstd: f(N), dt3: f(N * C), dt2: f(N * C) };
@@ -347,14 +434,21 @@ export class Encoder {
    * predicted row is scaled by `gradScale`. Returns the sum of the predicted rows' losses
    * and how many there were.
    */
-  step(batch: MaskedBatch, gradScale: number, opts: { forwardOnly?: boolean; dropoutCounter?: number } = {}): { lossSum: number; count: number; rowLosses: Float32Array } {
+  step(
+    batch: MaskedBatch,
+    gradScale: number,
+    opts: { forwardOnly?: boolean; dropoutCounter?: number } = {},
+  ): { lossSum: number; count: number; rowLosses: Float32Array } {
     this.forward(batch, opts);
     // Masked rows: the only rows the vocabulary projection sees.
     const rows: number[] = [];
     for (let i = 0; i < batch.batch * batch.seqLen; i++) if (batch.labels[i] !== -100) rows.push(i);
     const M = rows.length;
     if (M === 0) return { lossSum: 0, count: 0, rowLosses: new Float32Array(0) };
-    const x = this.gatherRows(rows, rows.map((r) => batch.labels[r]!));
+    const x = this.gatherRows(
+      rows,
+      rows.map((r) => batch.labels[r]!),
+    );
     mlmHeadForward(this.logits, x, this.mlm, M, this.pass);
     const { lossSum, rowLosses } = this.rowLoss(this.logits, M, this.pass.V, gradScale);
     if (!opts.forwardOnly) {
@@ -376,14 +470,15 @@ export class Encoder {
     if (N > this.maxN) throw new Error(`micro-batch of ${N} tokens exceeds the ${this.maxN} this model was sized for`);
     if (T > config.maxPositions) throw new Error(`sequence length ${T} exceeds maxPositions ${config.maxPositions}`);
     const dropout = config.architecture === "bert" && !opts.forwardOnly;
-    const pass = (this.pass = {
+    this.pass = {
       ...this.pass,
       N,
       shape: { ...this.pass.shape, b: B, t: T },
       p: dropout ? config.dropout : 0,
       pAttention: dropout ? config.attentionDropout : 0,
       dropSeed: counterHash(this.dropoutSeed, opts.dropoutCounter ?? 0),
-    });
+    };
+    const pass = this.pass;
     const need = k.attentionSavedSize(pass.shape);
     if (need > this.savedSize) {
       for (const a of this.acts) k.free(a.saved);
@@ -393,7 +488,7 @@ export class Encoder {
     k.upload(this.em.ids, batch.inputIds);
     k.upload(pass.mask, batch.attentionMask);
     this.arch.embeddingsForward(this.acts[0]!.inp, this.em, batch, pass);
-    this.acts.forEach((a, l) => this.arch.layerForward(this.acts[l + 1]?.inp ?? this.stream, a, l, pass));
+    for (const [l, a] of this.acts.entries()) this.arch.layerForward(this.acts[l + 1]?.inp ?? this.stream, a, l, pass);
     if (config.architecture === "neobert") k.rmsNorm(this.final, this.finalRstd, this.stream, pass.w("layer_norm.weight"), N, pass.C, config.normEps);
   }
 

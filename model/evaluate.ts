@@ -31,7 +31,11 @@ export interface EvalResult {
 export async function evaluate(checkpoint: string, data: string, opts: { maxSequences?: number; seed?: number } = {}): Promise<EvalResult> {
   const manifest = readManifest(checkpoint);
   if (!manifest.model) throw new UserError(`${checkpoint} was written without its model config: evaluate a checkpoint of this version of aze-run.`);
-  const files = statSync(data).isDirectory() ? readdirSync(data).filter((f) => f.endsWith(".txt")).map((f) => join(data, f)) : [data];
+  const files = statSync(data).isDirectory()
+    ? readdirSync(data)
+        .filter((f) => f.endsWith(".txt"))
+        .map((f) => join(data, f))
+    : [data];
   const text = files.map((f) => readFileSync(f, "utf8")).join("\n");
   const tokenizerFile = join(checkpoint, "tokenizer.json");
   const tokenizer = loadTokenizer(tokenizerFile);
@@ -56,20 +60,30 @@ export async function evaluate(checkpoint: string, data: string, opts: { maxSequ
   if (chosen.length === 0) throw new UserError(`${data} holds no text to evaluate on.`);
   const { cls, sep, pad, mask } = tokenizer.special;
   const toBatch = (ids: number[], labels: number[]): MaskedBatch => {
-    const inputIds = new Int32Array(T).fill(pad), attentionMask = new Int32Array(T), lab = new Int32Array(T).fill(-100);
+    const inputIds = new Int32Array(T).fill(pad),
+      attentionMask = new Int32Array(T),
+      lab = new Int32Array(T).fill(-100);
     inputIds[0] = cls;
-    ids.forEach((id, i) => (inputIds[i + 1] = id));
+    inputIds.set(ids, 1);
     inputIds[ids.length + 1] = sep;
     attentionMask.fill(1, 0, ids.length + 2);
-    labels.forEach((l, i) => (lab[i + 1] = l));
+    lab.set(labels, 1);
     return { batch: 1, seqLen: T, inputIds, attentionMask, tokenTypeIds: new Int32Array(T), labels: lab };
   };
 
-  let mlmSum = 0, mlmCount = 0, pllSum = 0, pllCount = 0, bytes = 0;
+  let mlmSum = 0,
+    mlmCount = 0,
+    pllSum = 0,
+    pllCount = 0,
+    bytes = 0;
   chosen.forEach((seq, k) => {
     // MLM loss with a fixed masking seed: the same tokens every evaluation.
     const plain = toBatch(seq.ids, []);
-    const masked = applyMasking({ ...plain, wordStarts: new Uint8Array(T).fill(1) }, { style: "bert", rate: 0.15, wholeWord: false }, { seed: opts.seed ?? 1234, firstSample: k, vocabSize: tokenizer.vocabSize, maskId: mask, specialIds: Object.values(tokenizer.special) });
+    const masked = applyMasking(
+      { ...plain, wordStarts: new Uint8Array(T).fill(1) },
+      { style: "bert", rate: 0.15, wholeWord: false },
+      { seed: opts.seed ?? 1234, firstSample: k, vocabSize: tokenizer.vocabSize, maskId: mask, specialIds: Object.values(tokenizer.special) },
+    );
     const r = model.step(masked, 1, { forwardOnly: true });
     mlmSum += r.lossSum;
     mlmCount += r.count;

@@ -65,7 +65,13 @@ export function loadPretrained(path: string): HubModel {
     if (!manifest.model) throw new UserError(`${path} was written without its model config: fine-tune a checkpoint of this version of aze-run.`);
     const tokenizerFile = join(path, "tokenizer.json");
     if (!existsSync(tokenizerFile)) throw new UserError(`${path} has no tokenizer.json.`);
-    return { model: manifest.model, vocabSize: manifest.vocabSize, seqLen: manifest.seqLen, params: readCheckpointRange(path, 0, manifest.total).params, tokenizerFile };
+    return {
+      model: manifest.model,
+      vocabSize: manifest.vocabSize,
+      seqLen: manifest.seqLen,
+      params: readCheckpointRange(path, 0, manifest.total).params,
+      tokenizerFile,
+    };
   }
   if (existsSync(join(path, "config.json"))) return readHubFolder(path);
   throw new UserError(`${path} is neither a checkpoint (no manifest.json) nor a Hugging Face folder (no config.json).`);
@@ -101,7 +107,13 @@ export async function finetune(opts: FinetuneOptions): Promise<FinetuneResult> {
   const v = k.alloc(layout.total);
 
   const stepsPerEpoch = Math.ceil(trainSet.length / batchSize);
-  const schedule = { lr: opts.lr ?? 1e-4, warmupSteps: Math.round(0.1 * epochs * stepsPerEpoch), schedule: "linear" as const, steps: epochs * stepsPerEpoch, minLrRatio: 0 };
+  const schedule = {
+    lr: opts.lr ?? 1e-4,
+    warmupSteps: Math.round(0.1 * epochs * stepsPerEpoch),
+    schedule: "linear" as const,
+    steps: epochs * stepsPerEpoch,
+    minLrRatio: 0,
+  };
 
   /** Forward (and backward when training) of examples; returns the summed loss and predictions. */
   const pass = (examples: TaskExample[], train: boolean, dropoutCounter: number) => {
@@ -116,8 +128,11 @@ export async function finetune(opts: FinetuneOptions): Promise<FinetuneResult> {
       inputIds.set(e.ids, b * T);
       attentionMask.fill(1, b * T, b * T + e.ids.length);
       if (model.architecture === "bert" && model.typeVocabSize > 1) tokenTypeIds.set(e.typeIds, b * T);
-      if (task === "token-classification") e.tags.forEach((t, i) => t !== -100 && (rows.push(b * T + i), targets.push(t)));
-      else rows.push(b * T), targets.push(e.label);
+      const labelled = task === "token-classification" ? e.tags.flatMap((t, i) => (t === -100 ? [] : [[i, t] as const])) : [[0, e.label] as const];
+      for (const [i, t] of labelled) {
+        rows.push(b * T + i);
+        targets.push(t);
+      }
     });
     encoder.forward({ batch: B, seqLen: T, inputIds, attentionMask, tokenTypeIds }, { forwardOnly: !train, dropoutCounter });
     if (rows.length === 0) return { lossSum: 0, count: 0, gold: [], predicted: [] };
@@ -132,8 +147,10 @@ export async function finetune(opts: FinetuneOptions): Promise<FinetuneResult> {
   };
 
   const evaluateDev = () => {
-    let lossSum = 0, count = 0;
-    const gold: number[] = [], predicted: number[] = [];
+    let lossSum = 0,
+      count = 0;
+    const gold: number[] = [],
+      predicted: number[] = [];
     for (let at = 0; at < devSet.length; at += batchSize) {
       const r = pass(devSet.slice(at, at + batchSize), false, 0);
       lossSum += r.lossSum;
@@ -148,14 +165,24 @@ export async function finetune(opts: FinetuneOptions): Promise<FinetuneResult> {
   let step = 0;
   for (let epoch = 1; epoch <= epochs; epoch++) {
     const order = shuffled(trainSet.length, seed, epoch);
-    let lossSum = 0, batches = 0;
+    let lossSum = 0,
+      batches = 0;
     for (let at = 0; at < order.length; at += batchSize) {
       encoder.zeroGrads();
-      const r = pass(order.slice(at, at + batchSize).map((i) => trainSet[i]!), true, step);
+      const r = pass(
+        order.slice(at, at + batchSize).map((i) => trainSet[i]!),
+        true,
+        step,
+      );
       if (r.count === 0) continue;
       const norm = globalNorm(k.sumSquares(encoder.grads, layout.total, CHUNK));
       if (!Number.isFinite(norm)) throw new UserError(`fine-tuning diverged at step ${step + 1} (gradient norm ${norm}): lower --lr.`);
-      applyAdamW(k, { params: encoder.params, grad: encoder.grads, m, v }, layout, 0, layout.total, { lr: learningRate(step, schedule), step: step + 1, clip: clipFactor(norm, trainingDefaults.clipNorm), training: trainingDefaults });
+      applyAdamW(k, { params: encoder.params, grad: encoder.grads, m, v }, layout, 0, layout.total, {
+        lr: learningRate(step, schedule),
+        step: step + 1,
+        clip: clipFactor(norm, trainingDefaults.clipNorm),
+        training: trainingDefaults,
+      });
       lossSum += r.lossSum / r.count;
       batches++;
       step++;
@@ -168,17 +195,35 @@ export async function finetune(opts: FinetuneOptions): Promise<FinetuneResult> {
 
   // The majority-class baseline on the same dev rows (tokens for token tasks).
   const counts = new Map<number, number>();
-  for (const e of trainSet) for (const t of task === "token-classification" ? e.tags.filter((t) => t !== -100) : [e.label]) counts.set(t, (counts.get(t) ?? 0) + 1);
+  for (const e of trainSet)
+    for (const t of task === "token-classification" ? e.tags.filter((t) => t !== -100) : [e.label]) counts.set(t, (counts.get(t) ?? 0) + 1);
   const majority = [...counts].sort((a, b) => b[1] - a[1] || a[0] - b[0])[0]![0];
   const devGold = devSet.flatMap((e) => (task === "token-classification" ? e.tags.filter((t) => t !== -100) : [e.label]));
-  const baseline = { label: labels[majority]!, ...score(devGold, devGold.map(() => majority)) };
+  const baseline = {
+    label: labels[majority]!,
+    ...score(
+      devGold,
+      devGold.map(() => majority),
+    ),
+  };
 
   // The fine-tuned model as a Hugging Face folder (the MLM head is left out: it did not train).
   const params = new Float32Array(layout.total);
   k.download(encoder.params, params);
-  const tensors = layout.entries.filter((e) => !e.name.startsWith("cls.predictions")).map((e) => ({ name: e.name, dtype: "F32" as const, shape: e.shape, data: params.subarray(e.offset, e.offset + e.size) }));
+  const tensors = layout.entries
+    .filter((e) => !e.name.startsWith("cls.predictions"))
+    .map((e) => ({ name: e.name, dtype: "F32" as const, shape: e.shape, data: params.subarray(e.offset, e.offset + e.size) }));
   const kind = task === "token-classification" ? "TokenClassification" : "SequenceClassification";
-  const result: FinetuneResult = { task, labels, trainRows: trainSet.length, devRows: devSet.length, baseline, epochs: results, out: opts.out, backend: reason };
+  const result: FinetuneResult = {
+    task,
+    labels,
+    trainRows: trainSet.length,
+    devRows: devSet.length,
+    baseline,
+    epochs: results,
+    out: opts.out,
+    backend: reason,
+  };
   writeHubFolder(opts.out, {
     model,
     vocabSize: pre.vocabSize,
@@ -192,7 +237,13 @@ export async function finetune(opts: FinetuneOptions): Promise<FinetuneResult> {
       ...(task !== "token-classification" && { problem_type: "single_label_classification" }),
     },
     metadata: { aze_run_task: task, aze_run_seed: String(seed) },
-    files: { "finetune.json": JSON.stringify({ ...result, checkpoint: opts.checkpoint, train: opts.train, dev: opts.dev, seed, epochsRun: epochs, batchSize, lr: schedule.lr, maxLength: maxLen }, null, 2) + "\n" },
+    files: {
+      "finetune.json": `${JSON.stringify(
+        { ...result, checkpoint: opts.checkpoint, train: opts.train, dev: opts.dev, seed, epochsRun: epochs, batchSize, lr: schedule.lr, maxLength: maxLen },
+        null,
+        2,
+      )}\n`,
+    },
   });
   return result;
 }

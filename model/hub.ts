@@ -66,16 +66,31 @@ export interface HubModel {
  * Writes a Hugging Face folder whole (temporary folder, then rename): config.json with
  * `config` merged over the model's, the tensors, the tokenizer files, and any extra `files`.
  */
-export function writeHubFolder(out: string, m: { model: ModelConfig; vocabSize: number; seqLen: number; tensors: NamedTensor[]; tokenizerFile: string; config?: Record<string, unknown>; metadata?: Record<string, string>; files?: Record<string, string> }): string {
+export function writeHubFolder(
+  out: string,
+  m: {
+    model: ModelConfig;
+    vocabSize: number;
+    seqLen: number;
+    tensors: NamedTensor[];
+    tokenizerFile: string;
+    config?: Record<string, unknown>;
+    metadata?: Record<string, string>;
+    files?: Record<string, string>;
+  },
+): string {
   const temp = `${out}.tmp-${process.pid}`;
   rmSync(temp, { recursive: true, force: true });
   mkdirSync(temp, { recursive: true });
   writeSafetensors(join(temp, "model.safetensors"), m.tensors, { format: "pt", ...m.metadata });
-  writeFileSync(join(temp, "config.json"), JSON.stringify({ ...hfConfig(m.model, m.vocabSize, m.seqLen), ...m.config }, null, 2) + "\n");
+  writeFileSync(join(temp, "config.json"), `${JSON.stringify({ ...hfConfig(m.model, m.vocabSize, m.seqLen), ...m.config }, null, 2)}\n`);
   copyFileSync(m.tokenizerFile, join(temp, "tokenizer.json"));
   const special = { pad_token: "[PAD]", unk_token: "[UNK]", cls_token: "[CLS]", sep_token: "[SEP]", mask_token: "[MASK]" };
-  writeFileSync(join(temp, "special_tokens_map.json"), JSON.stringify(special, null, 2) + "\n");
-  writeFileSync(join(temp, "tokenizer_config.json"), JSON.stringify({ tokenizer_class: "PreTrainedTokenizerFast", model_max_length: m.model.maxPositions, ...special }, null, 2) + "\n");
+  writeFileSync(join(temp, "special_tokens_map.json"), `${JSON.stringify(special, null, 2)}\n`);
+  writeFileSync(
+    join(temp, "tokenizer_config.json"),
+    `${JSON.stringify({ tokenizer_class: "PreTrainedTokenizerFast", model_max_length: m.model.maxPositions, ...special }, null, 2)}\n`,
+  );
   for (const [name, content] of Object.entries(m.files ?? {})) writeFileSync(join(temp, name), content);
   rmSync(out, { recursive: true, force: true });
   mkdirSync(dirname(out), { recursive: true });
@@ -91,7 +106,14 @@ export function exportCheckpoint(checkpoint: string, out: string): string {
   if (!existsSync(tokenizerFile)) throw new UserError(`${checkpoint} has no tokenizer.json.`);
   const layout = parameterLayout(manifest.model, manifest.vocabSize);
   const tensors = layout.entries.map((e) => ({ name: e.name, dtype: "F32" as const, shape: e.shape, data: params.subarray(e.offset, e.offset + e.size) }));
-  return writeHubFolder(out, { model: manifest.model, vocabSize: manifest.vocabSize, seqLen: manifest.seqLen, tensors, tokenizerFile, metadata: { aze_run_step: String(manifest.step) } });
+  return writeHubFolder(out, {
+    model: manifest.model,
+    vocabSize: manifest.vocabSize,
+    seqLen: manifest.seqLen,
+    tensors,
+    tokenizerFile,
+    metadata: { aze_run_step: String(manifest.step) },
+  });
 }
 
 /** Reads a Hugging Face folder as export writes it (extra tensors, such as a task head, are ignored). */
@@ -121,7 +143,10 @@ export function readHubFolder(dir: string): HubModel {
   const params = new Float32Array(layout.total);
   for (const e of layout.entries) {
     const t = weights.tensors.get(e.name);
-    if (!t || JSON.stringify(t.shape) !== JSON.stringify(e.shape)) throw new UserError(`${dir}/model.safetensors: ${e.name} is ${t ? `of shape ${JSON.stringify(t.shape)}` : "missing"}, expected ${JSON.stringify(e.shape)}.`);
+    if (!t || JSON.stringify(t.shape) !== JSON.stringify(e.shape))
+      throw new UserError(
+        `${dir}/model.safetensors: ${e.name} is ${t ? `of shape ${JSON.stringify(t.shape)}` : "missing"}, expected ${JSON.stringify(e.shape)}.`,
+      );
     params.set(f32(weights, e.name, dir), e.offset);
   }
   const tokenizerFile = join(dir, "tokenizer.json");

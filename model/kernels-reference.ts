@@ -48,7 +48,9 @@ export function createReferenceKernels({ precision = "f32" }: { precision?: "f32
     },
 
     matmul({ out, a, b, m, n, k: kk, transA, transB, accumulate, alpha = 1, batch = 1, strideA, strideB, strideOut }: MatmulArgs) {
-      const sa = strideA ?? m * kk, sb = strideB ?? kk * n, so = strideOut ?? m * n;
+      const sa = strideA ?? m * kk,
+        sb = strideB ?? kk * n,
+        so = strideOut ?? m * n;
       for (let p = 0; p < batch; p++) {
         const A = (a + p * sa) as Buf;
         const B = (b + p * sb) as Buf;

@@ -47,7 +47,14 @@ export interface SliceBuffers {
  * decay where the entry takes it. Every element is updated independently, which is why any
  * slicing of the vector gives the same bits.
  */
-export function applyAdamW(k: Kernels, bufs: SliceBuffers, layout: ParamLayout, start: number, end: number, args: { lr: number; step: number; clip: number; training: Pick<TrainingConfig, "beta1" | "beta2" | "eps" | "weightDecay"> }): void {
+export function applyAdamW(
+  k: Kernels,
+  bufs: SliceBuffers,
+  layout: ParamLayout,
+  start: number,
+  end: number,
+  args: { lr: number; step: number; clip: number; training: Pick<TrainingConfig, "beta1" | "beta2" | "eps" | "weightDecay"> },
+): void {
   const n = end - start;
   if (args.clip !== 1) k.scale(bufs.grad, n, args.clip);
   const t = args.training;

@@ -62,7 +62,7 @@ export function missingGroups(received: Iterable<Block>, groups: number): number
   const covered = new Uint8Array(groups);
   for (const b of received) covered.fill(1, b.lo, b.hi);
   const out: number[] = [];
-  covered.forEach((c, g) => c || out.push(g));
+  for (let g = 0; g < groups; g++) if (!covered[g]) out.push(g);
   return out;
 }
 

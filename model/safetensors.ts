@@ -72,7 +72,8 @@ export function readSafetensors(file: string): SafetensorsFile {
     const width = t.dtype === "F32" || t.dtype === "I32" ? 4 : t.dtype === "F16" || t.dtype === "BF16" ? 2 : t.dtype === "I64" || t.dtype === "F64" ? 8 : 1;
     if (!(Number.isInteger(begin) && Number.isInteger(end) && begin! <= end! && end! <= data.byteLength))
       throw new UserError(`${file}: tensor ${name} points outside the file (truncated or corrupted).`);
-    if ((end! - begin!) !== t.shape.reduce((a, b) => a * b, 1) * width) throw new UserError(`${file}: tensor ${name} has ${end! - begin!} bytes for shape ${JSON.stringify(t.shape)}.`);
+    if (end! - begin! !== t.shape.reduce((a, b) => a * b, 1) * width)
+      throw new UserError(`${file}: tensor ${name} has ${end! - begin!} bytes for shape ${JSON.stringify(t.shape)}.`);
     tensors.set(name, { dtype: t.dtype, shape: t.shape, bytes: data.subarray(begin!, end!) });
   }
   return { metadata: (header.__metadata__ as Record<string, string>) ?? {}, tensors };
@@ -81,6 +82,6 @@ export function readSafetensors(file: string): SafetensorsFile {
 /** A tensor's bytes as Float32Array (copied, so alignment never matters). */
 export function f32(file: SafetensorsFile, name: string, where: string): Float32Array {
   const t = file.tensors.get(name);
-  if (!t || t.dtype !== "F32") throw new UserError(`${where} has no F32 tensor "${name}".`);
+  if (t?.dtype !== "F32") throw new UserError(`${where} has no F32 tensor "${name}".`);
   return new Float32Array(new Uint8Array(t.bytes).buffer); // a copy with its own, aligned buffer
 }

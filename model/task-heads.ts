@@ -12,7 +12,8 @@ import { ALIGN, CHUNK, entry, type ParamEntry, type ParamLayout } from "./layout
 import type { Task } from "./tasks.js";
 
 /** Sequence tasks pool [CLS] through a dense layer named as Hugging Face names it; token tasks read the rows as they are. */
-const poolerOf = (model: ModelConfig, task: Task) => (task === "token-classification" ? undefined : model.architecture === "bert" ? "bert.pooler.dense" : "dense");
+const poolerOf = (model: ModelConfig, task: Task) =>
+  task === "token-classification" ? undefined : model.architecture === "bert" ? "bert.pooler.dense" : "dense";
 
 /**
  * The encoder's layout with the task head appended: for sequence tasks a dense+tanh pooler
@@ -53,10 +54,14 @@ export class TaskHead {
     private readonly L: number,
     maxRows: number,
   ) {
-    const k = (this.k = encoder.kernels);
+    this.k = encoder.kernels;
+    const k = this.k;
     const C = encoder.config.hidden;
     this.pooler = poolerOf(encoder.config, task);
-    [this.pre, this.pooled, this.dFeat, this.dx] = [0, 1, 2, 3].map(() => k.alloc(maxRows * C));
+    this.pre = k.alloc(maxRows * C);
+    this.pooled = k.alloc(maxRows * C);
+    this.dFeat = k.alloc(maxRows * C);
+    this.dx = k.alloc(maxRows * C);
     this.logits = k.alloc(maxRows * L);
   }
 

@@ -65,11 +65,13 @@ function checkRow(raw: string, task: Task, known?: Set<string>): string | Omit<T
   const labelOf = (v: unknown) => (typeof v === "string" && v.trim() ? v : Number.isInteger(v) ? String(v) : undefined);
   if (task === "token-classification") {
     const { tokens, tags } = row as { tokens?: unknown; tags?: unknown };
-    if (!Array.isArray(tokens) || tokens.length === 0 || !tokens.every((t) => typeof t === "string" && t.trim())) return `"tokens" must be a non-empty array of non-empty strings`;
+    if (!Array.isArray(tokens) || tokens.length === 0 || !tokens.every((t) => typeof t === "string" && t.trim()))
+      return `"tokens" must be a non-empty array of non-empty strings`;
     if (!Array.isArray(tags) || tags.length !== tokens.length) return `"tags" must be an array as long as "tokens" (${tokens.length})`;
     const names = tags.map(labelOf);
     const bad = names.findIndex((t) => t === undefined || (known !== undefined && !known.has(t)));
-    if (bad >= 0) return `tag ${JSON.stringify(tags[bad])} at position ${bad} is ${names[bad] === undefined ? "not a string" : "not among the training file's tags"}`;
+    if (bad >= 0)
+      return `tag ${JSON.stringify(tags[bad])} at position ${bad} is ${names[bad] === undefined ? "not a string" : "not among the training file's tags"}`;
     return { text: "", label: "", tokens: tokens as string[], tags: names as string[] };
   }
   const problem = nonEmpty("text") ?? (task === "pair-classification" ? nonEmpty("text_pair") : undefined);
@@ -139,9 +141,11 @@ export interface Scores {
 export function score(gold: number[], predicted: number[]): Scores {
   const labels = [...new Set([...gold, ...predicted])];
   let correct = 0;
-  gold.forEach((g, i) => (correct += g === predicted[i] ? 1 : 0));
+  for (let i = 0; i < gold.length; i++) if (gold[i] === predicted[i]) correct++;
   const f1s = labels.map((c) => {
-    let tp = 0, fp = 0, fn = 0;
+    let tp = 0,
+      fp = 0,
+      fn = 0;
     gold.forEach((g, i) => {
       const p = predicted[i];
       if (p === c && g === c) tp++;

@@ -30,7 +30,7 @@ export async function trainLocal(opts: LocalOptions): Promise<{ runDir: string; 
   const runsRoot = opts.runsRoot ?? join(process.cwd(), "runs");
   const runDir = join(runsRoot, opts.run ?? `${config.name}-local`);
   mkdirSync(runDir, { recursive: true });
-  writeFileSync(join(runDir, "config.json"), JSON.stringify({ ...config, configHash: configHash(config) }, null, 2) + "\n");
+  writeFileSync(join(runDir, "config.json"), `${JSON.stringify({ ...config, configHash: configHash(config) }, null, 2)}\n`);
   const plan = openPlan(await planTraining(config, { configFile: opts.config, runsRoot, shards: 1, loaders: 1, steps: opts.steps, resume: opts.resume }));
   const t = plan.config.training;
   const { kernels } = await createBackend(opts.backend ?? config.cluster.backend);
@@ -65,8 +65,11 @@ export async function trainLocal(opts: LocalOptions): Promise<{ runDir: string; 
       const partials = chunkSumSquares(kernels, gradient);
       const { clip, update, metrics } = finishStep(plan, { step, lr, partials, lossSums, counts, tokens, stepMs: performance.now() - t0 });
       if (update === "applied") applyAdamWOnHost(kernels, plan.layout, { ...slice, grad: gradient, start: 0 }, { lr, step: step + 1, clip, training: t });
-      appendFileSync(join(runDir, "metrics.jsonl"), JSON.stringify(metrics) + "\n");
-      if (update === "stopped") throw new UserError(`step ${step + 1}: the gradient is not finite (norm ${metrics.gradNorm}) and training.onNonFinite is "stop": the run stopped at step ${step}; lower training.lr, or set onNonFinite: skip.`);
+      appendFileSync(join(runDir, "metrics.jsonl"), `${JSON.stringify(metrics)}\n`);
+      if (update === "stopped")
+        throw new UserError(
+          `step ${step + 1}: the gradient is not finite (norm ${metrics.gradNorm}) and training.onNonFinite is "stop": the run stopped at step ${step}; lower training.lr, or set onNonFinite: skip.`,
+        );
       step++;
       losses.push(metrics.loss);
       opts.onStep?.(metrics, plan.steps);

@@ -15,7 +15,16 @@ import { loadTokenizer } from "../corpus/load-tokenizer.js";
 import { ensurePrepared } from "../corpus/prepare.js";
 import { configHash, loadRunConfig, type RunConfig } from "../runtime/config.js";
 import { UserError } from "../runtime/errors.js";
-import { finishCheckpoint, layoutSummary, readCheckpointRange, readManifest, verifyCheckpoint, type PendingCheckpoint, type Slice, type SliceFile } from "./checkpoint.js";
+import {
+  finishCheckpoint,
+  layoutSummary,
+  readCheckpointRange,
+  readManifest,
+  verifyCheckpoint,
+  type PendingCheckpoint,
+  type Slice,
+  type SliceFile,
+} from "./checkpoint.js";
 import { Encoder, type MaskedBatch } from "./encoder.js";
 import type { Kernels } from "./kernels.js";
 import { CHUNK, initParameters, parameterCount, parameterLayout, type ParamLayout } from "./layout.js";
@@ -56,12 +65,23 @@ export interface TrainingPlan {
 }
 
 /** Prepares the data of a run (before any actor starts) and checks it can be opened. */
-export async function planTraining(config: RunConfig, opts: { configFile: string; runsRoot: string; shards: number; loaders: number; steps?: number; resume?: string }): Promise<TrainingOptions> {
+export async function planTraining(
+  config: RunConfig,
+  opts: { configFile: string; runsRoot: string; shards: number; loaders: number; steps?: number; resume?: string },
+): Promise<TrainingOptions> {
   const { shardsDir } = await ensurePrepared(config.data, join(opts.runsRoot, ".cache"), { progress: process.stderr.isTTY });
-  const options: TrainingOptions = { configFile: opts.configFile, shardsDir, shards: opts.shards, loaders: opts.loaders, steps: opts.steps ?? config.training.steps, resume: opts.resume };
+  const options: TrainingOptions = {
+    configFile: opts.configFile,
+    shardsDir,
+    shards: opts.shards,
+    loaders: opts.loaders,
+    steps: opts.steps ?? config.training.steps,
+    resume: opts.resume,
+  };
   if (options.resume) verifyCheckpoint(options.resume);
   const plan = openPlan(options); // checks the resume checkpoint against the model
-  if (options.shards * CHUNK > plan.total) throw new UserError(`${options.shards} shards are more than this model's ${plan.total / CHUNK} chunks of ${CHUNK} parameters: use fewer --shards.`);
+  if (options.shards * CHUNK > plan.total)
+    throw new UserError(`${options.shards} shards are more than this model's ${plan.total / CHUNK} chunks of ${CHUNK} parameters: use fewer --shards.`);
   return options;
 }
 
@@ -71,7 +91,9 @@ export function openPlan(options: TrainingOptions): TrainingPlan {
   const layout = parameterLayout(config.model, tokenizer.vocabSize);
   const resume = options.resume ? readManifest(options.resume) : undefined;
   if (resume && resume.total !== layout.total)
-    throw new UserError(`${options.resume} holds ${resume.total} parameters but this config's model has ${layout.total}: resume with the config it was trained with.`);
+    throw new UserError(
+      `${options.resume} holds ${resume.total} parameters but this config's model has ${layout.total}: resume with the config it was trained with.`,
+    );
   const t = config.training;
   const params = parameterCount(layout);
   return {
@@ -164,7 +186,8 @@ export function openData(plan: TrainingPlan): TrainingData {
   const specialIds = Object.values(data.special);
   return {
     maskedBatch(step, group, index) {
-      if (!(group < t.groups && index < plan.microBatches)) throw new Error(`no micro-batch ${index} of group ${group}: a step has ${t.groups} groups of ${plan.microBatches}`);
+      if (!(group < t.groups && index < plan.microBatches))
+        throw new Error(`no micro-batch ${index} of group ${group}: a step has ${t.groups} groups of ${plan.microBatches}`);
       const firstSample = sampleOf(plan, step, group, index);
       const raw = data.microBatch(t.seed, firstSample, t.microBatch);
       return applyMasking(raw, t.masking, { seed: t.seed, firstSample, vocabSize: data.vocabSize, maskId: data.special.mask, specialIds });
@@ -178,13 +201,27 @@ const i32 = (b: Uint8Array) => new Int32Array(new Uint8Array(b).buffer); // a co
 function fromBytes(b: BatchBytes | MaskedBatch): MaskedBatch {
   if (b.inputIds instanceof Int32Array) return b as MaskedBatch;
   const x = b as BatchBytes;
-  return { batch: x.batch, seqLen: x.seqLen, inputIds: i32(x.inputIds), attentionMask: i32(x.attentionMask), tokenTypeIds: i32(x.tokenTypeIds), labels: i32(x.labels) };
+  return {
+    batch: x.batch,
+    seqLen: x.seqLen,
+    inputIds: i32(x.inputIds),
+    attentionMask: i32(x.attentionMask),
+    tokenTypeIds: i32(x.tokenTypeIds),
+    labels: i32(x.labels),
+  };
 }
 
 /** The bytes of a masked batch, for the wire. */
 export function toBytes(b: MaskedBatch): BatchBytes {
   const u8 = (a: Int32Array) => new Uint8Array(a.buffer, a.byteOffset, a.byteLength);
-  return { batch: b.batch, seqLen: b.seqLen, inputIds: u8(b.inputIds), attentionMask: u8(b.attentionMask), tokenTypeIds: u8(b.tokenTypeIds), labels: u8(b.labels) };
+  return {
+    batch: b.batch,
+    seqLen: b.seqLen,
+    inputIds: u8(b.inputIds),
+    attentionMask: u8(b.attentionMask),
+    tokenTypeIds: u8(b.tokenTypeIds),
+    labels: u8(b.labels),
+  };
 }
 
 // ---- the end of a step -------------------------------------------------------------------------
@@ -291,7 +328,12 @@ export function readSlice(plan: TrainingPlan, checkpoint: string | undefined, st
     const r = readCheckpointRange(checkpoint, start, end);
     return { params: r.params, m: r.m, v: r.v, step: r.manifest.step };
   }
-  return { params: initParameters(plan.layout, plan.config.training.seed).slice(start, end), m: new Float32Array(end - start), v: new Float32Array(end - start), step: 0 };
+  return {
+    params: initParameters(plan.layout, plan.config.training.seed).slice(start, end),
+    m: new Float32Array(end - start),
+    v: new Float32Array(end - start),
+    step: 0,
+  };
 }
 
 /** Seals a checkpoint whose slice files are written: its manifest, its tokenizer, the rename. */

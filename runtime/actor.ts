@@ -122,12 +122,20 @@ export abstract class Actor {
 
   /** Stops on SIGTERM/SIGINT, then exits the process. */
   stopOnSignals(): void {
-    for (const signal of ["SIGTERM", "SIGINT"] as const)
-      process.once(signal, () => void this.stop(`received ${signal}`).then(() => process.exit(0)));
+    for (const signal of ["SIGTERM", "SIGINT"] as const) process.once(signal, () => void this.stop(`received ${signal}`).then(() => process.exit(0)));
   }
 
   heartbeat(): Heartbeat {
-    return { kind: this.kind, id: this.id, pid: process.pid, host: this.host, state: this.state, time: Date.now(), memoryBytes: process.memoryUsage.rss(), ...this.status() };
+    return {
+      kind: this.kind,
+      id: this.id,
+      pid: process.pid,
+      host: this.host,
+      state: this.state,
+      time: Date.now(),
+      memoryBytes: process.memoryUsage.rss(),
+      ...this.status(),
+    };
   }
 
   private sendHeartbeat(): void {

@@ -68,8 +68,8 @@ export function readClusterState(run: string, runsRoot = runsRootDefault()): Clu
 
 function writeClusterState(state: ClusterState, runsRoot: string): void {
   const file = join(runDir(state.run, runsRoot), "cluster.json");
-  writeFileSync(file + ".tmp", JSON.stringify(state, null, 2) + "\n");
-  renameSync(file + ".tmp", file);
+  writeFileSync(`${file}.tmp`, `${JSON.stringify(state, null, 2)}\n`);
+  renameSync(`${file}.tmp`, file);
 }
 
 export function isAlive(pid: number | undefined): boolean {
@@ -120,7 +120,7 @@ export async function clusterUp(opts: UpOptions): Promise<ClusterState> {
   if (previous?.state === "up" && isAlive(previous.agentPid))
     throw new UserError(`run "${run}" is already up (agent pid ${previous.agentPid}): use \`aze-run cluster down --run ${run}\` or another --run NAME.`);
   mkdirSync(join(dir, "logs"), { recursive: true });
-  if (config) writeFileSync(join(dir, "config.json"), JSON.stringify(config, null, 2) + "\n");
+  if (config) writeFileSync(join(dir, "config.json"), `${JSON.stringify(config, null, 2)}\n`);
 
   const counts = {
     compute: opts.compute ?? config?.cluster.compute ?? 1,
@@ -128,7 +128,8 @@ export async function clusterUp(opts: UpOptions): Promise<ClusterState> {
     loaders: opts.loaders ?? config?.cluster.loaders ?? 1,
   };
   for (const [key, n] of Object.entries(counts))
-    if (!Number.isSafeInteger(n) || n < (key === "compute" ? 0 : 1)) throw new UserError(`--${key} must be a whole number${key === "compute" ? "" : " of at least 1"}, got ${n}.`);
+    if (!Number.isSafeInteger(n) || n < (key === "compute" ? 0 : 1))
+      throw new UserError(`--${key} must be a whole number${key === "compute" ? "" : " of at least 1"}, got ${n}.`);
 
   // The server: ours, with generated credentials, or an existing one.
   let natsUrl: string;
@@ -151,7 +152,14 @@ export async function clusterUp(opts: UpOptions): Promise<ClusterState> {
   // Training runs: tokenizer and token shards are prepared (or found in the cache) before
   // any actor starts, so every actor opens the same files.
   const training = config
-    ? await planTraining(config, { configFile: resolve(opts.config!), runsRoot, shards: counts.shards, loaders: counts.loaders, steps: opts.steps, resume: opts.resume })
+    ? await planTraining(config, {
+        configFile: resolve(opts.config!),
+        runsRoot,
+        shards: counts.shards,
+        loaders: counts.loaders,
+        steps: opts.steps,
+        resume: opts.resume,
+      })
     : undefined;
 
   const agentId = `agent-${hostname()}`;
@@ -225,7 +233,12 @@ export async function fetchStatus(nc: NatsConnection, run: string, timeoutMs = 3
 }
 
 /** Waits until the coordinator reports the desired number of ready actors of each kind. */
-export async function waitForShape(nc: NatsConnection, run: string, counts: { compute: number; shards: number; loaders: number }, timeoutMs: number): Promise<ClusterStatus> {
+export async function waitForShape(
+  nc: NatsConnection,
+  run: string,
+  counts: { compute: number; shards: number; loaders: number },
+  timeoutMs: number,
+): Promise<ClusterStatus> {
   const deadline = Date.now() + timeoutMs;
   let last: ClusterStatus | undefined;
   while (Date.now() < deadline) {
@@ -239,7 +252,9 @@ export async function waitForShape(nc: NatsConnection, run: string, counts: { co
     await new Promise((r) => setTimeout(r, 150));
   }
   const seen = last ? last.actors.map((a) => `${a.id}:${a.state}`).join(", ") : "no answer from the coordinator";
-  throw new UserError(`the cluster did not reach ${counts.compute} compute, ${counts.shards} shards, ${counts.loaders} loaders within ${timeoutMs / 1000} s (seen: ${seen}); see the logs in the run folder.`);
+  throw new UserError(
+    `the cluster did not reach ${counts.compute} compute, ${counts.shards} shards, ${counts.loaders} loaders within ${timeoutMs / 1000} s (seen: ${seen}); see the logs in the run folder.`,
+  );
 }
 
 // ---- cluster down ---------------------------------------------------------------------

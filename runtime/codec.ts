@@ -60,7 +60,16 @@ export function checkMessage<S extends z.ZodType>(schema: S, value: unknown, wha
 
 export function tensorFrom(array: Float32Array | Int32Array | Uint8Array | BigInt64Array | Uint16Array, shape: number[], dtype?: TensorDType): Tensor {
   const inferred: TensorDType =
-    dtype ?? (array instanceof Float32Array ? "f32" : array instanceof Int32Array ? "i32" : array instanceof BigInt64Array ? "i64" : array instanceof Uint16Array ? "bf16" : "u8");
+    dtype ??
+    (array instanceof Float32Array
+      ? "f32"
+      : array instanceof Int32Array
+        ? "i32"
+        : array instanceof BigInt64Array
+          ? "i64"
+          : array instanceof Uint16Array
+            ? "bf16"
+            : "u8");
   const tensor = { dtype: inferred, shape, bytes: new Uint8Array(array.buffer, array.byteOffset, array.byteLength) };
   checkTensorShape({ ...tensor, byteLength: tensor.bytes.byteLength });
   return tensor;
@@ -93,11 +102,9 @@ export function tensorElements(shape: number[]): number {
 
 function checkTensorShape(t: { dtype: string; shape: unknown; byteLength: number }): void {
   if (!(t.dtype in dtypes)) throw new CodecError(`unknown dtype "${t.dtype}"`);
-  if (!Array.isArray(t.shape) || !t.shape.every((d) => Number.isSafeInteger(d) && d >= 0))
-    throw new CodecError(`bad shape ${JSON.stringify(t.shape)}`);
+  if (!Array.isArray(t.shape) || !t.shape.every((d) => Number.isSafeInteger(d) && d >= 0)) throw new CodecError(`bad shape ${JSON.stringify(t.shape)}`);
   const expected = tensorElements(t.shape) * dtypes[t.dtype as TensorDType];
-  if (expected !== t.byteLength)
-    throw new CodecError(`shape ${JSON.stringify(t.shape)} of ${t.dtype} needs ${expected} bytes but ${t.byteLength} arrived`);
+  if (expected !== t.byteLength) throw new CodecError(`shape ${JSON.stringify(t.shape)} of ${t.dtype} needs ${expected} bytes but ${t.byteLength} arrived`);
 }
 
 // ---- chunking -------------------------------------------------------------------------
@@ -143,7 +150,17 @@ export function encodeTensorChunks(tensor: Tensor, meta: unknown, maxPayload: nu
     const bytes = tensor.bytes.subarray(seq * room, Math.min(total, (seq + 1) * room));
     const withMeta = seq === 0 ? metaBytes : undefined;
     const chunkCrc = chunkChecksum(bytes, withMeta);
-    const envelope: Omit<Chunk, "bytes"> = { id, seq, count, stride: room, dtype: tensor.dtype, shape: tensor.shape, byteLength: total, chunkCrc, ...(withMeta ? { meta: withMeta } : {}) };
+    const envelope: Omit<Chunk, "bytes"> = {
+      id,
+      seq,
+      count,
+      stride: room,
+      dtype: tensor.dtype,
+      shape: tensor.shape,
+      byteLength: total,
+      chunkCrc,
+      ...(withMeta ? { meta: withMeta } : {}),
+    };
     out.push(packChunk(envelope, bytes));
   }
   return out;
@@ -201,9 +218,7 @@ interface Pending {
 export class TensorAssembler<M = unknown> {
   private pending = new Map<string, Pending>();
 
-  constructor(
-    private readonly limits: { maxBytes: number; timeoutMs?: number } = { maxBytes: 4 * 1024 ** 3 },
-  ) {}
+  constructor(private readonly limits: { maxBytes: number; timeoutMs?: number } = { maxBytes: 4 * 1024 ** 3 }) {}
 
   accept(data: Uint8Array): Reassembled<M> | undefined {
     const chunk = decodeMessage<Chunk>(data, "tensor chunk");
@@ -224,16 +239,29 @@ export class TensorAssembler<M = unknown> {
       this.pending.set(chunk.id, entry);
     }
     const first = entry.chunk0;
-    if (chunk.count !== first.count || chunk.stride !== first.stride || chunk.byteLength !== first.byteLength || chunk.dtype !== first.dtype || JSON.stringify(chunk.shape) !== JSON.stringify(first.shape)) {
+    if (
+      chunk.count !== first.count ||
+      chunk.stride !== first.stride ||
+      chunk.byteLength !== first.byteLength ||
+      chunk.dtype !== first.dtype ||
+      JSON.stringify(chunk.shape) !== JSON.stringify(first.shape)
+    ) {
       this.pending.delete(chunk.id);
       throw new CodecError(`chunk ${chunk.seq} of message ${chunk.id} disagrees with its earlier chunks about the tensor`);
     }
     if (entry.seen[chunk.seq]) return undefined; // a duplicate chunk: already have it
     const offset = chunk.seq * chunk.stride;
     const expected = Math.min(chunk.stride, chunk.byteLength - offset);
-    if (!Number.isSafeInteger(chunk.stride) || chunk.stride < 1 || chunk.bytes.byteLength !== expected || (chunk.seq === chunk.count - 1) !== (offset + expected === chunk.byteLength)) {
+    if (
+      !Number.isSafeInteger(chunk.stride) ||
+      chunk.stride < 1 ||
+      chunk.bytes.byteLength !== expected ||
+      (chunk.seq === chunk.count - 1) !== (offset + expected === chunk.byteLength)
+    ) {
       this.pending.delete(chunk.id);
-      throw new CodecError(`chunk ${chunk.seq} of message ${chunk.id} has ${chunk.bytes.byteLength} bytes where the ${chunk.byteLength}-byte tensor cut in ${chunk.count} chunks needs ${expected}`);
+      throw new CodecError(
+        `chunk ${chunk.seq} of message ${chunk.id} has ${chunk.bytes.byteLength} bytes where the ${chunk.byteLength}-byte tensor cut in ${chunk.count} chunks needs ${expected}`,
+      );
     }
     const metaBytes = chunk.meta instanceof Uint8Array ? chunk.meta : undefined;
     if (chunkChecksum(chunk.bytes, metaBytes) !== chunk.chunkCrc) {
@@ -264,8 +292,7 @@ export class TensorAssembler<M = unknown> {
       throw new CodecError(`tensor chunk ${c.seq} of ${c.count} is out of range`);
     if (!(c.bytes instanceof Uint8Array)) throw new CodecError("tensor chunk carries no bytes");
     if (!Number.isSafeInteger(c.byteLength) || c.byteLength < 0) throw new CodecError("tensor chunk has a bad byte length");
-    if (c.byteLength > this.limits.maxBytes)
-      throw new CodecError(`tensor of ${c.byteLength} bytes is larger than the ${this.limits.maxBytes}-byte limit`);
+    if (c.byteLength > this.limits.maxBytes) throw new CodecError(`tensor of ${c.byteLength} bytes is larger than the ${this.limits.maxBytes}-byte limit`);
     checkTensorShape({ dtype: c.dtype, shape: c.shape, byteLength: c.byteLength });
   }
 

@@ -1,5 +1,5 @@
 // CLI commands of the runtime: cluster up/status/scale/down and worker join.
-import { Command, InvalidArgumentError, Option } from "commander";
+import { type Command, InvalidArgumentError, Option } from "commander";
 import { existsSync, readdirSync, readFileSync } from "node:fs";
 import { join, relative } from "node:path";
 import { clusterDown, clusterScale, clusterUp, connectClient, fetchStatus, readClusterState, resolveRun, runDir, workerJoin } from "./cluster.js";
@@ -26,7 +26,7 @@ export function registerClusterCommands(program: Command): void {
     .addOption(new Option("--backend <name>", "compute backend").choices(["auto", "wasm", "cuda"]))
     .option("--nats <url>", "use an existing NATS server instead of starting one")
     .option("--creds <file>", "credentials for --nats")
-    .option("--run <name>", "run name (default: the config's name, else \"default\")")
+    .option("--run <name>", 'run name (default: the config\'s name, else "default")')
     .option("--steps <n>", "stop after this many steps", count("--steps"))
     .option("--resume <checkpoint>", "continue from a checkpoint folder (any number of shards)")
     .option("--detach", "start and return; the run goes on in the background")
@@ -35,8 +35,13 @@ export function registerClusterCommands(program: Command): void {
       const state = await clusterUp({ ...opts, tui: opts.tui });
       const nc = await connectClient(state);
       const status = await fetchStatus(nc, state.run).finally(() => nc.close());
-      const kinds = status.actors.reduce<Record<string, number>>((acc, a) => ((acc[a.kind] = (acc[a.kind] ?? 0) + 1), acc), {});
-      process.stdout.write(`run "${state.run}" is up at ${state.natsUrl}: ${Object.entries(kinds).map(([k, n]) => `${n} ${k}`).join(", ")}\n`);
+      const kinds: Record<string, number> = {};
+      for (const a of status.actors) kinds[a.kind] = (kinds[a.kind] ?? 0) + 1;
+      process.stdout.write(
+        `run "${state.run}" is up at ${state.natsUrl}: ${Object.entries(kinds)
+          .map(([k, n]) => `${n} ${k}`)
+          .join(", ")}\n`,
+      );
       if (opts.detach) return;
       await followInForeground(state.run, opts.tui !== false);
     });
@@ -53,14 +58,16 @@ export function registerClusterCommands(program: Command): void {
       const nc = await connectClient(state);
       const status = await fetchStatus(nc, run).finally(() => nc.close());
       if (opts.json) {
-        process.stdout.write(JSON.stringify({ ...status, natsUrl: state.natsUrl }, null, 2) + "\n");
+        process.stdout.write(`${JSON.stringify({ ...status, natsUrl: state.natsUrl }, null, 2)}\n`);
         return;
       }
       const now = Date.now();
       process.stdout.write(`run ${run} at ${state.natsUrl}\n`);
       process.stdout.write(`${"KIND".padEnd(12)} ${"ID".padEnd(28)} ${"PID".padEnd(8)} ${"HOST".padEnd(16)} ${"STATE".padEnd(9)} HEARTBEAT\n`);
       for (const a of status.actors)
-        process.stdout.write(`${a.kind.padEnd(12)} ${a.id.padEnd(28)} ${String(a.pid).padEnd(8)} ${a.host.slice(0, 16).padEnd(16)} ${a.state.padEnd(9)} ${((now - a.lastHeartbeat) / 1000).toFixed(1)}s ago\n`);
+        process.stdout.write(
+          `${a.kind.padEnd(12)} ${a.id.padEnd(28)} ${String(a.pid).padEnd(8)} ${a.host.slice(0, 16).padEnd(16)} ${a.state.padEnd(9)} ${((now - a.lastHeartbeat) / 1000).toFixed(1)}s ago\n`,
+        );
     });
 
   cluster
@@ -125,8 +132,16 @@ function runSummary(run: string): string {
   const dir = runDir(run);
   const metricsFile = join(dir, "metrics.jsonl");
   if (!existsSync(metricsFile)) return `run "${run}" is down.`;
-  const steps = readFileSync(metricsFile, "utf8").trim().split("\n").filter(Boolean).map((l) => JSON.parse(l) as { step: number; loss: number });
-  const checkpoints = existsSync(join(dir, "checkpoints")) ? readdirSync(join(dir, "checkpoints")).filter((n) => /^step-\d{6}$/.test(n)).sort() : [];
+  const steps = readFileSync(metricsFile, "utf8")
+    .trim()
+    .split("\n")
+    .filter(Boolean)
+    .map((l) => JSON.parse(l) as { step: number; loss: number });
+  const checkpoints = existsSync(join(dir, "checkpoints"))
+    ? readdirSync(join(dir, "checkpoints"))
+        .filter((n) => /^step-\d{6}$/.test(n))
+        .sort()
+    : [];
   const last = steps.at(-1);
   // A step with no masked token has no loss (null in JSON): report the first and last real ones.
   const losses = steps.map((m) => m.loss).filter((l): l is number => typeof l === "number" && Number.isFinite(l));

@@ -25,11 +25,11 @@ export function createLogger(runDir: string, actor: string, echo = false): Logge
   const log = (level: LogLevel, event: string, fields: Record<string, unknown> = {}) => {
     const line = JSON.stringify({ time: new Date().toISOString(), actor, level, event, ...fields });
     try {
-      appendFileSync(file, line + "\n");
+      appendFileSync(file, `${line}\n`);
     } catch {
       /* see module comment */
     }
-    if (echo || level === "error") process.stderr.write(line + "\n");
+    if (echo || level === "error") process.stderr.write(`${line}\n`);
   };
   return {
     log,

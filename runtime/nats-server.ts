@@ -38,9 +38,7 @@ export function findNatsServer(): string {
   const fromPath = spawnSync("sh", ["-c", "command -v nats-server"], { encoding: "utf8" }).stdout.trim();
   if (fromPath) return fromPath;
   for (const candidate of ["/usr/sbin/nats-server", "/usr/local/bin/nats-server", "/usr/bin/nats-server"]) if (existsSync(candidate)) return candidate;
-  throw new UserError(
-    "nats-server is not installed: run scripts/setup.sh (or `sudo apt-get install nats-server`), or use an existing server with --nats URL.",
-  );
+  throw new UserError("nats-server is not installed: run scripts/setup.sh (or `sudo apt-get install nats-server`), or use an existing server with --nats URL.");
 }
 
 /** Generates one user per role with a random password. */
@@ -61,7 +59,7 @@ export function writeCredentialsFiles(dir: string, creds: Credentials[], url: st
   const files = {} as Record<Role | "worker", string>;
   const write = (name: Role | "worker", content: Credentials) => {
     const file = join(dir, `${name}.json`);
-    writeFileSync(file, JSON.stringify(content, null, 2) + "\n", { mode: 0o600 });
+    writeFileSync(file, `${JSON.stringify(content, null, 2)}\n`, { mode: 0o600 });
     chmodSync(file, 0o600);
     files[name] = file;
   };
@@ -136,13 +134,14 @@ async function waitForListening(logFile: string, pid: number, exitCode: () => nu
   const deadline = Date.now() + 10_000;
   const pidTag = `[${pid}]`;
   while (Date.now() < deadline) {
-    const lines = readFileSync(logFile, "utf8").split("\n").filter((l) => l.startsWith(pidTag));
+    const lines = readFileSync(logFile, "utf8")
+      .split("\n")
+      .filter((l) => l.startsWith(pidTag));
     const text = lines.join("\n");
     const listening = /Listening for client connections on [^\s:]+:(\d+)/.exec(text);
     if (listening && /Server is ready/.test(text)) return Number(listening[1]);
     if (exitCode() !== null || /\[FTL\]/.test(text)) {
-      if (/address already in use/.test(text))
-        throw new UserError(`port ${wanted} is in use: stop what listens there or start without a fixed port.`);
+      if (/address already in use/.test(text)) throw new UserError(`port ${wanted} is in use: stop what listens there or start without a fixed port.`);
       const fatal = lines.find((l) => l.includes("[FTL]") || l.includes("[ERR]")) ?? "no message";
       throw new UserError(`nats-server failed to start (see ${logFile}): ${fatal.replace(/^\S+ \S+ \S+ /, "")}`);
     }

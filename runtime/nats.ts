@@ -38,7 +38,9 @@ export async function connectNats(opts: ConnectOptions): Promise<NatsConnection>
   } catch (err) {
     const message = (err as Error).message ?? String(err);
     if (/auth|authorization/i.test(message))
-      throw new UserError(`NATS at ${opts.url} refused the credentials${opts.creds ? ` of user "${opts.creds.user}"` : " (none given)"}: use the creds file of this run (runs/<name>/creds/).`);
+      throw new UserError(
+        `NATS at ${opts.url} refused the credentials${opts.creds ? ` of user "${opts.creds.user}"` : " (none given)"}: use the creds file of this run (runs/<name>/creds/).`,
+      );
     throw new UserError(`cannot reach NATS at ${opts.url} (${message}): is the run up? Check \`aze-run cluster status\` or the --nats URL.`);
   }
 }

@@ -59,7 +59,7 @@ export function createProgress(label: string, total: number, opts: ProgressOptio
       const tenth = total > 0 ? Math.floor((10 * Math.min(done, total)) / total) : 10;
       if (tenth > lastTenth && tenth < 10) {
         lastTenth = tenth;
-        stream.write(line() + "\n");
+        stream.write(`${line()}\n`);
       }
     },
     finish(note) {

@@ -21,7 +21,7 @@ export function renderPrometheus(gauges: Gauge[]): string {
       lines.push(`${g.name}${rendered} ${Number.isFinite(s.value) ? s.value : "NaN"}`);
     }
   }
-  return lines.join("\n") + "\n";
+  return `${lines.join("\n")}\n`;
 }
 
 /** Serves GET /metrics on 127.0.0.1 at a free port; resolves with the server and its URL. */

@@ -7,9 +7,7 @@ import { createRequire } from "node:module";
 import { dirname, join } from "node:path";
 
 const root = join(dirname(new URL(import.meta.url).pathname), "..");
-const addons = [
-  { dir: "corpus/native", needs: null },
-];
+const addons = [{ dir: "corpus/native", needs: null }];
 
 const nodeGyp = createRequire(import.meta.url).resolve("node-gyp/bin/node-gyp.js");
 // Build against the headers of the Node.js that runs us: no download from the internet.

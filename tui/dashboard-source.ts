@@ -50,11 +50,16 @@ export class NatsDashboardSource implements DashboardSource {
         listener({ kind: "actors", actors: snap.actors });
       })
       .catch(() => undefined);
-    return () => subs.forEach((s) => s.unsubscribe());
+    return () => {
+      for (const s of subs) s.unsubscribe();
+    };
   }
 
   async control(c: Control): Promise<void> {
-    const reply = c.type === "scale" ? await requestMessage(this.nc, this.s.scale, { compute: c.compute }, replySchema) : await requestMessage(this.nc, this.s.command, c, replySchema);
+    const reply =
+      c.type === "scale"
+        ? await requestMessage(this.nc, this.s.scale, { compute: c.compute }, replySchema)
+        : await requestMessage(this.nc, this.s.command, c, replySchema);
     if (!reply.ok) throw new Error(reply.error ?? `the cluster refused ${c.type}`);
   }
 }

@@ -92,7 +92,10 @@ describe("faults and scaling keep the bits", () => {
     });
     await client.close();
     // The compute actors measure their backend's peak; the run info carries it, for the dashboard's MFU.
-    const peak = await waitFor("the compute actors' peak FLOP/s in the run info", async () => (await requestMessage(r.nc, subjects("kill-compute").command, { type: "snapshot" }, snapshotSchema)).run?.backendPeakFlops);
+    const peak = await waitFor(
+      "the compute actors' peak FLOP/s in the run info",
+      async () => (await requestMessage(r.nc, subjects("kill-compute").command, { type: "snapshot" }, snapshotSchema)).run?.backendPeakFlops,
+    );
     expect(peak).toBeGreaterThan(1e8);
     const victim = computes.sort((a, b) => a.id.localeCompare(b.id)).at(-1)!;
     // Killed the moment the order for step 4 reaches us: while it computes its groups.

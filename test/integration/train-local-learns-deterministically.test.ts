@@ -43,7 +43,10 @@ describe("train --local", () => {
     };
     const skip = await runCli(["train", "--local", "--config", config("skip"), "--run", "nan-skip"], cwd, 240_000);
     expect(skip.code, skip.stderr).toBe(0);
-    const updates = readFileSync(join(cwd, "runs", "nan-skip", "metrics.jsonl"), "utf8").trim().split("\n").map((l) => (JSON.parse(l) as { update: string }).update);
+    const updates = readFileSync(join(cwd, "runs", "nan-skip", "metrics.jsonl"), "utf8")
+      .trim()
+      .split("\n")
+      .map((l) => (JSON.parse(l) as { update: string }).update);
     expect(updates).toEqual(["applied", "skipped", "skipped"]);
     const checkpoints = join(cwd, "runs", "nan-skip", "checkpoints");
     const after1 = checkpointParamBytes(join(checkpoints, "step-000001"));
@@ -69,7 +72,10 @@ describe("train --local", () => {
     const bytes = readFileSync(slice);
     bytes[bytes.length - 5]! ^= 0x40; // one flipped bit in the parameters
     writeFileSync(slice, bytes);
-    for (const args of [["checkpoint", "verify", bad], ["train", "--local", "--config", config, "--run", "w", "--resume", bad]]) {
+    for (const args of [
+      ["checkpoint", "verify", bad],
+      ["train", "--local", "--config", config, "--run", "w", "--resume", bad],
+    ]) {
       const r = await runCli(args, cwd, 240_000);
       expect(r.code).not.toBe(0);
       expect(r.stderr.trim().split("\n")).toHaveLength(1);

@@ -34,7 +34,10 @@ for (const [preset, task, rows, labels] of cases)
       const head = new TaskHead(encoder, task, 3, 10);
       const params = Float64Array.from(initParameters(layout, 5), (v) => v * 20);
       k.uploadF64(encoder.params, params);
-      const loss = (train: boolean) => (encoder.forward(batch, { forwardOnly: !train }), head.run(rows, labels, train).lossSum / rows.length);
+      const loss = (train: boolean) => {
+        encoder.forward(batch, { forwardOnly: !train });
+        return head.run(rows, labels, train).lossSum / rows.length;
+      };
       encoder.zeroGrads();
       loss(true);
       const analytic = k.downloadF64(encoder.grads, layout.total);

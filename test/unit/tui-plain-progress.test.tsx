@@ -12,6 +12,7 @@ const metrics: StepMetrics = {
   step: 12,
   loss: 6.9149,
   lr: 0.0012,
+  update: "applied",
   gradNorm: 1.3,
   tokens: 1024,
   tokensPerSec: 3412,

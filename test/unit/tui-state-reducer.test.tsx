@@ -150,6 +150,7 @@ function step(n: number, loss: number): DashboardUpdate {
     metrics: {
       step: n,
       loss,
+      update: "applied",
       lr: 1e-3,
       gradNorm: 1,
       tokens: 1024,
