@@ -7,11 +7,11 @@ import { Box, Text } from "ink";
 import { fitCell, formatAge, formatBytes, formatGroups, formatStepMs } from "../runtime/format.js";
 import type { DashboardState } from "./state.js";
 import type { ActorKind } from "../runtime/subjects.js";
-import type { ActorState, ActorStatus } from "./types.js";
+import type { ActorStatus } from "./types.js";
 
 const KIND_ORDER: ActorKind[] = ["coordinator", "param-shard", "data-loader", "compute", "node-agent"];
 
-const STATE_COLOR: Record<ActorState, string> = {
+const STATE_COLOR: Record<ActorStatus["state"], string> = {
   starting: "cyan",
   ready: "green",
   working: "green",
@@ -24,57 +24,32 @@ const STATE_COLOR: Record<ActorState, string> = {
 };
 
 /** A heartbeat older than this is shown in yellow: the coordinator may soon call it dead. */
-export const STALE_HEARTBEAT_MS = 3000;
+const STALE_HEARTBEAT_MS = 3000;
 
-interface Column {
-  title: string;
-  width: number;
-  align: "left" | "right";
-}
+const TITLES = ["kind", "id", "host", "bknd", "state", "groups", "step", "beat", "mem"];
 
-/** The fixed columns and separators take 54 cells; id and host start at 12 and 8 and share what is left. */
-function columns(width: number): Column[] {
+/**
+ * The cell widths, in TITLES order; the last three columns are numbers, aligned right. The
+ * fixed columns and separators take 54 cells; id and host start at 12 and 8 and share what is left.
+ */
+function columnWidths(width: number): number[] {
   const spare = Math.max(0, width - 74);
   // Past 28 cells an id or host name is a typo, not information: leave the rest blank.
-  const id = Math.min(28, 12 + Math.ceil(spare / 2));
-  const host = Math.min(24, 8 + Math.floor(spare / 2));
-  return [
-    { title: "kind", width: 11, align: "left" },
-    { title: "id", width: id, align: "left" },
-    { title: "host", width: host, align: "left" },
-    { title: "bknd", width: 4, align: "left" },
-    { title: "state", width: 8, align: "left" },
-    { title: "groups", width: 6, align: "left" },
-    { title: "step", width: 6, align: "right" },
-    { title: "beat", width: 5, align: "right" },
-    { title: "mem", width: 6, align: "right" },
-  ];
+  return [11, Math.min(28, 12 + Math.ceil(spare / 2)), Math.min(24, 8 + Math.floor(spare / 2)), 4, 8, 6, 6, 5, 6];
 }
 
-export function sortActors(actors: readonly ActorStatus[]): ActorStatus[] {
-  return [...actors].sort((a, b) => KIND_ORDER.indexOf(a.kind) - KIND_ORDER.indexOf(b.kind) || a.id.localeCompare(b.id));
-}
-
-export interface ActorsTableProps {
-  state: DashboardState;
-  /** ms epoch, for heartbeat ages. */
-  now: number;
-  width: number;
-  /** Rows for actors under the header; extra actors collapse into a "+N more" row. */
-  maxRows: number;
-}
-
-export function ActorsTable({ state, now, width, maxRows }: ActorsTableProps) {
-  const cols = columns(width);
+/** `now` (ms epoch) is for heartbeat ages; past `maxRows` actors, the last row becomes "+N more". */
+export function ActorsTable({ state, now, width, maxRows }: { state: DashboardState; now: number; width: number; maxRows: number }) {
+  const widths = columnWidths(width);
+  const cell = (text: string, i: number) => fitCell(text, widths[i]!, i < 6 ? "left" : "right");
   const stepById = new Map((state.last?.actors ?? []).map((a) => [a.id, a]));
-  const sorted = sortActors(state.actors);
+  const sorted = [...state.actors].sort((a, b) => KIND_ORDER.indexOf(a.kind) - KIND_ORDER.indexOf(b.kind) || a.id.localeCompare(b.id));
   const shown = sorted.length > maxRows ? sorted.slice(0, Math.max(0, maxRows - 1)) : sorted;
   const hidden = sorted.length - shown.length;
-  const header = cols.map((c) => fitCell(c.title, c.width, c.align)).join(" ");
   return (
     <Box flexDirection="column" width={width}>
       <Text bold wrap="truncate-end">
-        {header}
+        {TITLES.map(cell).join(" ")}
       </Text>
       {shown.map((a) => {
         const step = stepById.get(a.id);
@@ -89,7 +64,7 @@ export function ActorsTable({ state, now, width, maxRows }: ActorsTableProps) {
           step ? formatStepMs(step.stepMs) : "",
           a.state === "dead" ? "" : formatAge(age),
           a.memoryBytes === undefined ? "" : formatBytes(a.memoryBytes).replace(" ", ""),
-        ].map((text, i) => fitCell(text, cols[i]!.width, cols[i]!.align));
+        ].map(cell);
         const dead = a.state === "dead";
         return (
           <Text key={a.id} wrap="truncate-end" dimColor={dead}>

@@ -6,11 +6,6 @@ import { Text } from "ink";
 import { formatBytes, formatPercent } from "../runtime/format.js";
 import type { DashboardState } from "./state.js";
 
-export interface CommPanelProps {
-  state: DashboardState;
-  width: number;
-}
-
 /** Cells of the bar for compute, comm and wait, in proportion to their times; they sum to `width`. */
 export function timeSplit(computeMs: number, commMs: number, waitMs: number, width: number): [number, number, number] {
   const total = computeMs + commMs + waitMs;
@@ -24,7 +19,7 @@ export function timeSplit(computeMs: number, commMs: number, waitMs: number, wid
   return cells;
 }
 
-export function CommPanel({ state, width }: CommPanelProps) {
+export function CommPanel({ state, width }: { state: DashboardState; width: number }) {
   const m = state.last;
   if (!m) {
     return (

@@ -22,14 +22,8 @@ export function eventLine(e: ClusterEvent): string {
   return `${formatClock(e.time)} ${e.type.padEnd(10)} ${e.actor ? `${e.actor}: ` : ""}${e.message}`;
 }
 
-export interface EventLogProps {
-  events: readonly ClusterEvent[];
-  width: number;
-  /** Lines for events under the heading. */
-  height: number;
-}
-
-export function EventLog({ events, width, height }: EventLogProps) {
+/** `height` lines of events under the heading. */
+export function EventLog({ events, width, height }: { events: readonly ClusterEvent[]; width: number; height: number }) {
   const shown = height > 0 ? events.slice(-height) : [];
   const heading = `events (${events.length})`;
   return (

@@ -5,12 +5,7 @@
 import { Text } from "ink";
 import { liveComputeCount, type DashboardState } from "./state.js";
 
-export interface HelpLineProps {
-  state: DashboardState;
-  width: number;
-}
-
-export function HelpLine({ state, width }: HelpLineProps) {
+export function HelpLine({ state, width }: { state: DashboardState; width: number }) {
   const compute = state.computeTarget ?? liveComputeCount(state);
   const keys: [string, string][] =
     state.ended !== undefined

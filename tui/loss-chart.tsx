@@ -31,14 +31,8 @@ export function blockChart(values: readonly number[], height: number): string[] 
   return rows;
 }
 
-export interface LossChartProps {
-  state: DashboardState;
-  width: number;
-  /** Rows of chart under the heading line. */
-  height: number;
-}
-
-export function LossChart({ state, width, height }: LossChartProps) {
+/** `height` rows of chart under the heading line. */
+export function LossChart({ state, width, height }: { state: DashboardState; width: number; height: number }) {
   const last = state.last?.loss;
   const heading = [
     `loss ${last === undefined ? "–" : formatLoss(last)}`,

@@ -6,14 +6,7 @@ import { Box, Text } from "ink";
 import { formatBar, formatCount, formatDuration, formatLr } from "../runtime/format.js";
 import { etaMs, type DashboardState } from "./state.js";
 
-export interface RunPanelProps {
-  state: DashboardState;
-  /** ms epoch, for elapsed time. */
-  now: number;
-  width: number;
-}
-
-export function runStatus(state: DashboardState): { label: string; color: string } {
+function runStatus(state: DashboardState): { label: string; color: string } {
   if (state.ended) return { label: state.ended, color: "gray" };
   if (!state.run) return { label: "waiting for the run…", color: "yellow" };
   if (state.paused) return { label: "paused", color: "yellow" };
@@ -21,7 +14,8 @@ export function runStatus(state: DashboardState): { label: string; color: string
   return { label: "running", color: "green" };
 }
 
-export function RunPanel({ state, now, width }: RunPanelProps) {
+/** `now` (ms epoch) is for the elapsed time. */
+export function RunPanel({ state, now, width }: { state: DashboardState; now: number; width: number }) {
   const { run, last } = state;
   const status = runStatus(state);
   const title = run ? `aze-run ${run.run} · ${run.configName} · ${run.preset} ${run.architecture} ${formatCount(run.parameters)} params` : "aze-run";

@@ -6,12 +6,7 @@ import { Text } from "ink";
 import { formatCount, formatPercent, formatStepMs } from "../runtime/format.js";
 import { mfu, type DashboardState } from "./state.js";
 
-export interface ThroughputPanelProps {
-  state: DashboardState;
-  width: number;
-}
-
-export function ThroughputPanel({ state, width }: ThroughputPanelProps) {
+export function ThroughputPanel({ state, width }: { state: DashboardState; width: number }) {
   const m = state.last;
   const utilisation = mfu(state);
   const parts = m

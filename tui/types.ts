@@ -6,8 +6,7 @@
 
 import type { ActorStatus, ClusterEvent, Control, RunInfo, StepMetrics } from "../actors/protocol.js";
 
-export type { ActorStatus, ActorStepMetrics, ClusterEvent, ClusterEventType, Control, RunInfo, StepMetrics } from "../actors/protocol.js";
-export type ActorState = ActorStatus["state"];
+export type { ActorStatus, ClusterEvent, ClusterEventType, Control, RunInfo, StepMetrics } from "../actors/protocol.js";
 
 /**
  * Everything the dashboard consumes. `actors` is always a full snapshot (the dashboard
