@@ -5,7 +5,7 @@
 // Never: talks to NATS (a DashboardSource does) or decides what a control means for the
 // cluster; `q` only detaches, training goes on.
 import { Box, render, useApp, useInput, useStdin, useStdout } from "ink";
-import { useCallback, useEffect, useRef, useState } from "react";
+import { useCallback, useEffect, useReducer, useRef, useState } from "react";
 import { ActorsTable } from "./actors-table.js";
 import { CommPanel } from "./comm-panel.js";
 import { EventLog } from "./event-log.js";
@@ -21,22 +21,15 @@ import type { Control, DashboardSource } from "./types.js";
 export type DashboardExit = "detach" | "stop" | "end";
 
 /** Default redraw period: 5 Hz is smooth for a training run and cheap on a shared machine. */
-export const REFRESH_MS = 200;
+const REFRESH_MS = 200;
 /** Redraw period while no update arrives, for the clock-driven figures alone. */
-export const CLOCK_REFRESH_MS = 1000;
-
-export interface Layout {
-  width: number;
-  chartRows: number;
-  actorRows: number;
-  eventRows: number;
-}
+const CLOCK_REFRESH_MS = 1000;
 
 /**
  * Splits the screen between panels. Everything fits in rows - 1 lines: Ink clears the whole
  * terminal when its output reaches the last row, which is exactly the flicker to avoid.
  */
-export function layout(columns: number, rows: number, actorCount: number): Layout {
+export function layout(columns: number, rows: number, actorCount: number) {
   const width = Math.max(40, columns);
   // run (2) + loss heading + speed + comm + actors header + events heading + help = 8 lines
   const free = Math.max(6, rows - 1 - 8);
@@ -59,21 +52,17 @@ export interface DashboardProps {
   onExit?: (how: DashboardExit) => void;
 }
 
-function readSize(stdout: NodeJS.WriteStream, columns?: number, rows?: number): [number, number] {
-  return [columns ?? stdout.columns ?? 80, rows ?? stdout.rows ?? 24];
-}
-
+/** The size given, or stdout's, redrawn on every resize. */
 function useTerminalSize(columns?: number, rows?: number): [number, number] {
   const { stdout } = useStdout();
-  const [size, setSize] = useState(() => readSize(stdout, columns, rows));
+  const [, resized] = useReducer((n: number) => n + 1, 0);
   useEffect(() => {
-    const onResize = () => setSize(readSize(stdout, columns, rows));
-    stdout.on("resize", onResize);
+    stdout.on("resize", resized);
     return () => {
-      stdout.off("resize", onResize);
+      stdout.off("resize", resized);
     };
-  }, [stdout, columns, rows]);
-  return columns !== undefined && rows !== undefined ? [columns, rows] : size;
+  }, [stdout]);
+  return [columns ?? stdout.columns ?? 80, rows ?? stdout.rows ?? 24];
 }
 
 export function Dashboard({ source, now = Date.now, refreshMs = REFRESH_MS, columns, rows, exitOnEnd = true, onExit }: DashboardProps) {
@@ -83,19 +72,13 @@ export function Dashboard({ source, now = Date.now, refreshMs = REFRESH_MS, colu
   // Updates can come much faster than a terminal should redraw: fold them into a ref and
   // let the timer publish the latest state at a steady rate.
   const latest = useRef<DashboardState>(initialState);
-  const [frame, setFrame] = useState({ state: initialState, now: now() });
+  const [frame, setFrame] = useState(() => ({ state: initialState, now: now() }));
   const leaving = useRef(false);
 
-  const published = useRef({ state: initialState, at: 0 });
-  const publish = useCallback(() => {
-    const at = now();
-    published.current = { state: latest.current, at };
-    setFrame({ state: latest.current, now: at });
-  }, [now]);
   // Between updates only the clock moves (elapsed, heartbeat ages): once a second is enough.
-  const tick = useCallback(() => {
-    if (latest.current !== published.current.state || now() - published.current.at >= CLOCK_REFRESH_MS) publish();
-  }, [now, publish]);
+  const publish = useCallback(() => {
+    setFrame((f) => (latest.current !== f.state || now() - f.now >= CLOCK_REFRESH_MS ? { state: latest.current, now: now() } : f));
+  }, [now]);
   const dispatch = useCallback((a: DashboardAction) => {
     latest.current = reduce(latest.current, a);
   }, []);
@@ -112,29 +95,26 @@ export function Dashboard({ source, now = Date.now, refreshMs = REFRESH_MS, colu
   useEffect(() => {
     const unsubscribe = source.subscribe(dispatch);
     publish();
-    const timer = setInterval(tick, refreshMs);
+    const timer = setInterval(publish, refreshMs);
     return () => {
       clearInterval(timer);
       unsubscribe();
     };
-  }, [source, refreshMs, dispatch, publish, tick]);
+  }, [source, refreshMs, dispatch, publish]);
 
   useEffect(() => {
     // Leave only after the final picture (with its end reason) has been drawn.
     if (frame.state.ended !== undefined && exitOnEnd) leave("end");
   }, [frame.state.ended, exitOnEnd, leave]);
 
-  const send = useCallback(
-    (control: Control, then?: () => void) => {
-      dispatch({ kind: "control-sent", control, time: now() });
+  const send = (control: Control, then?: () => void) => {
+    dispatch({ kind: "control-sent", control, time: now() });
+    publish();
+    source.control(control).then(then, (err: unknown) => {
+      dispatch({ kind: "control-failed", control, message: err instanceof Error ? err.message : String(err), time: now() });
       publish();
-      source.control(control).then(then, (err: unknown) => {
-        dispatch({ kind: "control-failed", control, message: err instanceof Error ? err.message : String(err), time: now() });
-        publish();
-      });
-    },
-    [source, dispatch, publish, now],
-  );
+    });
+  };
 
   useInput(
     (input) => {
@@ -153,18 +133,11 @@ export function Dashboard({ source, now = Date.now, refreshMs = REFRESH_MS, colu
     { isActive: isRawModeSupported },
   );
 
-  return <DashboardView state={frame.state} now={frame.now} columns={width} rows={height} />;
-}
-
-export interface DashboardViewProps {
-  state: DashboardState;
-  now: number;
-  columns: number;
-  rows: number;
+  return <DashboardView {...frame} columns={width} rows={height} />;
 }
 
 /** One frame of the dashboard for a given state: pure, so captures and measurements need no source. */
-export function DashboardView({ state, now, columns, rows }: DashboardViewProps) {
+export function DashboardView({ state, now, columns, rows }: { state: DashboardState; now: number; columns: number; rows: number }) {
   const l = layout(columns, rows, state.actors.length);
   return (
     <Box flexDirection="column" width={l.width}>
@@ -179,12 +152,9 @@ export function DashboardView({ state, now, columns, rows }: DashboardViewProps)
   );
 }
 
-export interface RunDashboardOptions {
+export interface RunDashboardOptions extends Pick<DashboardProps, "now" | "refreshMs" | "exitOnEnd"> {
   stdout?: NodeJS.WriteStream;
   stdin?: NodeJS.ReadStream;
-  refreshMs?: number;
-  now?: () => number;
-  exitOnEnd?: boolean;
   /** Force the one-line-per-step output even on a terminal. */
   plain?: boolean;
   /** Plain mode only: stop following (Ctrl+C). In a terminal, Ctrl+C detaches like `q`. */
