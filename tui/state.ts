@@ -9,9 +9,9 @@ import type { ActorStatus, ClusterEvent, Control, DashboardUpdate, RunInfo, Step
 /** Points kept for the loss curve; wider than any terminal, small enough to copy per step. */
 export const LOSS_CAPACITY = 512;
 /** Events kept for the log; the screen shows the newest that fit. */
-export const EVENT_CAPACITY = 500;
+const EVENT_CAPACITY = 500;
 /** EMA weight of the newest value: about the last ten steps dominate. */
-export const EMA_ALPHA = 0.1;
+const EMA_ALPHA = 0.1;
 
 /**
  * The loss over the whole run in buckets of `bucket` consecutive steps each (the last one
@@ -44,12 +44,11 @@ export interface DashboardState {
   ended?: string;
 }
 
-/** What the dashboard itself did, folded in beside the cluster's updates. */
-export type LocalAction =
+/** The cluster's updates, and beside them what the dashboard itself did. */
+export type DashboardAction =
+  | DashboardUpdate
   | { kind: "control-sent"; control: Control; time: number }
   | { kind: "control-failed"; control: Control; message: string; time: number };
-
-export type DashboardAction = DashboardUpdate | LocalAction;
 
 export const initialState: DashboardState = {
   loss: { bucket: 1, firstSteps: [], means: [], counts: [] },
@@ -71,15 +70,15 @@ export function reduce(state: DashboardState, action: DashboardAction): Dashboar
       }
       return next;
     }
-    case "event": {
-      const { type } = action.event;
-      const paused = type === "pause" ? true : type === "resume" ? false : state.paused;
-      return { ...state, paused, events: appendEvent(state.events, action.event) };
-    }
+    case "event":
+      return { ...state, paused: pausedAfter(action.event.type, state.paused), events: appendEvent(state.events, action.event) };
     case "end":
       return { ...state, ended: action.reason };
-    case "control-sent":
-      return reduceControlSent(state, action.control, action.time);
+    case "control-sent": {
+      const c = action.control;
+      const events = appendEvent(state.events, { time: action.time, type: "info", message: `asked: ${describeControl(c)}` });
+      return { ...state, events, paused: pausedAfter(c.type, state.paused), ...(c.type === "scale" ? { computeTarget: c.compute } : {}) };
+    }
     case "control-failed":
       return {
         ...state,
@@ -148,21 +147,12 @@ function appendEvent(events: ClusterEvent[], e: ClusterEvent): ClusterEvent[] {
   return next.length > EVENT_CAPACITY ? next.slice(next.length - EVENT_CAPACITY) : next;
 }
 
-function reduceControlSent(state: DashboardState, c: Control, time: number): DashboardState {
-  const events = appendEvent(state.events, { time, type: "info", message: `asked: ${describeControl(c)}` });
-  switch (c.type) {
-    case "scale":
-      return { ...state, events, computeTarget: c.compute };
-    case "pause":
-      return { ...state, events, paused: true };
-    case "resume":
-      return { ...state, events, paused: false };
-    default:
-      return { ...state, events };
-  }
+/** A pause or resume, asked for or reported by the cluster, sets `paused`; anything else leaves it. */
+function pausedAfter(type: string, paused: boolean): boolean {
+  return type === "resume" ? false : type === "pause" || paused;
 }
 
-export function describeControl(c: Control): string {
+function describeControl(c: Control): string {
   switch (c.type) {
     case "scale":
       return `scale to ${c.compute} compute`;
