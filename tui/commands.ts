@@ -17,14 +17,14 @@ import { MemorySource, parseUpdates } from "./memory-source.js";
 import { sampleRun, SAMPLE_TOTAL_STEPS } from "./sample-run.js";
 import type { DashboardUpdate } from "./types.js";
 
-interface DashboardCommandOptions {
+type ReplayOptions = { rate: number; plain?: boolean; stdout?: NodeJS.WriteStream };
+
+interface DashboardCommandOptions extends ReplayOptions {
   run?: string;
   nats?: string;
   creds?: string;
   replay?: string;
   demo?: boolean;
-  rate: number;
-  plain?: boolean;
 }
 
 export function registerDashboardCommands(program: Command): void {
@@ -36,7 +36,7 @@ export function registerDashboardCommands(program: Command): void {
     .option("--creds <file>", "with --nats: that run's creds/client.json")
     .option("--replay <file>", "play a recorded metrics.jsonl (one dashboard update per line)")
     .option("--demo", "play the built-in sample run (a death, a join, checkpoints); needs no cluster")
-    .option("--rate <steps>", "replays: steps shown per second", positive("--rate"), 20)
+    .option("--rate <steps>", "replays: steps shown per second", positiveRate, 20)
     .option("--plain", "one line per step even on a terminal")
     .action(async (opts: DashboardCommandOptions) => {
       if (opts.demo) return void (await replayUpdates(sampleRun(SAMPLE_TOTAL_STEPS), opts));
@@ -71,30 +71,21 @@ async function attach(opts: DashboardCommandOptions): Promise<DashboardExit> {
   }
 }
 
-function positive(name: string) {
-  return (value: string) => {
-    const n = Number(value);
-    if (!(n > 0) || !Number.isFinite(n)) throw new InvalidArgumentError(`${name} must be a positive number, got "${value}".`);
-    return n;
-  };
+function positiveRate(value: string): number {
+  const n = Number(value);
+  if (!(n > 0) || !Number.isFinite(n)) throw new InvalidArgumentError(`--rate must be a positive number, got "${value}".`);
+  return n;
 }
 
-/** The latest wall time an update mentions: a replay's clock, so ages and ETA read as they did. */
-function timeOf(u: DashboardUpdate): number | undefined {
-  switch (u.kind) {
-    case "run":
-      return u.run.startedAt;
-    case "event":
-      return u.event.time;
-    case "actors":
-      return u.actors.reduce<number | undefined>((t, a) => Math.max(t ?? 0, a.lastHeartbeat), undefined);
-    default:
-      return undefined;
-  }
+/** The latest wall time an update mentions (-Infinity for none): a replay's clock, so ages and ETA read as they did. */
+function timeOf(u: DashboardUpdate): number {
+  if (u.kind === "run") return u.run.startedAt;
+  if (u.kind === "event") return u.event.time;
+  return u.kind === "actors" ? Math.max(...u.actors.map((a) => a.lastHeartbeat)) : Number.NEGATIVE_INFINITY;
 }
 
 /** Reads a metrics.jsonl file and replays it; a bad line is a UserError naming file and line. */
-export async function replayFile(file: string, opts: { rate: number; plain?: boolean; stdout?: NodeJS.WriteStream }): Promise<DashboardExit> {
+export async function replayFile(file: string, opts: ReplayOptions): Promise<DashboardExit> {
   let text: string;
   try {
     text = readFileSync(file, "utf8");
@@ -110,7 +101,7 @@ export async function replayFile(file: string, opts: { rate: number; plain?: boo
  * Plays `updates` at `rate` steps per second and keeps the last picture until the user
  * presses q (plain output ends with the run). Controls are refused: a recording cannot be steered.
  */
-export async function replayUpdates(updates: DashboardUpdate[], opts: { rate: number; plain?: boolean; stdout?: NodeJS.WriteStream }): Promise<DashboardExit> {
+async function replayUpdates(updates: DashboardUpdate[], opts: ReplayOptions): Promise<DashboardExit> {
   updates = [...updates];
   if (!updates.some((u) => u.kind === "end")) updates.push({ kind: "end", reason: "replay over" });
   const source = new MemorySource(() => {
@@ -121,7 +112,7 @@ export async function replayUpdates(updates: DashboardUpdate[], opts: { rate: nu
   const play = (async () => {
     for (const u of updates) {
       if (abort.signal.aborted) return;
-      clock = Math.max(clock, timeOf(u) ?? clock);
+      clock = Math.max(clock, timeOf(u));
       source.push(u);
       if (u.kind === "step") await new Promise((r) => setTimeout(r, 1000 / opts.rate));
     }

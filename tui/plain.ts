@@ -27,29 +27,28 @@ export function plainLine(u: DashboardUpdate, totalSteps: number | undefined): s
   }
 }
 
-export interface PlainOptions {
-  out: { write(chunk: string): unknown };
-  /** Stops following the run (the user pressed Ctrl+C); training goes on. */
-  signal?: AbortSignal;
-}
-
-/** Writes lines until the run ends or `signal` aborts; resolves with which one happened. */
-export function runPlain(source: DashboardSource, { out, signal }: PlainOptions): Promise<"end" | "detach"> {
+/**
+ * Writes lines until the run ends or `signal` aborts (the user pressed Ctrl+C; training goes
+ * on); resolves with which one happened.
+ */
+export function runPlain(
+  source: DashboardSource,
+  { out, signal }: { out: { write(chunk: string): unknown }; signal?: AbortSignal },
+): Promise<"end" | "detach"> {
   return new Promise((resolve) => {
+    if (signal?.aborted) return resolve("detach");
     let totalSteps: number | undefined;
-    let unsubscribe: (() => void) | undefined;
     let done = false;
     const finish = (how: "end" | "detach") => {
       if (done) return;
       done = true;
-      unsubscribe?.();
+      unsubscribe();
       signal?.removeEventListener("abort", onAbort);
       resolve(how);
     };
     const onAbort = () => finish("detach");
-    if (signal?.aborted) return finish("detach");
     signal?.addEventListener("abort", onAbort);
-    unsubscribe = source.subscribe((u) => {
+    const unsubscribe = source.subscribe((u) => {
       if (done) return;
       if (u.kind === "run") totalSteps = u.run.totalSteps;
       const line = plainLine(u, totalSteps);

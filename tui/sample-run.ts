@@ -29,8 +29,7 @@ export const sampleRunInfo: RunInfo = {
 
 /** Wall time of a step: two compute actors share four groups; one alone is slower. */
 function stepMsAt(step: number): number {
-  const computeActors = step < SAMPLE_DEATH_STEP ? 2 : step < SAMPLE_JOIN_STEP ? 1 : 2;
-  return computeActors === 2 ? 180 + (step % 7) * 3 : 330 + (step % 5) * 4;
+  return computeIds(step).length === 2 ? 180 + (step % 7) * 3 : 330 + (step % 5) * 4;
 }
 
 /** The ms epoch at which `step` finished. */
@@ -125,8 +124,7 @@ function actors(step: number, time: number): ActorStatus[] {
 /** The updates a subscriber sees from the start of the demo run through `untilStep`. */
 export function sampleRun(untilStep: number): DashboardUpdate[] {
   const updates: DashboardUpdate[] = [{ kind: "run", run: sampleRunInfo }];
-  const at0 = SAMPLE_START + 2500;
-  updates.push({ kind: "actors", actors: actors(0, at0) });
+  updates.push({ kind: "actors", actors: actors(0, sampleTimeAt(0)) });
   for (const id of ["shard-0", "loader-0", "compute-0", "compute-1"]) {
     updates.push({ kind: "event", event: { time: SAMPLE_START + 1200, type: "join", actor: id, message: "joined" } });
   }
