@@ -4,13 +4,14 @@
 // Never: moves the cursor or colours text; every line is final once written.
 import { eventLine } from "./event-log.js";
 import { formatCount, formatLr } from "../runtime/format.js";
+import { runTitle } from "./run-panel.js";
 import type { DashboardSource, DashboardUpdate } from "./types.js";
 
 /** The line for one update, or undefined for updates a log does not need (actors snapshots). */
 export function plainLine(u: DashboardUpdate, totalSteps: number | undefined): string | undefined {
   switch (u.kind) {
     case "run":
-      return `run ${u.run.run} · ${u.run.configName} · ${u.run.preset} ${u.run.architecture} ${formatCount(u.run.parameters)} params · ${u.run.totalSteps} steps`;
+      return `run ${runTitle(u.run)} · ${u.run.totalSteps} steps`;
     case "step": {
       const m = u.metrics;
       return (

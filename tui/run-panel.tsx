@@ -5,6 +5,12 @@
 import { Box, Text } from "ink";
 import { formatBar, formatCount, formatDuration, formatLr } from "../runtime/format.js";
 import { etaMs, type DashboardState } from "./state.js";
+import type { RunInfo } from "./types.js";
+
+/** Which run this is: the header says it, and so does the plain log's first line. */
+export function runTitle(run: RunInfo): string {
+  return `${run.run} · ${run.configName} · ${run.preset} ${run.architecture} ${formatCount(run.parameters)} params`;
+}
 
 function runStatus(state: DashboardState): { label: string; color: string } {
   if (state.ended) return { label: state.ended, color: "gray" };
@@ -18,7 +24,7 @@ function runStatus(state: DashboardState): { label: string; color: string } {
 export function RunPanel({ state, now, width }: { state: DashboardState; now: number; width: number }) {
   const { run, last } = state;
   const status = runStatus(state);
-  const title = run ? `aze-run ${run.run} · ${run.configName} · ${run.preset} ${run.architecture} ${formatCount(run.parameters)} params` : "aze-run";
+  const title = run ? `aze-run ${runTitle(run)}` : "aze-run";
   const step = last?.step ?? 0;
   const total = run?.totalSteps ?? 0;
   const share = total > 0 ? step / total : 0;
