@@ -11,7 +11,7 @@ import { presets } from "../model/config.js";
 import { Encoder } from "../model/encoder.js";
 import { initParameters, parameterCount, parameterLayout } from "../model/layout.js";
 import { applyAdamW } from "../model/optimizer.js";
-import { runConfigSchema } from "../runtime/config.js";
+import { trainingDefaults as training } from "../runtime/config.js";
 
 const T = 128;
 const vocab = 8192;
@@ -19,7 +19,6 @@ const cases = [
   { preset: "tiny", batch: 8 },
   { preset: "allma-small", batch: 4 },
 ];
-const training = runConfigSchema.parse({ model: { preset: "tiny" }, data: { shards: "." } }).training;
 
 function batchOf(B: number) {
   const n = B * T;

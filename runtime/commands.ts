@@ -2,7 +2,7 @@
 import { type Command, InvalidArgumentError, Option } from "commander";
 import { existsSync, readdirSync, readFileSync } from "node:fs";
 import { join, relative } from "node:path";
-import { clusterDown, clusterScale, clusterUp, connectClient, fetchStatus, readClusterState, resolveRun, runDir, workerJoin } from "./cluster.js";
+import { clusterDown, clusterScale, clusterUp, connectClient, fetchStatus, readClusterState, resolveRun, runDir, withClient, workerJoin } from "./cluster.js";
 import { runDashboard } from "../tui/dashboard.js";
 import { NatsDashboardSource } from "../tui/dashboard-source.js";
 import { UserError } from "./errors.js";
@@ -32,9 +32,8 @@ export function registerClusterCommands(program: Command): void {
     .option("--detach", "start and return; the run goes on in the background")
     .option("--no-tui", "plain progress lines instead of the dashboard")
     .action(async (opts) => {
-      const state = await clusterUp({ ...opts, tui: opts.tui });
-      const nc = await connectClient(state);
-      const status = await fetchStatus(nc, state.run).finally(() => nc.close());
+      const state = await clusterUp(opts);
+      const status = await withClient(state, "client", (nc) => fetchStatus(nc, state.run));
       const kinds: Record<string, number> = {};
       for (const a of status.actors) kinds[a.kind] = (kinds[a.kind] ?? 0) + 1;
       process.stdout.write(
@@ -55,8 +54,7 @@ export function registerClusterCommands(program: Command): void {
       const run = resolveRun(opts.run);
       const state = readClusterState(run)!;
       if (state.state !== "up") throw new UserError(`run "${run}" is down: start it with \`aze-run cluster up --run ${run}\`.`);
-      const nc = await connectClient(state);
-      const status = await fetchStatus(nc, run).finally(() => nc.close());
+      const status = await withClient(state, "client", (nc) => fetchStatus(nc, run));
       if (opts.json) {
         process.stdout.write(`${JSON.stringify({ ...status, natsUrl: state.natsUrl }, null, 2)}\n`);
         return;
