@@ -13,6 +13,7 @@ import { fileURLToPath } from "node:url";
 import { TensorAssembler, tensorFrom } from "../runtime/codec.js";
 import { generateCredentials, startNatsServer } from "../runtime/nats-server.js";
 import { connectNats, publishTensor, type NatsConnection } from "../runtime/nats.js";
+import { median } from "./peers.js";
 
 const sizesMiB = [1, 8, 64];
 /** Bytes sent per measurement: enough repetitions that start-up costs vanish. */
@@ -101,8 +102,6 @@ function timeTcp(port: number, bytes: Uint8Array, reps: number): Promise<number>
     socket.on("error", reject);
   });
 }
-
-const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
 
 async function main(): Promise<void> {
   const dir = mkdtempSync(join(tmpdir(), "aze-bench-"));
