@@ -24,10 +24,8 @@ cluster: { shards: 1, loaders: 1, backend: wasm }
 );
 
 interface Metrics {
-  step: number;
   tokens: number;
   stepMs: number;
-  computeMs: number;
   commMs: number;
   waitMs: number;
   bytesSent: number;

@@ -108,19 +108,11 @@ export abstract class Actor {
       this.log.info("stopping", { reason });
       this.state = "draining";
       this.sendHeartbeat();
-      try {
-        await this.onStop(reason);
-      } catch (err) {
-        this.log.error("stop-failed", { error: String(err) });
-      }
+      await this.onStop(reason).catch((err) => this.log.error("stop-failed", { error: String(err) }));
       clearInterval(this.heartbeatTimer);
       this.state = "stopped";
       this.sendHeartbeat();
-      try {
-        await this.nc.drain();
-      } catch {
-        /* already closed */
-      }
+      await this.nc.drain().catch(() => undefined); // already closed
       this.log.info("stopped", { reason });
       this.resolveStopped();
     })();

@@ -36,11 +36,8 @@ export function registerClusterCommands(program: Command): void {
       const status = await withClient(state, "client", (nc) => fetchStatus(nc, state.run));
       const kinds: Record<string, number> = {};
       for (const a of status.actors) kinds[a.kind] = (kinds[a.kind] ?? 0) + 1;
-      process.stdout.write(
-        `run "${state.run}" is up at ${state.natsUrl}: ${Object.entries(kinds)
-          .map(([k, n]) => `${n} ${k}`)
-          .join(", ")}\n`,
-      );
+      const counts = Object.entries(kinds).map(([k, n]) => `${n} ${k}`);
+      process.stdout.write(`run "${state.run}" is up at ${state.natsUrl}: ${counts.join(", ")}\n`);
       if (opts.detach) return;
       await followInForeground(state.run, opts.tui !== false);
     });
@@ -107,14 +104,13 @@ async function followInForeground(run: string, tui: boolean): Promise<void> {
   const nc = await connectClient(state);
   const stop = new AbortController();
   const onSignal = () => stop.abort();
-  process.once("SIGINT", onSignal);
-  process.once("SIGTERM", onSignal);
+  const signals = ["SIGINT", "SIGTERM"] as const;
+  for (const signal of signals) process.once(signal, onSignal);
   let how: string;
   try {
     how = await runDashboard(new NatsDashboardSource(nc, run), { plain: !tui, signal: stop.signal, exitOnEnd: true });
   } finally {
-    process.off("SIGINT", onSignal);
-    process.off("SIGTERM", onSignal);
+    for (const signal of signals) process.off(signal, onSignal);
     await nc.close().catch(() => undefined);
   }
   if (how === "detach" && !stop.signal.aborted) {
