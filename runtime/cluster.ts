@@ -50,6 +50,9 @@ export interface UpOptions {
   runsRoot?: string;
 }
 
+/** How many actors of each kind a run wants. */
+type Shape = Record<"compute" | "shards" | "loaders", number>;
+
 export const runsRootDefault = () => resolve(process.env.AZE_RUNS || "runs");
 
 export function runDir(run: string, runsRoot = runsRootDefault()): string {
@@ -240,12 +243,7 @@ export async function fetchStatus(nc: NatsConnection, run: string, timeoutMs = 3
 }
 
 /** Waits until the coordinator reports the desired number of ready actors of each kind. */
-export async function waitForShape(
-  nc: NatsConnection,
-  run: string,
-  counts: { compute: number; shards: number; loaders: number },
-  timeoutMs: number,
-): Promise<ClusterStatus> {
+async function waitForShape(nc: NatsConnection, run: string, counts: Shape, timeoutMs: number): Promise<ClusterStatus> {
   const deadline = Date.now() + timeoutMs;
   let last: ClusterStatus | undefined;
   while (Date.now() < deadline) {

@@ -52,10 +52,7 @@ export function registerClusterCommands(program: Command): void {
       const state = readClusterState(run)!;
       if (state.state !== "up") throw new UserError(`run "${run}" is down: start it with \`aze-run cluster up --run ${run}\`.`);
       const status = await withClient(state, "client", (nc) => fetchStatus(nc, run));
-      if (opts.json) {
-        process.stdout.write(`${JSON.stringify({ ...status, natsUrl: state.natsUrl }, null, 2)}\n`);
-        return;
-      }
+      if (opts.json) return void process.stdout.write(`${JSON.stringify({ ...status, natsUrl: state.natsUrl }, null, 2)}\n`);
       const now = Date.now();
       process.stdout.write(`run ${run} at ${state.natsUrl}\n`);
       process.stdout.write(`${"KIND".padEnd(12)} ${"ID".padEnd(28)} ${"PID".padEnd(8)} ${"HOST".padEnd(16)} ${"STATE".padEnd(9)} HEARTBEAT\n`);

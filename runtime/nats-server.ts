@@ -87,19 +87,17 @@ function serverConfig(port: number, creds: Credentials[], run: string): string {
     const perms = permissionsFor(c.role, run);
     return `    { user: ${JSON.stringify(c.user)}, password: ${JSON.stringify(c.password)}, permissions: { publish: { allow: ${JSON.stringify(perms.publish)} }, subscribe: { allow: ${JSON.stringify(perms.subscribe)} } } }`;
   });
-  return [
-    `# Written by aze-run for run "${run}". Holds passwords: keep it private (mode 0600).`,
-    `listen: "127.0.0.1:${port}"`,
-    `max_payload: ${maxPayloadBytes}`,
-    `max_pending: ${maxPendingBytes}`,
-    `write_deadline: "20s"`,
-    `authorization {`,
-    `  users = [`,
-    users.join(",\n"),
-    `  ]`,
-    `}`,
-    "",
-  ].join("\n");
+  return `# Written by aze-run for run "${run}". Holds passwords: keep it private (mode 0600).
+listen: "127.0.0.1:${port}"
+max_payload: ${maxPayloadBytes}
+max_pending: ${maxPendingBytes}
+write_deadline: "20s"
+authorization {
+  users = [
+${users.join(",\n")}
+  ]
+}
+`;
 }
 
 /**
