@@ -3,7 +3,7 @@
 // ratio, and the share of step time spent communicating. Steps after the first are measured.
 import { execFileSync } from "node:child_process";
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { cpus, tmpdir } from "node:os";
 import { join } from "node:path";
 import { cliEntry, packageRoot } from "../runtime/spawn.js";
 
@@ -24,10 +24,8 @@ cluster: { shards: 1, loaders: 1, backend: wasm }
 );
 
 interface Metrics {
-  step: number;
   tokens: number;
   stepMs: number;
-  computeMs: number;
   commMs: number;
   waitMs: number;
   bytesSent: number;
@@ -58,9 +56,7 @@ try {
 } finally {
   rmSync(dir, { recursive: true, force: true });
 }
-console.log(
-  `bench:cluster — allma-small, 4 groups × 2 sequences × 128 tokens a step, ${steps - 1} steps measured, this machine (${(await import("node:os")).cpus().length} cores)`,
-);
+console.log(`bench:cluster — allma-small, 4 groups × 2 sequences × 128 tokens a step, ${steps - 1} steps measured, this machine (${cpus().length} cores)`);
 for (const r of results)
   console.log(
     `${r.compute} compute: ${r.tokensPerSec.toFixed(0)} tok/s, communication and waiting ${(r.commShare * 100).toFixed(0)}% of step time, ${r.mbPerStep.toFixed(0)} MB of gradients sent per step`,

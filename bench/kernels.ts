@@ -3,13 +3,13 @@
 // (8·128 tokens × 512 × 2048), one encoder layer's forward+backward at that shape, and,
 // when python3 has numpy, numpy's single-threaded float32 matmul in the same run.
 // Medians of several repetitions; this machine's speed varies between processes.
-import { spawnSync } from "node:child_process";
 import { createWasmKernels } from "../kernels-wasm/index.js";
 import { presets, modelConfigSchema } from "../model/config.js";
 import { Encoder } from "../model/encoder.js";
 import { createReferenceKernels } from "../model/kernels-reference.js";
 import type { Kernels } from "../model/kernels.js";
 import { initParameters, parameterLayout } from "../model/layout.js";
+import { median, pythonFigure } from "./peers.js";
 
 const shapes: [string, number, number, number][] = [
   ["256³", 256, 256, 256],
@@ -17,7 +17,6 @@ const shapes: [string, number, number, number][] = [
   ["1024³", 1024, 1024, 1024],
   ["allma-small FFN (1024×2048×512)", 1024, 2048, 512],
 ];
-const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
 
 function matmulGflops(k: Kernels, m: number, n: number, kk: number, reps: number): number {
   const a = k.alloc(m * kk),
@@ -49,14 +48,7 @@ ts = []
 for _ in range(7):
     t = time.perf_counter(); a @ b; ts.append(time.perf_counter() - t)
 print(2*${m}*${n}*${k} / sorted(ts)[3] / 1e9)`;
-  for (const python of ["python3", "/usr/bin/python3"]) {
-    const r = spawnSync(python, ["-c", script], {
-      encoding: "utf8",
-      env: { ...process.env, OPENBLAS_NUM_THREADS: "1", OMP_NUM_THREADS: "1", MKL_NUM_THREADS: "1" },
-    });
-    if (r.status === 0) return Number(r.stdout.trim());
-  }
-  return undefined;
+  return pythonFigure(script, ["python3", "/usr/bin/python3"]);
 }
 
 const simd = await createWasmKernels({ relaxed: false });

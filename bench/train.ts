@@ -2,16 +2,13 @@
 // `allma-small` at sequence length 128, in tokens/s, with the model FLOPs per token and the
 // achieved GFLOP/s; and, where /usr/bin/python3 (or python3) imports torch, the same model
 // and batch in PyTorch on one thread in the same run, with the ratio.
-import { spawnSync } from "node:child_process";
-import { writeFileSync } from "node:fs";
-import { tmpdir } from "node:os";
-import { join } from "node:path";
 import { createWasmKernels } from "../kernels-wasm/index.js";
 import { presets } from "../model/config.js";
 import { Encoder } from "../model/encoder.js";
 import { initParameters, parameterCount, parameterLayout } from "../model/layout.js";
 import { applyAdamW } from "../model/optimizer.js";
-import { runConfigSchema } from "../runtime/config.js";
+import { trainingDefaults as training } from "../runtime/config.js";
+import { median, pythonFigure } from "./peers.js";
 
 const T = 128;
 const vocab = 8192;
@@ -19,7 +16,6 @@ const cases = [
   { preset: "tiny", batch: 8 },
   { preset: "allma-small", batch: 4 },
 ];
-const training = runConfigSchema.parse({ model: { preset: "tiny" }, data: { shards: "." } }).training;
 
 function batchOf(B: number) {
   const n = B * T;
@@ -63,16 +59,6 @@ for _ in range(${reps} + 1):
     t = time.perf_counter(); opt.zero_grad(); m(ids, rows, labels).backward(); opt.step(); ts.append(time.perf_counter() - t)
 print(B * T / sorted(ts[1:])[len(ts[1:]) // 2])`;
 
-function torchTokensPerSec(preset: string, B: number): number | undefined {
-  const file = join(tmpdir(), `aze-bench-torch-${process.pid}.py`);
-  writeFileSync(file, torchScript(preset, B, 3));
-  for (const python of ["/usr/bin/python3", "python3"]) {
-    const r = spawnSync(python, [file], { encoding: "utf8", env: { ...process.env, OMP_NUM_THREADS: "1", OPENBLAS_NUM_THREADS: "1" } });
-    if (r.status === 0) return Number(r.stdout.trim());
-  }
-  return undefined;
-}
-
 const kernels = await createWasmKernels();
 console.log(`bench:train — one core, ${kernels.name}, sequence length ${T}, vocabulary ${vocab}, forward + backward + AdamW, median of 3 steps`);
 for (const { preset, batch: B } of cases) {
@@ -91,11 +77,11 @@ for (const { preset, batch: B } of cases) {
     applyAdamW(kernels, { params: model.params, grad: model.grads, m, v }, layout, 0, layout.total, { lr: 1e-3, step: r + 1, clip: 1, training });
     if (r > 0) times.push(performance.now() - t0);
   }
-  const ms = times.sort((a, b) => a - b)[1]!;
+  const ms = median(times);
   const tokensPerSec = (B * T) / (ms / 1000);
   const params = parameterCount(layout);
   const flopsPerToken = 6 * params;
-  const torch = torchTokensPerSec(preset, B);
+  const torch = pythonFigure(torchScript(preset, B, 3), ["/usr/bin/python3", "python3"]);
   console.log(
     `${preset.padEnd(12)} ${(params / 1e6).toFixed(1)}M params, batch ${B}×${T}: ${tokensPerSec.toFixed(0)} tok/s, ${(flopsPerToken / 1e6).toFixed(1)} MFLOP/token, ${((tokensPerSec * flopsPerToken) / 1e9).toFixed(2)} GFLOP/s` +
       (torch

@@ -13,6 +13,7 @@ import { fileURLToPath } from "node:url";
 import { TensorAssembler, tensorFrom } from "../runtime/codec.js";
 import { generateCredentials, startNatsServer } from "../runtime/nats-server.js";
 import { connectNats, publishTensor, type NatsConnection } from "../runtime/nats.js";
+import { median } from "./peers.js";
 
 const sizesMiB = [1, 8, 64];
 /** Bytes sent per measurement: enough repetitions that start-up costs vanish. */
@@ -70,18 +71,16 @@ async function receiver(url: string, user: string, password: string): Promise<vo
 
 // ---- sender (this process) --------------------------------------------------------------
 
-async function timeCodec(nc: NatsConnection, tensor: Float32Array, reps: number): Promise<number> {
-  const t0 = performance.now();
-  for (let i = 0; i < reps; i++) publishTensor(nc, "aze.bench.codec", tensorFrom(tensor, [tensor.length]), { i });
-  await nc.request("aze.bench.wait", JSON.stringify({ kind: "codec", count: reps }), { timeout: 120_000 });
-  return performance.now() - t0;
-}
-
-async function timeRaw(nc: NatsConnection, bytes: Uint8Array, reps: number): Promise<number> {
+/** Sends the tensor `reps` times, then waits until the receiver holds them all: whole tensors (codec) or bytes (raw). */
+async function timeNats(nc: NatsConnection, kind: "codec" | "raw", tensor: Float32Array, reps: number): Promise<number> {
+  const bytes = new Uint8Array(tensor.buffer);
   const piece = nc.info!.max_payload;
   const t0 = performance.now();
-  for (let i = 0; i < reps; i++) for (let off = 0; off < bytes.byteLength; off += piece) nc.publish("aze.bench.raw", bytes.subarray(off, off + piece));
-  await nc.request("aze.bench.wait", JSON.stringify({ kind: "raw", count: reps * bytes.byteLength }), { timeout: 120_000 });
+  for (let i = 0; i < reps; i++) {
+    if (kind === "codec") publishTensor(nc, "aze.bench.codec", tensorFrom(tensor, [tensor.length]), { i });
+    else for (let off = 0; off < bytes.byteLength; off += piece) nc.publish("aze.bench.raw", bytes.subarray(off, off + piece));
+  }
+  await nc.request("aze.bench.wait", JSON.stringify({ kind, count: kind === "codec" ? reps : reps * bytes.byteLength }), { timeout: 120_000 });
   return performance.now() - t0;
 }
 
@@ -101,8 +100,6 @@ function timeTcp(port: number, bytes: Uint8Array, reps: number): Promise<number>
     socket.on("error", reject);
   });
 }
-
-const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
 
 async function main(): Promise<void> {
   const dir = mkdtempSync(join(tmpdir(), "aze-bench-"));
@@ -127,11 +124,11 @@ async function main(): Promise<void> {
       const codec: number[] = [];
       const raw: number[] = [];
       const tcp: number[] = [];
-      await timeCodec(nc, tensor, 1); // warm-up
+      await timeNats(nc, "codec", tensor, 1); // warm-up
       // Interleave the three paths so machine noise hits them alike.
       for (let t = 0; t < trials; t++) {
-        codec.push(gbps(await timeCodec(nc, tensor, reps)));
-        raw.push(gbps(await timeRaw(nc, bytes, reps)));
+        codec.push(gbps(await timeNats(nc, "codec", tensor, reps)));
+        raw.push(gbps(await timeNats(nc, "raw", tensor, reps)));
         tcp.push(gbps(await timeTcp(tcpPort, bytes, reps)));
       }
       const [c, r, p] = [median(codec), median(raw), median(tcp)];

@@ -41,7 +41,7 @@ export type Heartbeat = z.infer<typeof heartbeatSchema>;
 /** Requests on an actor's own control subject. */
 const controlSchema = z.object({ op: z.string(), reason: z.string().optional() });
 
-export const heartbeatIntervalMs = 500;
+const heartbeatIntervalMs = 500;
 
 export abstract class Actor {
   readonly kind: ActorKind;
@@ -75,7 +75,14 @@ export abstract class Actor {
 
   async start(): Promise<void> {
     this.nc = await connectNats({ url: this.spec.natsUrl, creds: this.spec.creds, name: `${this.spec.run}/${this.id}` });
-    this.watchConnection();
+    void (async () => {
+      for await (const status of this.nc.status()) {
+        if (status.type !== "disconnect" && status.type !== "reconnect") continue;
+        this.connected = status.type === "reconnect";
+        this.log.warn(`nats-${status.type}`, { server: String((status as { server?: unknown }).server ?? "") });
+        this.onConnectionChange(this.connected);
+      }
+    })();
     this.handle(this.subjects.control(this.id), controlSchema, async (body) => {
       if (body.op === "stop") {
         setImmediate(() => void this.stop(body.reason ?? "asked to stop"));
@@ -101,19 +108,11 @@ export abstract class Actor {
       this.log.info("stopping", { reason });
       this.state = "draining";
       this.sendHeartbeat();
-      try {
-        await this.onStop(reason);
-      } catch (err) {
-        this.log.error("stop-failed", { error: String(err) });
-      }
+      await this.onStop(reason).catch((err) => this.log.error("stop-failed", { error: String(err) }));
       clearInterval(this.heartbeatTimer);
       this.state = "stopped";
       this.sendHeartbeat();
-      try {
-        await this.nc.drain();
-      } catch {
-        /* already closed */
-      }
+      await this.nc.drain().catch(() => undefined); // already closed
       this.log.info("stopped", { reason });
       this.resolveStopped();
     })();
@@ -139,8 +138,7 @@ export abstract class Actor {
   }
 
   private sendHeartbeat(): void {
-    if (this.nc.isClosed()) return;
-    this.nc.publish(this.subjects.heartbeat(this.kind, this.id), encodeMessage(this.heartbeat()));
+    this.publish(this.subjects.heartbeat(this.kind, this.id), this.heartbeat());
   }
 
   protected encode(body: unknown): Uint8Array {
@@ -212,15 +210,4 @@ export abstract class Actor {
 
   /** Called when the connection drops and when it comes back. */
   protected onConnectionChange(_connected: boolean): void {}
-
-  private watchConnection(): void {
-    void (async () => {
-      for await (const status of this.nc.status()) {
-        if (status.type !== "disconnect" && status.type !== "reconnect") continue;
-        this.connected = status.type === "reconnect";
-        this.log.warn(`nats-${status.type}`, { server: String((status as { server?: unknown }).server ?? "") });
-        this.onConnectionChange(this.connected);
-      }
-    })();
-  }
 }

@@ -7,6 +7,7 @@
 import { existsSync, mkdirSync, readdirSync, readFileSync, renameSync, writeFileSync } from "node:fs";
 import { hostname } from "node:os";
 import { join, resolve } from "node:path";
+import { setTimeout as sleep } from "node:timers/promises";
 import { clusterStatusSchema, replySchema, scaleReplySchema, type ClusterStatus } from "../actors/protocol.js";
 import type { ActorSpec } from "./actor.js";
 import { loadRunConfig, type RunConfig } from "./config.js";
@@ -45,10 +46,12 @@ export interface UpOptions {
   /** A checkpoint folder to continue from (any number of shards and compute actors). */
   resume?: string;
   detach?: boolean;
-  tui?: boolean;
   /** Root of the run folders (default ./runs). */
   runsRoot?: string;
 }
+
+/** How many actors of each kind a run wants. */
+type Shape = Record<"compute" | "shards" | "loaders", number>;
 
 export const runsRootDefault = () => resolve(process.env.AZE_RUNS || "runs");
 
@@ -66,7 +69,7 @@ export function readClusterState(run: string, runsRoot = runsRootDefault()): Clu
   }
 }
 
-function writeClusterState(state: ClusterState, runsRoot: string): void {
+function writeClusterState(state: ClusterState, runsRoot = runsRootDefault()): void {
   const file = join(runDir(state.run, runsRoot), "cluster.json");
   writeFileSync(`${file}.tmp`, `${JSON.stringify(state, null, 2)}\n`);
   renameSync(`${file}.tmp`, file);
@@ -106,6 +109,16 @@ export function resolveRun(run: string | undefined, runsRoot = runsRootDefault()
 export async function connectClient(state: ClusterState, role: Role = "client"): Promise<NatsConnection> {
   const creds = state.credsDir ? readCredentials(join(state.credsDir, `${role}.json`)) : undefined;
   return connectNats({ url: state.natsUrl, creds, name: `${state.run}/cli-${process.pid}`, timeoutMs: 3000 });
+}
+
+/** Runs `use` on a fresh connection to the run, closed once it settles. */
+export async function withClient<T>(state: ClusterState, role: Role, use: (nc: NatsConnection) => Promise<T>): Promise<T> {
+  const nc = await connectClient(state, role);
+  try {
+    return await use(nc);
+  } finally {
+    await nc.close();
+  }
 }
 
 // ---- cluster up -----------------------------------------------------------------------
@@ -187,8 +200,7 @@ export async function clusterUp(opts: UpOptions): Promise<ClusterState> {
   writeClusterState(state, runsRoot);
 
   try {
-    const nc = await connectClient(state, "coordinator");
-    try {
+    await withClient(state, "coordinator", async (nc) => {
       await askUntilAnswered(nc, subjects(run).agent(agentId), {
         op: "spawn",
         kind: "coordinator",
@@ -196,9 +208,7 @@ export async function clusterUp(opts: UpOptions): Promise<ClusterState> {
         options: { ...counts, heartbeatTimeoutMs: config?.cluster.heartbeatTimeoutMs, backend: opts.backend ?? config?.cluster.backend ?? "auto", training },
       });
       await waitForShape(nc, run, counts, 30_000);
-    } finally {
-      await nc.close();
-    }
+    });
   } catch (err) {
     await clusterDown({ run, runsRoot, quiet: true }).catch(() => undefined);
     throw err;
@@ -223,7 +233,7 @@ async function askUntilAnswered(nc: NatsConnection, subject: string, body: unkno
     } catch (err) {
       if (err instanceof UserError && !/no answer/.test(err.message)) throw err;
       if (Date.now() > deadline) throw new UserError(`the node agent did not answer within 10 s: see its log in the run folder (logs/agent-*.out).`);
-      await new Promise((r) => setTimeout(r, 100));
+      await sleep(100);
     }
   }
 }
@@ -233,12 +243,7 @@ export async function fetchStatus(nc: NatsConnection, run: string, timeoutMs = 3
 }
 
 /** Waits until the coordinator reports the desired number of ready actors of each kind. */
-export async function waitForShape(
-  nc: NatsConnection,
-  run: string,
-  counts: { compute: number; shards: number; loaders: number },
-  timeoutMs: number,
-): Promise<ClusterStatus> {
+async function waitForShape(nc: NatsConnection, run: string, counts: Shape, timeoutMs: number): Promise<ClusterStatus> {
   const deadline = Date.now() + timeoutMs;
   let last: ClusterStatus | undefined;
   while (Date.now() < deadline) {
@@ -249,7 +254,7 @@ export async function waitForShape(
     } catch {
       /* the coordinator is still starting */
     }
-    await new Promise((r) => setTimeout(r, 150));
+    await sleep(150);
   }
   const seen = last ? last.actors.map((a) => `${a.id}:${a.state}`).join(", ") : "no answer from the coordinator";
   throw new UserError(
@@ -260,26 +265,22 @@ export async function waitForShape(
 // ---- cluster down ---------------------------------------------------------------------
 
 export async function clusterDown(opts: { run?: string; runsRoot?: string; quiet?: boolean }): Promise<ClusterState> {
-  const runsRoot = opts.runsRoot ?? runsRootDefault();
-  const run = resolveRun(opts.run, runsRoot);
-  const state = readClusterState(run, runsRoot)!;
+  const run = resolveRun(opts.run, opts.runsRoot);
+  const state = readClusterState(run, opts.runsRoot)!;
   const pids = new Set<number>([state.agentPid]);
   try {
-    const nc = await connectClient(state);
-    try {
+    await withClient(state, "client", async (nc) => {
       const status = await fetchStatus(nc, run, 2000).catch(() => undefined);
       for (const a of status?.actors ?? []) if (a.host === hostname()) pids.add(a.pid);
       await requestMessage(nc, subjects(run).shutdown, {}, replySchema, 5000).catch(() => undefined);
-    } finally {
-      await nc.close().catch(() => undefined);
-    }
+    });
   } catch {
     /* the server or the coordinator is gone already: fall through to signals */
   }
   await stopPids([...pids], 20_000);
   if (state.natsPid) await stopPids([state.natsPid], 5000);
   const down = { ...state, state: "down" as const };
-  writeClusterState(down, runsRoot);
+  writeClusterState(down, opts.runsRoot);
   return down;
 }
 
@@ -296,24 +297,20 @@ async function stopPids(pids: number[], graceMs: number): Promise<void> {
   };
   for (const pid of alive()) signal(pid, "SIGTERM");
   const deadline = Date.now() + graceMs;
-  while (alive().length > 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
+  while (alive().length > 0 && Date.now() < deadline) await sleep(50);
   for (const pid of alive()) signal(pid, "SIGKILL");
-  while (alive().length > 0 && Date.now() < deadline + 2000) await new Promise((r) => setTimeout(r, 20));
+  while (alive().length > 0 && Date.now() < deadline + 2000) await sleep(20);
 }
 
 // ---- scale ----------------------------------------------------------------------------
 
 export async function clusterScale(opts: { run?: string; compute: number; runsRoot?: string }): Promise<{ compute: number }> {
-  const runsRoot = opts.runsRoot ?? runsRootDefault();
-  const run = resolveRun(opts.run, runsRoot);
-  const nc = await connectClient(readClusterState(run, runsRoot)!);
-  try {
+  const run = resolveRun(opts.run, opts.runsRoot);
+  return withClient(readClusterState(run, opts.runsRoot)!, "client", async (nc) => {
     const reply = await requestMessage(nc, subjects(run).scale, { compute: opts.compute }, scaleReplySchema);
     if (!reply.ok) throw new UserError(`scale refused: ${reply.error}`);
     return { compute: reply.compute ?? opts.compute };
-  } finally {
-    await nc.close();
-  }
+  });
 }
 
 // ---- worker join ----------------------------------------------------------------------

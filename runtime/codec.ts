@@ -58,42 +58,24 @@ export function checkMessage<S extends z.ZodType>(schema: S, value: unknown, wha
 
 // ---- tensors --------------------------------------------------------------------------
 
-export function tensorFrom(array: Float32Array | Int32Array | Uint8Array | BigInt64Array | Uint16Array, shape: number[], dtype?: TensorDType): Tensor {
-  const inferred: TensorDType =
-    dtype ??
-    (array instanceof Float32Array
-      ? "f32"
-      : array instanceof Int32Array
-        ? "i32"
-        : array instanceof BigInt64Array
-          ? "i64"
-          : array instanceof Uint16Array
-            ? "bf16"
-            : "u8");
+type TypedArray = Float32Array | Int32Array | Uint8Array | BigInt64Array | Uint16Array;
+type View = new (buffer: ArrayBufferLike, byteOffset: number, length: number) => TypedArray;
+/** The typed array each dtype is read into (16-bit floats stay raw bits). */
+const views: Record<TensorDType, View> = { f32: Float32Array, i32: Int32Array, i64: BigInt64Array, bf16: Uint16Array, f16: Uint16Array, u8: Uint8Array };
+
+export function tensorFrom(array: TypedArray, shape: number[], dtype?: TensorDType): Tensor {
+  const inferred = dtype ?? (Object.keys(views) as TensorDType[]).find((d) => array instanceof views[d]) ?? "u8";
   const tensor = { dtype: inferred, shape, bytes: new Uint8Array(array.buffer, array.byteOffset, array.byteLength) };
   checkTensorShape({ ...tensor, byteLength: tensor.bytes.byteLength });
   return tensor;
 }
 
 /** A typed view of the tensor's bytes (copied when they are not aligned for the type). */
-export function tensorData(t: Tensor): Float32Array | Int32Array | Uint8Array | BigInt64Array | Uint16Array {
+export function tensorData(t: Tensor): TypedArray {
   const width = dtypes[t.dtype];
   // new Uint8Array(x) copies into a fresh buffer; Buffer#slice would only make another view.
   const bytes = t.bytes.byteOffset % width === 0 ? t.bytes : new Uint8Array(t.bytes);
-  const n = bytes.byteLength / width;
-  switch (t.dtype) {
-    case "f32":
-      return new Float32Array(bytes.buffer, bytes.byteOffset, n);
-    case "i32":
-      return new Int32Array(bytes.buffer, bytes.byteOffset, n);
-    case "i64":
-      return new BigInt64Array(bytes.buffer, bytes.byteOffset, n);
-    case "bf16":
-    case "f16":
-      return new Uint16Array(bytes.buffer, bytes.byteOffset, n);
-    case "u8":
-      return bytes;
-  }
+  return t.dtype === "u8" ? bytes : new views[t.dtype](bytes.buffer, bytes.byteOffset, bytes.byteLength / width);
 }
 
 export function tensorElements(shape: number[]): number {
@@ -206,7 +188,6 @@ interface Pending {
   buffer: Uint8Array;
   seen: Uint8Array;
   received: number;
-  bytes: number;
   startedAt: number;
 }
 
@@ -233,7 +214,6 @@ export class TensorAssembler<M = unknown> {
         buffer: Buffer.allocUnsafe(chunk.byteLength),
         seen: new Uint8Array(chunk.count),
         received: 0,
-        bytes: 0,
         startedAt: Date.now(),
       };
       this.pending.set(chunk.id, entry);
@@ -269,14 +249,12 @@ export class TensorAssembler<M = unknown> {
       throw new CodecError(`chunk ${chunk.seq} of message ${chunk.id} fails its checksum (corrupted in transit)`);
     }
     entry.buffer.set(chunk.bytes, offset);
-    entry.bytes += chunk.bytes.byteLength;
     entry.seen[chunk.seq] = 1;
     entry.received++;
     if (metaBytes) entry.meta = decodeMessage(metaBytes, `meta of message ${chunk.id}`);
     if (entry.received < chunk.count) return undefined;
+    // Each chunk's length was checked against its place, so all `count` of them tile the tensor exactly.
     this.pending.delete(chunk.id);
-    // Each chunk was checked on arrival; chunks that overlap or leave a gap cannot add up.
-    if (entry.bytes !== first.byteLength) throw new CodecError(`message ${chunk.id}'s chunks add up to ${entry.bytes} bytes, not ${first.byteLength}`);
     return { tensor: { dtype: first.dtype, shape: first.shape, bytes: entry.buffer }, meta: entry.meta as M };
   }
 

@@ -2,7 +2,7 @@
 import { type Command, InvalidArgumentError, Option } from "commander";
 import { existsSync, readdirSync, readFileSync } from "node:fs";
 import { join, relative } from "node:path";
-import { clusterDown, clusterScale, clusterUp, connectClient, fetchStatus, readClusterState, resolveRun, runDir, workerJoin } from "./cluster.js";
+import { clusterDown, clusterScale, clusterUp, connectClient, fetchStatus, readClusterState, resolveRun, runDir, withClient, workerJoin } from "./cluster.js";
 import { runDashboard } from "../tui/dashboard.js";
 import { NatsDashboardSource } from "../tui/dashboard-source.js";
 import { UserError } from "./errors.js";
@@ -32,16 +32,12 @@ export function registerClusterCommands(program: Command): void {
     .option("--detach", "start and return; the run goes on in the background")
     .option("--no-tui", "plain progress lines instead of the dashboard")
     .action(async (opts) => {
-      const state = await clusterUp({ ...opts, tui: opts.tui });
-      const nc = await connectClient(state);
-      const status = await fetchStatus(nc, state.run).finally(() => nc.close());
+      const state = await clusterUp(opts);
+      const status = await withClient(state, "client", (nc) => fetchStatus(nc, state.run));
       const kinds: Record<string, number> = {};
       for (const a of status.actors) kinds[a.kind] = (kinds[a.kind] ?? 0) + 1;
-      process.stdout.write(
-        `run "${state.run}" is up at ${state.natsUrl}: ${Object.entries(kinds)
-          .map(([k, n]) => `${n} ${k}`)
-          .join(", ")}\n`,
-      );
+      const counts = Object.entries(kinds).map(([k, n]) => `${n} ${k}`);
+      process.stdout.write(`run "${state.run}" is up at ${state.natsUrl}: ${counts.join(", ")}\n`);
       if (opts.detach) return;
       await followInForeground(state.run, opts.tui !== false);
     });
@@ -55,12 +51,8 @@ export function registerClusterCommands(program: Command): void {
       const run = resolveRun(opts.run);
       const state = readClusterState(run)!;
       if (state.state !== "up") throw new UserError(`run "${run}" is down: start it with \`aze-run cluster up --run ${run}\`.`);
-      const nc = await connectClient(state);
-      const status = await fetchStatus(nc, run).finally(() => nc.close());
-      if (opts.json) {
-        process.stdout.write(`${JSON.stringify({ ...status, natsUrl: state.natsUrl }, null, 2)}\n`);
-        return;
-      }
+      const status = await withClient(state, "client", (nc) => fetchStatus(nc, run));
+      if (opts.json) return void process.stdout.write(`${JSON.stringify({ ...status, natsUrl: state.natsUrl }, null, 2)}\n`);
       const now = Date.now();
       process.stdout.write(`run ${run} at ${state.natsUrl}\n`);
       process.stdout.write(`${"KIND".padEnd(12)} ${"ID".padEnd(28)} ${"PID".padEnd(8)} ${"HOST".padEnd(16)} ${"STATE".padEnd(9)} HEARTBEAT\n`);
@@ -109,14 +101,13 @@ async function followInForeground(run: string, tui: boolean): Promise<void> {
   const nc = await connectClient(state);
   const stop = new AbortController();
   const onSignal = () => stop.abort();
-  process.once("SIGINT", onSignal);
-  process.once("SIGTERM", onSignal);
+  const signals = ["SIGINT", "SIGTERM"] as const;
+  for (const signal of signals) process.once(signal, onSignal);
   let how: string;
   try {
     how = await runDashboard(new NatsDashboardSource(nc, run), { plain: !tui, signal: stop.signal, exitOnEnd: true });
   } finally {
-    process.off("SIGINT", onSignal);
-    process.off("SIGTERM", onSignal);
+    for (const signal of signals) process.off(signal, onSignal);
     await nc.close().catch(() => undefined);
   }
   if (how === "detach" && !stop.signal.aborted) {

@@ -117,7 +117,7 @@ const modelSectionSchema = z
     return merged.data;
   });
 
-export const runConfigSchema = z
+const runConfigSchema = z
   .object({
     name: z.string().default("run"),
     model: modelSectionSchema,
@@ -131,7 +131,6 @@ export const runConfigSchema = z
 export type RunConfig = z.infer<typeof runConfigSchema>;
 export type TrainingConfig = RunConfig["training"];
 export type DataConfig = RunConfig["data"];
-export type ClusterConfig = RunConfig["cluster"];
 
 /** Validates a parsed config object; `where` names its origin in errors. */
 export function parseRunConfig(raw: unknown, where = "config"): RunConfig {

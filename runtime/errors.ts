@@ -6,10 +6,5 @@
 /** A mistake the user can fix: the message says what is wrong, where, and what to do. */
 export class UserError extends Error {
   override readonly name = "UserError";
-  constructor(
-    message: string,
-    readonly exitCode = 1,
-  ) {
-    super(message);
-  }
+  readonly exitCode = 1;
 }

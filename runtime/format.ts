@@ -78,19 +78,13 @@ export function formatClock(epochMs: number): string {
 /** Gradient groups as ranges: [0,1,2,5] → "0-2,5". */
 export function formatGroups(groups: readonly number[] | undefined): string {
   if (!groups || groups.length === 0) return "–";
-  const sorted = [...groups].sort((a, b) => a - b);
-  const parts: string[] = [];
-  let start = sorted[0]!;
-  let prev = start;
-  for (const g of [...sorted.slice(1), Number.NaN]) {
-    if (g === prev + 1) {
-      prev = g;
-      continue;
-    }
-    parts.push(start === prev ? `${start}` : `${start}-${prev}`);
-    start = prev = g;
+  const ranges: [number, number][] = [];
+  for (const g of [...groups].sort((a, b) => a - b)) {
+    const last = ranges.at(-1);
+    if (last && g === last[1] + 1) last[1] = g;
+    else ranges.push([g, g]);
   }
-  return parts.join(",");
+  return ranges.map(([first, end]) => (first === end ? `${first}` : `${first}-${end}`)).join(",");
 }
 
 /** Cut or pad to exactly `width` cells; a cut string ends in "…" so it never looks whole. */

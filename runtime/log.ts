@@ -5,16 +5,9 @@
 import { appendFileSync, mkdirSync } from "node:fs";
 import { join } from "node:path";
 
-export type LogLevel = "debug" | "info" | "warn" | "error";
+export type Logger = ReturnType<typeof createLogger>;
 
-export interface Logger {
-  log(level: LogLevel, event: string, fields?: Record<string, unknown>): void;
-  info(event: string, fields?: Record<string, unknown>): void;
-  warn(event: string, fields?: Record<string, unknown>): void;
-  error(event: string, fields?: Record<string, unknown>): void;
-}
-
-export function createLogger(runDir: string, actor: string, echo = false): Logger {
+export function createLogger(runDir: string, actor: string) {
   const dir = join(runDir, "logs");
   const file = join(dir, `${actor}.jsonl`);
   try {
@@ -22,19 +15,16 @@ export function createLogger(runDir: string, actor: string, echo = false): Logge
   } catch {
     /* reported on the first failed write */
   }
-  const log = (level: LogLevel, event: string, fields: Record<string, unknown> = {}) => {
-    const line = JSON.stringify({ time: new Date().toISOString(), actor, level, event, ...fields });
-    try {
-      appendFileSync(file, `${line}\n`);
-    } catch {
-      /* see module comment */
-    }
-    if (echo || level === "error") process.stderr.write(`${line}\n`);
-  };
-  return {
-    log,
-    info: (e, f) => log("info", e, f),
-    warn: (e, f) => log("warn", e, f),
-    error: (e, f) => log("error", e, f),
-  };
+  const log =
+    (level: "info" | "warn" | "error") =>
+    (event: string, fields: Record<string, unknown> = {}): void => {
+      const line = JSON.stringify({ time: new Date().toISOString(), actor, level, event, ...fields });
+      try {
+        appendFileSync(file, `${line}\n`);
+      } catch {
+        /* see module comment */
+      }
+      if (level === "error") process.stderr.write(`${line}\n`);
+    };
+  return { info: log("info"), warn: log("warn"), error: log("error") };
 }

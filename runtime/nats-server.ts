@@ -7,6 +7,7 @@ import { spawn, spawnSync } from "node:child_process";
 import { randomBytes } from "node:crypto";
 import { chmodSync, existsSync, mkdirSync, openSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
+import { setTimeout as sleep } from "node:timers/promises";
 import { UserError } from "./errors.js";
 import { permissionsFor, roles, type Role } from "./subjects.js";
 
@@ -86,34 +87,24 @@ function serverConfig(port: number, creds: Credentials[], run: string): string {
     const perms = permissionsFor(c.role, run);
     return `    { user: ${JSON.stringify(c.user)}, password: ${JSON.stringify(c.password)}, permissions: { publish: { allow: ${JSON.stringify(perms.publish)} }, subscribe: { allow: ${JSON.stringify(perms.subscribe)} } } }`;
   });
-  return [
-    `# Written by aze-run for run "${run}". Holds passwords: keep it private (mode 0600).`,
-    `listen: "127.0.0.1:${port}"`,
-    `max_payload: ${maxPayloadBytes}`,
-    `max_pending: ${maxPendingBytes}`,
-    `write_deadline: "20s"`,
-    `authorization {`,
-    `  users = [`,
-    users.join(",\n"),
-    `  ]`,
-    `}`,
-    "",
-  ].join("\n");
+  return `# Written by aze-run for run "${run}". Holds passwords: keep it private (mode 0600).
+listen: "127.0.0.1:${port}"
+max_payload: ${maxPayloadBytes}
+max_pending: ${maxPendingBytes}
+write_deadline: "20s"
+authorization {
+  users = [
+${users.join(",\n")}
+  ]
 }
-
-export interface NatsServerProcess {
-  pid: number;
-  port: number;
-  url: string;
-  configFile: string;
-  logFile: string;
+`;
 }
 
 /**
  * Starts nats-server bound to 127.0.0.1 (on a free port when `port` is 0) as a detached
  * process that outlives this one, and waits until it accepts clients.
  */
-export async function startNatsServer(opts: { dir: string; run: string; creds: Credentials[]; port?: number }): Promise<NatsServerProcess> {
+export async function startNatsServer(opts: { dir: string; run: string; creds: Credentials[]; port?: number }) {
   const binary = findNatsServer();
   mkdirSync(join(opts.dir, "logs"), { recursive: true });
   const configFile = join(opts.dir, "nats-server.conf");
@@ -127,7 +118,7 @@ export async function startNatsServer(opts: { dir: string; run: string; creds: C
   // Pin the port it chose, so `nats-server -c <config>` restarts the run's server where
   // every actor will look for it when it reconnects.
   writeFileSync(configFile, serverConfig(port, opts.creds, opts.run), { mode: 0o600 });
-  return { pid: child.pid!, port, url: `nats://127.0.0.1:${port}`, configFile, logFile };
+  return { pid: child.pid!, port, url: `nats://127.0.0.1:${port}` };
 }
 
 async function waitForListening(logFile: string, pid: number, exitCode: () => number | null, wanted?: number): Promise<number> {
@@ -145,7 +136,7 @@ async function waitForListening(logFile: string, pid: number, exitCode: () => nu
       const fatal = lines.find((l) => l.includes("[FTL]") || l.includes("[ERR]")) ?? "no message";
       throw new UserError(`nats-server failed to start (see ${logFile}): ${fatal.replace(/^\S+ \S+ \S+ /, "")}`);
     }
-    await new Promise((r) => setTimeout(r, 30));
+    await sleep(30);
   }
   throw new UserError(`nats-server did not become ready within 10 s (see ${logFile}).`);
 }

@@ -9,13 +9,6 @@
 // line, and the bar is the few lines below.
 import { formatBytes } from "./format.js";
 
-export interface Progress {
-  /** `done` out of the total, in the unit given at creation. */
-  update(done: number): void;
-  /** Draws the final state and ends the line. */
-  finish(note?: string): void;
-}
-
 export interface ProgressOptions {
   /** "bytes" shows MB and MB/s; "items" plain counts, with `unit` after them. */
   kind?: "bytes" | "items";
@@ -26,7 +19,7 @@ export interface ProgressOptions {
   now?: () => number;
 }
 
-export function createProgress(label: string, total: number, opts: ProgressOptions = {}): Progress {
+export function createProgress(label: string, total: number, opts: ProgressOptions = {}) {
   const stream = opts.stream ?? process.stderr;
   const tty = opts.tty ?? Boolean((stream as NodeJS.WriteStream).isTTY);
   const now = opts.now ?? (() => performance.now());
@@ -48,7 +41,8 @@ export function createProgress(label: string, total: number, opts: ProgressOptio
   };
 
   return {
-    update(n) {
+    /** `n` done out of the total, in the unit given at creation. */
+    update(n: number): void {
       done = n;
       if (tty) {
         if (now() - lastDraw < 100) return;
@@ -62,7 +56,8 @@ export function createProgress(label: string, total: number, opts: ProgressOptio
         stream.write(`${line()}\n`);
       }
     },
-    finish(note) {
+    /** Draws the final state and ends the line. */
+    finish(note?: string): void {
       done = Math.max(done, total);
       stream.write(`${tty ? "\r" : ""}${line()}${note ? ` ${note}` : ""}${tty ? "\x1b[K" : ""}\n`);
     },

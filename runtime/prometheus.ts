@@ -11,7 +11,7 @@ export interface Gauge {
   samples: { labels?: Record<string, string>; value: number }[];
 }
 
-export function renderPrometheus(gauges: Gauge[]): string {
+function renderPrometheus(gauges: Gauge[]): string {
   const lines: string[] = [];
   for (const g of gauges) {
     lines.push(`# HELP ${g.name} ${g.help}`, `# TYPE ${g.name} gauge`);

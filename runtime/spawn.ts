@@ -17,7 +17,7 @@ export const packageRoot = (() => {
 })();
 
 /** The compiled entry of actor processes (tests running from sources use the build too). */
-export const actorEntry = join(packageRoot, "dist", "runtime", "actor-main.js");
+const actorEntry = join(packageRoot, "dist", "runtime", "actor-main.js");
 export const cliEntry = join(packageRoot, "dist", "runtime", "cli.js");
 
 /**

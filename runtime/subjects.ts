@@ -5,12 +5,12 @@
 //
 // A subject names what travels on it; the last tokens name who it is for.
 
-export const roles = ["coordinator", "param-shard", "data-loader", "compute", "node-agent", "client"] as const;
-export type Role = (typeof roles)[number];
-
 /** The actor kinds that run as processes; the `client` role is the CLI and dashboard. */
 export const actorKinds = ["coordinator", "param-shard", "data-loader", "compute", "node-agent"] as const;
 export type ActorKind = (typeof actorKinds)[number];
+
+export const roles = [...actorKinds, "client"] as const;
+export type Role = (typeof roles)[number];
 
 export function subjects(run: string) {
   const p = `aze.${run}`;
@@ -50,17 +50,12 @@ export function subjects(run: string) {
 
 export type Subjects = ReturnType<typeof subjects>;
 
-export interface Permissions {
-  publish: string[];
-  subscribe: string[];
-}
-
 /**
  * What each role may do. Replies to requests travel on `_INBOX.>`, so every role may
  * publish there and subscribe to it. The `client` role (CLI, dashboard) may read the
  * run's public streams and ask the coordinator; it can never inject training traffic.
  */
-export function permissionsFor(role: Role, run: string): Permissions {
+export function permissionsFor(role: Role, run: string): { publish: string[]; subscribe: string[] } {
   const p = `aze.${run}`;
   const inbox = "_INBOX.>";
   const ownHeartbeat = (kind: ActorKind) => `${p}.hb.${kind}.*`;
