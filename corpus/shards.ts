@@ -7,7 +7,7 @@
 // the file and what to do).
 // Never: leaves a half-written folder under the final name.
 import { createHash } from "node:crypto";
-import { closeSync, existsSync, fsyncSync, mkdirSync, openSync, readFileSync, renameSync, rmSync, statSync, writeSync } from "node:fs";
+import { closeSync, existsSync, fsyncSync, mkdirSync, openSync, readFileSync, renameSync, rmSync, statSync, writeFileSync, writeSync } from "node:fs";
 import { createRequire } from "node:module";
 import { dirname, join } from "node:path";
 import { UserError } from "../runtime/errors.js";
@@ -87,7 +87,7 @@ export async function writeShards(
       fsyncSync(tokensFd);
       closeSync(tokensFd);
       const offsetBytes = Buffer.from(BigInt64Array.from(offsets, BigInt).buffer);
-      writeDurably(join(temp, c.name, "offsets.bin"), offsetBytes);
+      writeFileSync(join(temp, c.name, "offsets.bin"), offsetBytes, { flush: true });
       manifest.collections.push({
         name: c.name,
         upscale: c.upscale,
@@ -97,25 +97,16 @@ export async function writeShards(
         offsetsSha256: createHash("sha256").update(offsetBytes).digest("hex"),
       });
     }
-    for (const [name, content] of Object.entries(extraFiles)) writeDurably(join(temp, name), Buffer.from(content));
-    writeDurably(join(temp, "manifest.json"), Buffer.from(`${JSON.stringify(manifest, null, 2)}\n`));
-    if (existsSync(outDir)) rmSync(outDir, { recursive: true, force: true });
+    // Buffers, not strings: Node 20's writeFileSync ignores `flush` (fsync) for string data.
+    for (const [name, content] of Object.entries(extraFiles)) writeFileSync(join(temp, name), Buffer.from(content), { flush: true });
+    writeFileSync(join(temp, "manifest.json"), Buffer.from(`${JSON.stringify(manifest, null, 2)}\n`), { flush: true });
+    rmSync(outDir, { recursive: true, force: true });
     mkdirSync(dirname(outDir), { recursive: true });
     renameSync(temp, outDir);
     return manifest;
   } catch (err) {
     rmSync(temp, { recursive: true, force: true });
     throw err;
-  }
-}
-
-function writeDurably(file: string, bytes: Buffer): void {
-  const fd = openSync(file, "w");
-  try {
-    writeSync(fd, bytes);
-    fsyncSync(fd);
-  } finally {
-    closeSync(fd);
   }
 }
 
