@@ -7,7 +7,7 @@
 // equal ranks first; a symbol outside the vocabulary is one [UNK] (bpe only).
 // Never: learns merges differently from WordPiece: both use tokenizer.ts's learnMerges.
 import { UserError } from "../runtime/errors.js";
-import { learnMerges, normalize, PieceTokenizer, preTokenize, specialTokens, startingPieces, type TrainOptions } from "./tokenizer.js";
+import { learnMerges, normalize, preTokenize, specialTokens, startingPieces, Tokenizer, type TrainOptions } from "./tokenizer.js";
 
 export type BpeKind = "bpe" | "bytelevel-bpe";
 const SUFFIX = "</w>";
@@ -65,7 +65,7 @@ export function trainBpe(
   return { tokens: [...vocab], merges };
 }
 
-export class BpeTokenizer extends PieceTokenizer {
+export class BpeTokenizer extends Tokenizer {
   private readonly ranks: Map<string, number>;
   private readonly cache = new Map<string, number[]>();
 
@@ -105,20 +105,17 @@ export class BpeTokenizer extends PieceTokenizer {
   }
 
   /**
-   * Text from ids, special tokens dropped. bytelevel-bpe: the bytes back, the leading space
-   * the encoder added removed: lossless for normalised text. bpe: words joined by spaces,
-   * no space before , . ! ? (as WordPiece's decoder).
+   * bytelevel-bpe: the bytes back, the leading space the encoder added removed: lossless for
+   * normalised text. bpe: words joined by spaces, no space before , . ! ? (as WordPiece's decoder).
    */
-  decode(ids: number[]): string {
-    const specials = new Set(Object.values(this.special));
-    const kept = ids.filter((id) => !specials.has(id) || id === this.special.unk).map((id) => this.tokens[id] ?? "[UNK]");
+  protected join(tokens: string[]): string {
     if (this.kind === "bytelevel-bpe") {
-      const bytes = kept.flatMap((t) => (t === "[UNK]" ? [] : Array.from(t, (c) => charToByte.get(c) ?? 0x3f)));
+      const bytes = tokens.flatMap((t) => (t === "[UNK]" ? [] : Array.from(t, (c) => charToByte.get(c) ?? 0x3f)));
       const text = Buffer.from(bytes).toString("utf8");
       return text.startsWith(" ") ? text.slice(1) : text;
     }
     let out = "";
-    for (const t of kept) out += t.endsWith(SUFFIX) ? `${t.slice(0, -SUFFIX.length)} ` : t;
+    for (const t of tokens) out += t.endsWith(SUFFIX) ? `${t.slice(0, -SUFFIX.length)} ` : t;
     return out.trim().replace(/ ([.,!?])/g, "$1");
   }
 

@@ -254,36 +254,20 @@ export interface Encoding {
   wordStarts: number[];
 }
 
-/** What every tokenizer type gives the rest of aze-run (WordPiece here, BPE in bpe.ts). */
-export interface Tokenizer {
-  readonly tokens: string[];
-  readonly vocab: Map<string, number>;
-  readonly special: SpecialIds;
-  /** sha256 of the tokenizer.json text: recorded by shards and checkpoints. */
-  readonly hash: string;
-  readonly lowercase: boolean;
-  readonly vocabSize: number;
-  /** Token ids of a text, without [CLS]/[SEP] (the dataset adds them per sequence). */
-  encode(text: string): Encoding;
-  decode(ids: number[]): string;
-  /** The Hugging Face tokenizer.json. */
-  toJSON(): string;
-}
-
 /**
- * What WordPiece and BPE share: a vocabulary holding the special tokens, text cut into
- * words and each word into pieces, and the parts of tokenizer.json that do not depend on
- * the model (normaliser, special tokens, the [CLS] … [SEP] template).
+ * What every tokenizer type gives the rest of aze-run (WordPiece here, BPE in bpe.ts), and
+ * what they share: a vocabulary holding the special tokens, text cut into words and each
+ * word into pieces, decoding that drops special tokens, and the parts of tokenizer.json that
+ * do not depend on the model (normaliser, special tokens, the [CLS] … [SEP] template).
  */
-export abstract class PieceTokenizer implements Tokenizer {
+export abstract class Tokenizer {
   readonly vocab: Map<string, number>;
   readonly special: SpecialIds;
-  private knownHash?: string;
 
   constructor(
     readonly tokens: string[],
     readonly lowercase: boolean,
-    hash?: string,
+    private knownHash?: string,
   ) {
     this.vocab = new Map(tokens.map((t, i) => [t, i]));
     const id = (t: string) => {
@@ -292,7 +276,6 @@ export abstract class PieceTokenizer implements Tokenizer {
       return i;
     };
     this.special = { pad: id("[PAD]"), unk: id("[UNK]"), cls: id("[CLS]"), sep: id("[SEP]"), mask: id("[MASK]") };
-    this.knownHash = hash;
   }
 
   /** sha256 of the tokenizer.json text: recorded by shards and checkpoints. */
@@ -309,7 +292,8 @@ export abstract class PieceTokenizer implements Tokenizer {
   protected abstract words(text: string): string[];
   /** A word's token ids. */
   protected abstract pieces(word: string): number[];
-  abstract decode(ids: number[]): string;
+  /** Text from the tokens of `decode`'s ids, special tokens other than [UNK] already dropped. */
+  protected abstract join(tokens: string[]): string;
   /** The model-specific parts of tokenizer.json. */
   protected abstract hubParts(): { pre_tokenizer: unknown; decoder: unknown; model: unknown };
 
@@ -324,6 +308,11 @@ export abstract class PieceTokenizer implements Tokenizer {
       });
     }
     return { ids, wordStarts };
+  }
+
+  decode(ids: number[]): string {
+    const specials = new Set(Object.values(this.special));
+    return this.join(ids.filter((id) => !specials.has(id) || id === this.special.unk).map((id) => this.tokens[id] ?? "[UNK]"));
   }
 
   /** The Hugging Face tokenizer.json of this tokenizer. */
@@ -366,7 +355,7 @@ export abstract class PieceTokenizer implements Tokenizer {
   }
 }
 
-export class WordPieceTokenizer extends PieceTokenizer {
+export class WordPieceTokenizer extends Tokenizer {
   protected words(text: string): string[] {
     return preTokenize(normalize(text, this.lowercase));
   }
@@ -393,16 +382,10 @@ export class WordPieceTokenizer extends PieceTokenizer {
     return out;
   }
 
-  /** Text from ids: continuations glued, special tokens dropped, no space before , . ! ? */
-  decode(ids: number[]): string {
+  /** Continuations glued, no space before , . ! ? */
+  protected join(tokens: string[]): string {
     let out = "";
-    const specials = new Set(Object.values(this.special));
-    for (const id of ids) {
-      if (specials.has(id) && id !== this.special.unk) continue;
-      const t = this.tokens[id] ?? "[UNK]";
-      if (t.startsWith("##")) out += t.slice(2);
-      else out += (out ? " " : "") + t;
-    }
+    for (const t of tokens) out += t.startsWith("##") ? t.slice(2) : (out ? " " : "") + t;
     return out.replace(/ ([.,!?])/g, "$1");
   }
 
