@@ -162,12 +162,14 @@ export function learnMerges(
   // The best pair comes from a max-heap (count, then the pair's text) whose entries go
   // stale when a count changes: a popped entry counts only if it matches the table.
   const heap = new PairHeap();
+  const pushChanged = () => {
+    for (const key of changed) if (pairs.has(key)) heap.push(pairs.get(key)!, key);
+    changed.clear();
+  };
   for (let w = 0; w < words.length; w++) addPairs(w, 1);
-  for (const key of changed) heap.push(pairs.get(key) ?? 0, key);
-  changed.clear();
+  pushChanged();
   const merges: [string, string][] = [];
   while (vocab.size < vocabSize) {
-    // Entries whose count changed since they were pushed are stale: skip them.
     let best = heap.pop();
     while (best && pairs.get(best.key) !== best.count) best = heap.pop();
     if (!best || best.count < minFrequency) break;
@@ -188,8 +190,7 @@ export function learnMerges(
     }
     pairs.delete(best.key);
     where.delete(best.key);
-    for (const key of changed) if (pairs.has(key)) heap.push(pairs.get(key)!, key);
-    changed.clear();
+    pushChanged();
     merges.push([a, b]);
     vocab.add(merged);
   }
@@ -198,24 +199,21 @@ export function learnMerges(
 
 /** A binary max-heap of (count, pair): the higher count first, then the smaller text. */
 class PairHeap {
-  private readonly counts: number[] = [];
-  private readonly keys: string[] = [];
+  private readonly entries: { count: number; key: string }[] = [];
 
   private before(i: number, j: number): boolean {
-    const ci = this.counts[i]!,
-      cj = this.counts[j]!;
-    return ci > cj || (ci === cj && this.keys[i]! < this.keys[j]!);
+    const a = this.entries[i]!;
+    const b = this.entries[j]!;
+    return a.count > b.count || (a.count === b.count && a.key < b.key);
   }
 
   private swap(i: number, j: number): void {
-    [this.counts[i], this.counts[j]] = [this.counts[j]!, this.counts[i]!];
-    [this.keys[i], this.keys[j]] = [this.keys[j]!, this.keys[i]!];
+    [this.entries[i], this.entries[j]] = [this.entries[j]!, this.entries[i]!];
   }
 
   push(count: number, key: string): void {
-    this.counts.push(count);
-    this.keys.push(key);
-    for (let i = this.counts.length - 1; i > 0; ) {
+    this.entries.push({ count, key });
+    for (let i = this.entries.length - 1; i > 0; ) {
       const parent = (i - 1) >> 1;
       if (!this.before(i, parent)) break;
       this.swap(i, parent);
@@ -224,19 +222,16 @@ class PairHeap {
   }
 
   pop(): { count: number; key: string } | undefined {
-    if (this.counts.length === 0) return undefined;
-    const top = { count: this.counts[0]!, key: this.keys[0]! };
-    const lastCount = this.counts.pop()!,
-      lastKey = this.keys.pop()!;
-    if (this.counts.length > 0) {
-      this.counts[0] = lastCount;
-      this.keys[0] = lastKey;
+    const top = this.entries[0];
+    const last = this.entries.pop()!;
+    if (this.entries.length > 0) {
+      this.entries[0] = last;
       for (let i = 0; ; ) {
-        const l = 2 * i + 1,
-          r = l + 1;
+        const l = 2 * i + 1;
+        const r = l + 1;
         let m = i;
-        if (l < this.counts.length && this.before(l, m)) m = l;
-        if (r < this.counts.length && this.before(r, m)) m = r;
+        if (l < this.entries.length && this.before(l, m)) m = l;
+        if (r < this.entries.length && this.before(r, m)) m = r;
         if (m === i) break;
         this.swap(i, m);
         i = m;
