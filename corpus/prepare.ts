@@ -5,6 +5,7 @@
 // twice what is already prepared: a run with the same sources and settings reuses it.
 import { createHash } from "node:crypto";
 import { createReadStream, existsSync, mkdirSync, readFileSync, renameSync, rmSync, statSync, writeFileSync } from "node:fs";
+import { availableParallelism } from "node:os";
 import { join } from "node:path";
 import { createInterface } from "node:readline";
 import type { DataConfig } from "../runtime/config.js";
@@ -12,7 +13,7 @@ import { UserError } from "../runtime/errors.js";
 import { writeShards } from "./shards.js";
 import { createProgress } from "../runtime/progress.js";
 import { BpeTokenizer, bpeWords, trainBpe } from "./bpe.js";
-import { createEncodePool, defaultEncodeWorkers } from "./encode-pool.js";
+import { createEncodePool } from "./encode-pool.js";
 import { loadTokenizer } from "./load-tokenizer.js";
 import { countWords, trainWordPiece, WordPieceTokenizer, type Tokenizer } from "./tokenizer.js";
 
@@ -63,7 +64,7 @@ export async function prepareShards(
 ): Promise<void> {
   for (const s of sources) if (!existsSync(s.path)) throw new UserError(`source ${s.name}: ${s.path} does not exist.`);
   const total = sources.reduce((n, s) => n + statSync(s.path).size, 0);
-  const workers = opts.workers ?? (total < 1_000_000 ? 0 : defaultEncodeWorkers());
+  const workers = opts.workers ?? (total < 1_000_000 ? 0 : availableParallelism());
   const pool = createEncodePool(tokenizerJson, outDir, workers);
   try {
     await writeShards(
