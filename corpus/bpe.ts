@@ -5,9 +5,8 @@
 // Owns: the BPE alphabets, the merge ranks, and an encoder that gives the same ids as the
 // Hugging Face libraries for our files: merges applied lowest rank first, the leftmost of
 // equal ranks first; a symbol outside the vocabulary is one [UNK] (bpe only).
-// Never: learns merges differently from WordPiece: both use tokenizer.ts's learnMerges.
-import { UserError } from "../runtime/errors.js";
-import { learnMerges, normalize, preTokenize, specialTokens, startingPieces, Tokenizer, type TrainOptions } from "./tokenizer.js";
+// Never: learns merges differently from WordPiece: both use tokenizer.ts's learnVocabulary.
+import { learnVocabulary, normalize, preTokenize, Tokenizer, type TrainOptions } from "./tokenizer.js";
 
 export type BpeKind = "bpe" | "bytelevel-bpe";
 const SUFFIX = "</w>";
@@ -52,17 +51,9 @@ function symbolsOf(word: string, kind: BpeKind): string[] {
  * special tokens, then the alphabet (byte-level: all 256 byte characters; bpe: every
  * character seen, with and without </w>), then one piece per merge.
  */
-export function trainBpe(
-  counts: Map<string, number>,
-  kind: BpeKind,
-  opts: Pick<TrainOptions, "vocabSize" | "minFrequency">,
-): { tokens: string[]; merges: [string, string][] } {
-  const { alphabet, words } = startingPieces(counts, opts.minFrequency, (word) => symbolsOf(word, kind));
-  const vocab = new Set<string>([...specialTokens, ...(kind === "bytelevel-bpe" ? byteToChar : alphabet)]);
-  if (vocab.size > opts.vocabSize)
-    throw new UserError(`--vocab-size ${opts.vocabSize} is smaller than the ${vocab.size} symbols and special tokens of this text: raise it.`);
-  const merges = learnMerges(words, vocab, opts.vocabSize, opts.minFrequency ?? 2, (a, b) => a + b);
-  return { tokens: [...vocab], merges };
+export function trainBpe(counts: Map<string, number>, kind: BpeKind, opts: Pick<TrainOptions, "vocabSize">): { tokens: string[]; merges: [string, string][] } {
+  const alphabet = kind === "bytelevel-bpe" ? byteToChar : undefined;
+  return learnVocabulary(counts, opts.vocabSize, { name: "symbols", pieces: (word) => symbolsOf(word, kind), join: (a, b) => a + b, alphabet });
 }
 
 export class BpeTokenizer extends Tokenizer {

@@ -60,23 +60,23 @@ export function preTokenize(text: string): string[] {
 
 // ---- training -------------------------------------------------------------------------------
 
+/** Words seen fewer times than this are not used to learn merges, nor are pairs rarer than this merged. */
+const minFrequency = 2;
+/** The word table is pruned (rarest first) when it holds more words than this. */
+const maxWords = 2_000_000;
+
 export interface TrainOptions {
   vocabSize: number;
   lowercase: boolean;
-  /** Words seen fewer times than this are not used to learn merges. */
-  minFrequency?: number;
-  /** The word table is pruned (rarest first) when it holds more words than this. */
-  maxWords?: number;
   onProgress?: (bytesRead: number) => void;
   /** How a line becomes words; default: normalise, then preTokenize. */
   split?: (line: string) => string[];
 }
 
 /** Counts words over files, line by line, with bounded memory. */
-export async function countWords(files: string[], opts: Pick<TrainOptions, "lowercase" | "maxWords" | "onProgress" | "split">): Promise<Map<string, number>> {
+export async function countWords(files: string[], opts: Pick<TrainOptions, "lowercase" | "onProgress" | "split">): Promise<Map<string, number>> {
   const split = opts.split ?? ((line: string) => preTokenize(normalize(line, opts.lowercase)));
   const counts = new Map<string, number>();
-  const maxWords = opts.maxWords ?? 2_000_000;
   let bytes = 0;
   for (const file of files) {
     const lines = createInterface({ input: createReadStream(file, { encoding: "utf8" }), crlfDelay: Infinity });
@@ -102,32 +102,34 @@ function prune(counts: Map<string, number>, keep: number): void {
  * is full. Ties break on the pair's text, so training is deterministic.
  */
 export function trainWordPiece(counts: Map<string, number>, opts: TrainOptions): string[] {
-  const { alphabet, words } = startingPieces(counts, opts.minFrequency, (word) => [...word].map((c, i) => (i === 0 ? c : `##${c}`)));
-  const vocab = new Set<string>([...specialTokens, ...alphabet]);
-  if (vocab.size > opts.vocabSize)
-    throw new UserError(`--vocab-size ${opts.vocabSize} is smaller than the ${vocab.size} characters and special tokens of this text: raise it.`);
-  learnMerges(words, vocab, opts.vocabSize, opts.minFrequency ?? 2, (a, b) => a + b.slice(2));
-  return [...vocab];
+  const pieces = (word: string) => [...word].map((c, i) => (i === 0 ? c : `##${c}`));
+  return learnVocabulary(counts, opts.vocabSize, { name: "characters", pieces, join: (a, b) => a + b.slice(2) }).tokens;
 }
 
 /**
- * Each word as its starting pieces, in the sorted order of the words, and the alphabet
- * (every piece, in order of first appearance). Words seen fewer than `minFrequency` times,
- * or longer than 100 characters, add to the alphabet but not to the merges.
+ * The training WordPiece and BPE share. Each word starts as its `pieces`, in the sorted
+ * order of the words; words seen fewer than `minFrequency` times, or longer than 100
+ * characters, add to the alphabet but not to the merges. The vocabulary: the special
+ * tokens, the `alphabet` (default: every starting piece, in order of first appearance),
+ * then the pieces `learnMerges` makes.
  */
-export function startingPieces(
+export function learnVocabulary(
   counts: Map<string, number>,
-  minFrequency = 2,
-  pieces: (word: string) => string[],
-): { alphabet: string[]; words: { pieces: string[]; count: number }[] } {
-  const alphabet = new Set<string>();
+  vocabSize: number,
+  symbols: { name: string; pieces: (word: string) => string[]; join: (a: string, b: string) => string; alphabet?: string[] },
+): { tokens: string[]; merges: [string, string][] } {
+  const seen = new Set<string>();
   const words: { pieces: string[]; count: number }[] = [];
   for (const [word, count] of [...counts].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))) {
-    const p = pieces(word);
-    for (const x of p) alphabet.add(x);
+    const p = symbols.pieces(word);
+    for (const x of p) seen.add(x);
     if (count >= minFrequency && p.length <= 100) words.push({ pieces: p, count });
   }
-  return { alphabet: [...alphabet], words };
+  const vocab = new Set<string>([...specialTokens, ...(symbols.alphabet ?? seen)]);
+  if (vocab.size > vocabSize)
+    throw new UserError(`--vocab-size ${vocabSize} is smaller than the ${vocab.size} ${symbols.name} and special tokens of this text: raise it.`);
+  const merges = learnMerges(words, vocab, vocabSize, symbols.join);
+  return { tokens: [...vocab], merges };
 }
 
 /**
@@ -137,11 +139,10 @@ export function startingPieces(
  * Pair counts are kept up to date as words change. Returns the merges in order (two pairs
  * can make the same piece, a·bc and ab·c: both are merges, the piece is added once).
  */
-export function learnMerges(
+function learnMerges(
   words: { pieces: string[]; count: number }[],
   vocab: Set<string>,
   vocabSize: number,
-  minFrequency: number,
   join: (a: string, b: string) => string,
 ): [string, string][] {
   const pairKey = (a: string, b: string) => `${a}\u0000${b}`;
