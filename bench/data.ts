@@ -44,9 +44,11 @@ try {
     `tokenizer training: ${(mb / ((tCount + tMerge) / 1000)).toFixed(2)} MB/s (word counting ${(mb / (tCount / 1000)).toFixed(2)} MB/s over ${counts.size} distinct words, ${tokenizer.vocabSize} tokens learned in ${(tMerge / 1000).toFixed(1)} s)`,
   );
 
+  const tokenizerFile = join(dir, "tokenizer.json");
+  writeFileSync(tokenizerFile, tokenizer.toJSON());
   const shardRate = async (workers: number, out: string) => {
     const t = performance.now();
-    await prepareShards(tokenizer, [{ name: "bench", path: corpus, upscale: 1 }], join(dir, out), tokenizer.toJSON(), { workers });
+    await prepareShards(tokenizerFile, [{ name: "bench", path: corpus, upscale: 1 }], join(dir, out), { workers });
     return mb / ((performance.now() - t) / 1000);
   };
   const threads = availableParallelism();

@@ -27,13 +27,8 @@ export async function trainTokenizer(
 ): Promise<Tokenizer> {
   for (const f of files) if (!existsSync(f)) throw new UserError(`input ${f} does not exist.`);
   const type = opts.type ?? "wordpiece";
-  const bar = opts.progress
-    ? createProgress(
-        "counting words",
-        files.reduce((n, f) => n + statSync(f).size, 0),
-        { kind: "bytes" },
-      )
-    : undefined;
+  const bytes = files.reduce((n, f) => n + statSync(f).size, 0);
+  const bar = opts.progress ? createProgress("counting words", bytes, { kind: "bytes" }) : undefined;
   const split = type === "wordpiece" ? undefined : (line: string) => bpeWords(line, type, opts.lowercase);
   const counts = await countWords(files, { lowercase: opts.lowercase, split, onProgress: bar && ((bytes) => bar.update(bytes)) });
   bar?.finish(`(${counts.size} distinct words)`);
@@ -53,15 +48,17 @@ export async function trainTokenizer(
 
 /**
  * Tokenizes sources (one document per line; blank lines are skipped) into a shards folder,
- * in `workers` threads (default: one per core; inputs under 1 MB on this thread).
+ * with a copy of the tokenizer.json, in `workers` threads (default: one per core; inputs
+ * under 1 MB on this thread).
  */
 export async function prepareShards(
-  tokenizer: Tokenizer,
+  tokenizerFile: string,
   sources: { name: string; path: string; upscale: number }[],
   outDir: string,
-  tokenizerJson: string,
   opts: { workers?: number; progress?: boolean } = {},
 ): Promise<void> {
+  const tokenizer = loadTokenizer(tokenizerFile);
+  const tokenizerJson = readFileSync(tokenizerFile, "utf8");
   for (const s of sources) if (!existsSync(s.path)) throw new UserError(`source ${s.name}: ${s.path} does not exist.`);
   const total = sources.reduce((n, s) => n + statSync(s.path).size, 0);
   const workers = opts.workers ?? (total < 1_000_000 ? 0 : availableParallelism());
@@ -136,13 +133,12 @@ export async function ensurePrepared(
   mkdirSync(cacheDir, { recursive: true });
   const scratch = join(cacheDir, `tokenizer-${process.pid}-${Date.now()}.json`);
   try {
-    const tokenizer = data.tokenizer
-      ? loadTokenizer(data.tokenizer)
-      : await trainTokenizer(
-          sources.map((s) => s.path),
-          { type: data.tokenizerType, vocabSize: data.vocabSize, lowercase: true, out: scratch, progress: opts.progress },
-        );
-    await prepareShards(tokenizer, sources, dir, readFileSync(data.tokenizer ?? scratch, "utf8"), { progress: opts.progress });
+    if (!data.tokenizer)
+      await trainTokenizer(
+        sources.map((s) => s.path),
+        { type: data.tokenizerType, vocabSize: data.vocabSize, lowercase: true, out: scratch, progress: opts.progress },
+      );
+    await prepareShards(data.tokenizer ?? scratch, sources, dir, { progress: opts.progress });
   } finally {
     rmSync(scratch, { force: true });
   }
