@@ -165,12 +165,11 @@ export function openShards(dir: string): { manifest: ShardsManifest; collections
     const tokensFile = join(dir, c.name, "tokens.bin");
     const offsetsFile = join(dir, c.name, "offsets.bin");
     for (const f of [tokensFile, offsetsFile]) if (!existsSync(f)) throw new UserError(`${f} is missing: prepare the folder again.`);
-    if (statSync(tokensFile).size !== c.tokens * 4)
-      throw new UserError(`${tokensFile} has ${statSync(tokensFile).size} bytes, the manifest says ${c.tokens * 4}: the file is truncated or damaged.`);
-    if (statSync(offsetsFile).size !== (c.documents + 1) * 8)
-      throw new UserError(
-        `${offsetsFile} has ${statSync(offsetsFile).size} bytes, the manifest says ${(c.documents + 1) * 8}: the file is truncated or damaged.`,
-      );
+    for (const [f, bytes] of [
+      [tokensFile, c.tokens * 4],
+      [offsetsFile, (c.documents + 1) * 8],
+    ] as const)
+      if (statSync(f).size !== bytes) throw new UserError(`${f} has ${statSync(f).size} bytes, the manifest says ${bytes}: the file is truncated or damaged.`);
     const tokenBytes = mapFile(tokensFile);
     const offsetBytes = mapFile(offsetsFile);
     if (createHash("sha256").update(tokenBytes).digest("hex") !== c.tokensSha256)

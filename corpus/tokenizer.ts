@@ -244,12 +244,6 @@ class PairHeap {
 
 // ---- the tokenizer ---------------------------------------------------------------------------
 
-export interface Encoding {
-  ids: number[];
-  /** 1 where a token starts a word (not a ## continuation, not a special token). */
-  wordStarts: number[];
-}
-
 /**
  * What every tokenizer type gives the rest of aze-run (WordPiece here, BPE in bpe.ts), and
  * what they share: a vocabulary holding the special tokens, text cut into words and each
@@ -293,8 +287,11 @@ export abstract class Tokenizer {
   /** The model-specific parts of tokenizer.json. */
   protected abstract hubParts(): { pre_tokenizer: unknown; decoder: unknown; model: unknown };
 
-  /** Token ids of a text, without [CLS]/[SEP] (the dataset adds them per sequence). */
-  encode(text: string): Encoding {
+  /**
+   * Token ids of a text, without [CLS]/[SEP] (the dataset adds them per sequence), and
+   * wordStarts: 1 where a token starts a word (not a continuation).
+   */
+  encode(text: string): { ids: number[]; wordStarts: number[] } {
     const ids: number[] = [];
     const wordStarts: number[] = [];
     for (const word of this.words(text)) {
