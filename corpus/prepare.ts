@@ -68,9 +68,8 @@ export async function prepareShards(
       outDir,
       { tokenizerHash: tokenizer.hash, vocabSize: tokenizer.vocabSize },
       sources,
-      async (name, writer) => {
-        const source = sources.find((s) => s.name === name)!;
-        const bar = opts.progress ? createProgress(`tokenizing ${name}`, statSync(source.path).size, { kind: "bytes" }) : undefined;
+      async (source, writer) => {
+        const bar = opts.progress ? createProgress(`tokenizing ${source.name}`, statSync(source.path).size, { kind: "bytes" }) : undefined;
         const deliver = (docs: Int32Array[]) => {
           for (const d of docs) writer.addDocument(d);
         };

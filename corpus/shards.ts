@@ -39,11 +39,11 @@ export interface CollectionWriter {
  * Writes a shards folder: `fill` adds documents to each collection; the folder appears
  * under `outDir` only when every file is written and fsynced.
  */
-export async function writeShards(
+export async function writeShards<C extends { name: string; upscale: number }>(
   outDir: string,
   meta: { tokenizerHash: string; vocabSize: number },
-  collections: { name: string; upscale: number }[],
-  fill: (name: string, writer: CollectionWriter) => Promise<void>,
+  collections: C[],
+  fill: (collection: C, writer: CollectionWriter) => Promise<void>,
   /** Files to place beside the shards (the tokenizer.json), written in the same atomic step. */
   extraFiles: Record<string, string> = {},
 ): Promise<ShardsManifest> {
@@ -67,7 +67,7 @@ export async function writeShards(
         tokensHash.update(bytes);
         used = 0;
       };
-      await fill(c.name, {
+      await fill(c, {
         addDocument(ids) {
           if (ids.length === 0) return;
           if (used + ids.length > staged.length) flush();
