@@ -4,10 +4,9 @@
 // Encoding is also timed against the Hugging Face tokenizers library on the same lines.
 import { Tokenizer } from "@huggingface/tokenizers";
 import { existsSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { availableParallelism, tmpdir } from "node:os";
 import { join } from "node:path";
 import { openTrainingData } from "../corpus/dataset.js";
-import { defaultEncodeWorkers } from "../corpus/encode-pool.js";
 import { prepareShards } from "../corpus/prepare.js";
 import { countWords, trainWordPiece, WordPieceTokenizer } from "../corpus/tokenizer.js";
 import { counterHash } from "../model/counter-hash.js";
@@ -45,12 +44,14 @@ try {
     `tokenizer training: ${(mb / ((tCount + tMerge) / 1000)).toFixed(2)} MB/s (word counting ${(mb / (tCount / 1000)).toFixed(2)} MB/s over ${counts.size} distinct words, ${tokenizer.vocabSize} tokens learned in ${(tMerge / 1000).toFixed(1)} s)`,
   );
 
+  const tokenizerFile = join(dir, "tokenizer.json");
+  writeFileSync(tokenizerFile, tokenizer.toJSON());
   const shardRate = async (workers: number, out: string) => {
     const t = performance.now();
-    await prepareShards(tokenizer, [{ name: "bench", path: corpus, upscale: 1 }], join(dir, out), tokenizer.toJSON(), { workers });
+    await prepareShards(tokenizerFile, [{ name: "bench", path: corpus, upscale: 1 }], join(dir, out), { workers });
     return mb / ((performance.now() - t) / 1000);
   };
-  const threads = defaultEncodeWorkers();
+  const threads = availableParallelism();
   const onMain = await shardRate(0, "shards-main");
   const pooled = await shardRate(threads, "shards");
   const same = readFileSync(join(dir, "shards-main", "bench", "tokens.bin")).equals(readFileSync(join(dir, "shards", "bench", "tokens.bin")));

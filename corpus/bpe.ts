@@ -5,9 +5,8 @@
 // Owns: the BPE alphabets, the merge ranks, and an encoder that gives the same ids as the
 // Hugging Face libraries for our files: merges applied lowest rank first, the leftmost of
 // equal ranks first; a symbol outside the vocabulary is one [UNK] (bpe only).
-// Never: learns merges differently from WordPiece: both use tokenizer.ts's learnMerges.
-import { UserError } from "../runtime/errors.js";
-import { learnMerges, normalize, PieceTokenizer, preTokenize, specialTokens, startingPieces, type TrainOptions } from "./tokenizer.js";
+// Never: learns merges differently from WordPiece: both use tokenizer.ts's learnVocabulary.
+import { learnVocabulary, normalize, preTokenize, Tokenizer, type TrainOptions } from "./tokenizer.js";
 
 export type BpeKind = "bpe" | "bytelevel-bpe";
 const SUFFIX = "</w>";
@@ -52,20 +51,12 @@ function symbolsOf(word: string, kind: BpeKind): string[] {
  * special tokens, then the alphabet (byte-level: all 256 byte characters; bpe: every
  * character seen, with and without </w>), then one piece per merge.
  */
-export function trainBpe(
-  counts: Map<string, number>,
-  kind: BpeKind,
-  opts: Pick<TrainOptions, "vocabSize" | "minFrequency">,
-): { tokens: string[]; merges: [string, string][] } {
-  const { alphabet, words } = startingPieces(counts, opts.minFrequency, (word) => symbolsOf(word, kind));
-  const vocab = new Set<string>([...specialTokens, ...(kind === "bytelevel-bpe" ? byteToChar : alphabet)]);
-  if (vocab.size > opts.vocabSize)
-    throw new UserError(`--vocab-size ${opts.vocabSize} is smaller than the ${vocab.size} symbols and special tokens of this text: raise it.`);
-  const merges = learnMerges(words, vocab, opts.vocabSize, opts.minFrequency ?? 2, (a, b) => a + b);
-  return { tokens: [...vocab], merges };
+export function trainBpe(counts: Map<string, number>, kind: BpeKind, opts: Pick<TrainOptions, "vocabSize">): { tokens: string[]; merges: [string, string][] } {
+  const alphabet = kind === "bytelevel-bpe" ? byteToChar : undefined;
+  return learnVocabulary(counts, opts.vocabSize, { name: "symbols", pieces: (word) => symbolsOf(word, kind), join: (a, b) => a + b, alphabet });
 }
 
-export class BpeTokenizer extends PieceTokenizer {
+export class BpeTokenizer extends Tokenizer {
   private readonly ranks: Map<string, number>;
   private readonly cache = new Map<string, number[]>();
 
@@ -105,20 +96,17 @@ export class BpeTokenizer extends PieceTokenizer {
   }
 
   /**
-   * Text from ids, special tokens dropped. bytelevel-bpe: the bytes back, the leading space
-   * the encoder added removed: lossless for normalised text. bpe: words joined by spaces,
-   * no space before , . ! ? (as WordPiece's decoder).
+   * bytelevel-bpe: the bytes back, the leading space the encoder added removed: lossless for
+   * normalised text. bpe: words joined by spaces, no space before , . ! ? (as WordPiece's decoder).
    */
-  decode(ids: number[]): string {
-    const specials = new Set(Object.values(this.special));
-    const kept = ids.filter((id) => !specials.has(id) || id === this.special.unk).map((id) => this.tokens[id] ?? "[UNK]");
+  protected join(tokens: string[]): string {
     if (this.kind === "bytelevel-bpe") {
-      const bytes = kept.flatMap((t) => (t === "[UNK]" ? [] : Array.from(t, (c) => charToByte.get(c) ?? 0x3f)));
+      const bytes = tokens.flatMap((t) => (t === "[UNK]" ? [] : Array.from(t, (c) => charToByte.get(c) ?? 0x3f)));
       const text = Buffer.from(bytes).toString("utf8");
       return text.startsWith(" ") ? text.slice(1) : text;
     }
     let out = "";
-    for (const t of kept) out += t.endsWith(SUFFIX) ? `${t.slice(0, -SUFFIX.length)} ` : t;
+    for (const t of tokens) out += t.endsWith(SUFFIX) ? `${t.slice(0, -SUFFIX.length)} ` : t;
     return out.trim().replace(/ ([.,!?])/g, "$1");
   }
 

@@ -78,50 +78,38 @@ function bandKeys(sig: Uint32Array, threshold: number): string[] {
 
 const similarity = (a: Uint32Array, b: Uint32Array) => a.reduce((n, v, i) => n + (v === b[i] ? 1 : 0), 0) / a.length;
 
-export async function cleanCorpus(inputs: string[], output: string, opts: CleanOptions, onLine?: (n: number) => void): Promise<CleanReport> {
+export async function cleanCorpus(inputs: string[], output: string, opts: CleanOptions): Promise<CleanReport> {
   const report: CleanReport = { linesIn: 0, linesOut: 0, dropped: {} };
-  const drop = (why: string) => (report.dropped[why] = (report.dropped[why] ?? 0) + 1);
   const seen = new Set<string>();
   const bands = new Map<string, Uint32Array>();
+  /** Why a line is dropped, or undefined to keep it (and remember it for deduplication). */
+  const dropReason = (line: string): string | undefined => {
+    if (!line) return "empty";
+    const script = dominantScript(line);
+    if (script !== "latin") return script ? `script: ${script}` : "no letters";
+    if (line.length < opts.minChars) return "too short";
+    if (line.length > opts.maxChars) return "too long";
+    const key = createHash("sha256").update(line).digest("base64").slice(0, 11);
+    if (seen.has(key)) return "exact duplicate";
+    seen.add(key);
+    const sig = minhash(line);
+    const keys = bandKeys(sig, opts.nearDuplicateThreshold);
+    if (keys.some((k) => bands.has(k) && similarity(bands.get(k)!, sig) >= opts.nearDuplicateThreshold)) return "near duplicate";
+    for (const k of keys) if (!bands.has(k)) bands.set(k, sig);
+    return undefined;
+  };
   const temp = `${output}.tmp-${process.pid}`;
   const out = createWriteStream(temp);
   for (const file of inputs) {
     for await (const raw of createInterface({ input: createReadStream(file, { encoding: "utf8" }), crlfDelay: Infinity })) {
       report.linesIn++;
-      onLine?.(report.linesIn);
       const line = raw.normalize("NFC").trim();
-      if (!line) {
-        drop("empty");
-        continue;
+      const why = dropReason(line);
+      if (why) report.dropped[why] = (report.dropped[why] ?? 0) + 1;
+      else {
+        report.linesOut++;
+        if (!out.write(`${line}\n`)) await once(out, "drain");
       }
-      const script = dominantScript(line);
-      if (script !== "latin") {
-        drop(script ? `script: ${script}` : "no letters");
-        continue;
-      }
-      if (line.length < opts.minChars) {
-        drop("too short");
-        continue;
-      }
-      if (line.length > opts.maxChars) {
-        drop("too long");
-        continue;
-      }
-      const key = createHash("sha256").update(line).digest("base64").slice(0, 11);
-      if (seen.has(key)) {
-        drop("exact duplicate");
-        continue;
-      }
-      seen.add(key);
-      const sig = minhash(line);
-      const keys = bandKeys(sig, opts.nearDuplicateThreshold);
-      if (keys.some((k) => bands.has(k) && similarity(bands.get(k)!, sig) >= opts.nearDuplicateThreshold)) {
-        drop("near duplicate");
-        continue;
-      }
-      for (const k of keys) if (!bands.has(k)) bands.set(k, sig);
-      report.linesOut++;
-      if (!out.write(`${line}\n`)) await once(out, "drain");
     }
   }
   out.end();

@@ -4,13 +4,14 @@ import { InvalidArgumentError, type Command } from "commander";
 import { UserError } from "../runtime/errors.js";
 import { cleanCorpus } from "./clean.js";
 import { prepareShards, tokenizerTypes, trainTokenizer, type TokenizerType } from "./prepare.js";
-import { fertility, loadTokenizer } from "./load-tokenizer.js";
+import { fertility } from "./load-tokenizer.js";
 
 const number =
-  (name: string, min = 0) =>
+  (name: string, min = 0, whole = false) =>
   (v: string) => {
     const n = Number(v);
-    if (!Number.isFinite(n) || n < min) throw new InvalidArgumentError(`${name} must be a number ≥ ${min}, got "${v}".`);
+    if (!(whole ? Number.isSafeInteger(n) : Number.isFinite(n)) || n < min)
+      throw new InvalidArgumentError(`${name} must be a ${whole ? "whole " : ""}number ≥ ${min}, got "${v}".`);
     return n;
   };
 
@@ -82,19 +83,14 @@ export function registerCorpusCommands(program: Command): void {
     .requiredOption("--tokenizer <file>", "tokenizer.json")
     .requiredOption("--source <specs...>", "NAME=PATH[:UPSCALE] (one document per line)")
     .requiredOption("--out <dir>", "output folder (written atomically)")
-    .option("--workers <n>", "encoding threads (default: one per core; 0 encodes on the main thread)", (v) => {
-      const n = Number(v);
-      if (!Number.isSafeInteger(n) || n < 0) throw new InvalidArgumentError(`--workers must be a whole number ≥ 0, got "${v}".`);
-      return n;
-    })
+    .option("--workers <n>", "encoding threads (default: one per core; 0 encodes on the main thread)", number("--workers", 0, true))
     .action(async (opts: { tokenizer: string; source: string[]; out: string; workers?: number }) => {
       const sources = opts.source.map((spec) => {
         const m = /^([a-z0-9][a-z0-9_-]*)=(.+?)(?::(\d+(?:\.\d+)?))?$/.exec(spec);
         if (!m) throw new UserError(`--source ${spec}: write NAME=PATH or NAME=PATH:UPSCALE (name in lowercase letters, digits, - and _).`);
         return { name: m[1]!, path: m[2]!, upscale: m[3] ? Number(m[3]) : 1 };
       });
-      const t = loadTokenizer(opts.tokenizer);
-      await prepareShards(t, sources, opts.out, readFileSync(opts.tokenizer, "utf8"), { progress: true, workers: opts.workers });
+      await prepareShards(opts.tokenizer, sources, opts.out, { progress: true, workers: opts.workers });
       process.stdout.write(`wrote ${opts.out}: ${sources.map((s) => `${s.name} ×${s.upscale}`).join(", ")}\n`);
     });
 }

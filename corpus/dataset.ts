@@ -16,9 +16,6 @@ import { openShards } from "./shards.js";
 import { loadTokenizer } from "./load-tokenizer.js";
 import type { SpecialIds } from "./tokenizer.js";
 
-export type { SpecialIds };
-export type MicroBatch = UnmaskedBatch;
-
 export interface TrainingData {
   vocabSize: number;
   special: SpecialIds;
@@ -26,7 +23,7 @@ export interface TrainingData {
   tokenizerHash: string;
   /** Sequences in one epoch (collections repeated by their upscale ratios). */
   sequences: number;
-  microBatch(seed: number, firstSample: number, count: number): MicroBatch;
+  microBatch(seed: number, firstSample: number, count: number): UnmaskedBatch;
   close(): void;
 }
 

@@ -8,7 +8,6 @@
 // Never: runs the workers from TypeScript sources: the worker is the compiled
 // dist/corpus/encode-worker.js, the same code whoever starts the pool.
 import { existsSync } from "node:fs";
-import { availableParallelism } from "node:os";
 import { join } from "node:path";
 import { Worker } from "node:worker_threads";
 import { UserError } from "../runtime/errors.js";
@@ -24,9 +23,6 @@ export interface EncodePool {
   drain(): Promise<void>;
   close(): Promise<void>;
 }
-
-/** The default: one worker per core the process may use. */
-export const defaultEncodeWorkers = () => availableParallelism();
 
 /** A pool of `workers` threads; 0 encodes on the calling thread (small inputs, tests). */
 export function createEncodePool(tokenizerJson: string, origin: string, workers: number): EncodePool {
@@ -54,13 +50,7 @@ export function createEncodePool(tokenizerJson: string, origin: string, workers:
     wake = undefined;
   };
   for (const t of threads) {
-    t.on("message", ({ id, flat, lengths }: { id: number; flat: Int32Array; lengths: Int32Array }) => {
-      const docs: Int32Array[] = [];
-      let at = 0;
-      for (const n of lengths) {
-        docs.push(flat.subarray(at, at + n));
-        at += n;
-      }
+    t.on("message", ({ id, docs }: { id: number; docs: Int32Array[] }) => {
       done.set(id, docs);
       while (done.has(delivered)) {
         waiting.get(delivered)!(done.get(delivered)!);

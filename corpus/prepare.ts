@@ -5,6 +5,7 @@
 // twice what is already prepared: a run with the same sources and settings reuses it.
 import { createHash } from "node:crypto";
 import { createReadStream, existsSync, mkdirSync, readFileSync, renameSync, rmSync, statSync, writeFileSync } from "node:fs";
+import { availableParallelism } from "node:os";
 import { join } from "node:path";
 import { createInterface } from "node:readline";
 import type { DataConfig } from "../runtime/config.js";
@@ -12,7 +13,7 @@ import { UserError } from "../runtime/errors.js";
 import { writeShards } from "./shards.js";
 import { createProgress } from "../runtime/progress.js";
 import { BpeTokenizer, bpeWords, trainBpe } from "./bpe.js";
-import { createEncodePool, defaultEncodeWorkers } from "./encode-pool.js";
+import { createEncodePool } from "./encode-pool.js";
 import { loadTokenizer } from "./load-tokenizer.js";
 import { countWords, trainWordPiece, WordPieceTokenizer, type Tokenizer } from "./tokenizer.js";
 
@@ -26,13 +27,8 @@ export async function trainTokenizer(
 ): Promise<Tokenizer> {
   for (const f of files) if (!existsSync(f)) throw new UserError(`input ${f} does not exist.`);
   const type = opts.type ?? "wordpiece";
-  const bar = opts.progress
-    ? createProgress(
-        "counting words",
-        files.reduce((n, f) => n + statSync(f).size, 0),
-        { kind: "bytes" },
-      )
-    : undefined;
+  const bytes = files.reduce((n, f) => n + statSync(f).size, 0);
+  const bar = opts.progress ? createProgress("counting words", bytes, { kind: "bytes" }) : undefined;
   const split = type === "wordpiece" ? undefined : (line: string) => bpeWords(line, type, opts.lowercase);
   const counts = await countWords(files, { lowercase: opts.lowercase, split, onProgress: bar && ((bytes) => bar.update(bytes)) });
   bar?.finish(`(${counts.size} distinct words)`);
@@ -52,27 +48,28 @@ export async function trainTokenizer(
 
 /**
  * Tokenizes sources (one document per line; blank lines are skipped) into a shards folder,
- * in `workers` threads (default: one per core; inputs under 1 MB on this thread).
+ * with a copy of the tokenizer.json, in `workers` threads (default: one per core; inputs
+ * under 1 MB on this thread).
  */
 export async function prepareShards(
-  tokenizer: Tokenizer,
+  tokenizerFile: string,
   sources: { name: string; path: string; upscale: number }[],
   outDir: string,
-  tokenizerJson: string,
   opts: { workers?: number; progress?: boolean } = {},
 ): Promise<void> {
+  const tokenizer = loadTokenizer(tokenizerFile);
+  const tokenizerJson = readFileSync(tokenizerFile, "utf8");
   for (const s of sources) if (!existsSync(s.path)) throw new UserError(`source ${s.name}: ${s.path} does not exist.`);
   const total = sources.reduce((n, s) => n + statSync(s.path).size, 0);
-  const workers = opts.workers ?? (total < 1_000_000 ? 0 : defaultEncodeWorkers());
+  const workers = opts.workers ?? (total < 1_000_000 ? 0 : availableParallelism());
   const pool = createEncodePool(tokenizerJson, outDir, workers);
   try {
     await writeShards(
       outDir,
       { tokenizerHash: tokenizer.hash, vocabSize: tokenizer.vocabSize },
       sources,
-      async (name, writer) => {
-        const source = sources.find((s) => s.name === name)!;
-        const bar = opts.progress ? createProgress(`tokenizing ${name}`, statSync(source.path).size, { kind: "bytes" }) : undefined;
+      async (source, writer) => {
+        const bar = opts.progress ? createProgress(`tokenizing ${source.name}`, statSync(source.path).size, { kind: "bytes" }) : undefined;
         const deliver = (docs: Int32Array[]) => {
           for (const d of docs) writer.addDocument(d);
         };
@@ -135,13 +132,12 @@ export async function ensurePrepared(
   mkdirSync(cacheDir, { recursive: true });
   const scratch = join(cacheDir, `tokenizer-${process.pid}-${Date.now()}.json`);
   try {
-    const tokenizer = data.tokenizer
-      ? loadTokenizer(data.tokenizer)
-      : await trainTokenizer(
-          sources.map((s) => s.path),
-          { type: data.tokenizerType, vocabSize: data.vocabSize, lowercase: true, out: scratch, progress: opts.progress },
-        );
-    await prepareShards(tokenizer, sources, dir, readFileSync(data.tokenizer ?? scratch, "utf8"), { progress: opts.progress });
+    if (!data.tokenizer)
+      await trainTokenizer(
+        sources.map((s) => s.path),
+        { type: data.tokenizerType, vocabSize: data.vocabSize, lowercase: true, out: scratch, progress: opts.progress },
+      );
+    await prepareShards(data.tokenizer ?? scratch, sources, dir, { progress: opts.progress });
   } finally {
     rmSync(scratch, { force: true });
   }

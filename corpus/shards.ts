@@ -7,7 +7,7 @@
 // the file and what to do).
 // Never: leaves a half-written folder under the final name.
 import { createHash } from "node:crypto";
-import { closeSync, existsSync, fsyncSync, mkdirSync, openSync, readFileSync, renameSync, rmSync, statSync, writeSync } from "node:fs";
+import { closeSync, existsSync, fsyncSync, mkdirSync, openSync, readFileSync, renameSync, rmSync, statSync, writeFileSync, writeSync } from "node:fs";
 import { createRequire } from "node:module";
 import { dirname, join } from "node:path";
 import { UserError } from "../runtime/errors.js";
@@ -39,11 +39,11 @@ export interface CollectionWriter {
  * Writes a shards folder: `fill` adds documents to each collection; the folder appears
  * under `outDir` only when every file is written and fsynced.
  */
-export async function writeShards(
+export async function writeShards<C extends { name: string; upscale: number }>(
   outDir: string,
   meta: { tokenizerHash: string; vocabSize: number },
-  collections: { name: string; upscale: number }[],
-  fill: (name: string, writer: CollectionWriter) => Promise<void>,
+  collections: C[],
+  fill: (collection: C, writer: CollectionWriter) => Promise<void>,
   /** Files to place beside the shards (the tokenizer.json), written in the same atomic step. */
   extraFiles: Record<string, string> = {},
 ): Promise<ShardsManifest> {
@@ -67,7 +67,7 @@ export async function writeShards(
         tokensHash.update(bytes);
         used = 0;
       };
-      await fill(c.name, {
+      await fill(c, {
         addDocument(ids) {
           if (ids.length === 0) return;
           if (used + ids.length > staged.length) flush();
@@ -87,7 +87,7 @@ export async function writeShards(
       fsyncSync(tokensFd);
       closeSync(tokensFd);
       const offsetBytes = Buffer.from(BigInt64Array.from(offsets, BigInt).buffer);
-      writeDurably(join(temp, c.name, "offsets.bin"), offsetBytes);
+      writeFileSync(join(temp, c.name, "offsets.bin"), offsetBytes, { flush: true });
       manifest.collections.push({
         name: c.name,
         upscale: c.upscale,
@@ -97,25 +97,16 @@ export async function writeShards(
         offsetsSha256: createHash("sha256").update(offsetBytes).digest("hex"),
       });
     }
-    for (const [name, content] of Object.entries(extraFiles)) writeDurably(join(temp, name), Buffer.from(content));
-    writeDurably(join(temp, "manifest.json"), Buffer.from(`${JSON.stringify(manifest, null, 2)}\n`));
-    if (existsSync(outDir)) rmSync(outDir, { recursive: true, force: true });
+    // Buffers, not strings: Node 20's writeFileSync ignores `flush` (fsync) for string data.
+    for (const [name, content] of Object.entries(extraFiles)) writeFileSync(join(temp, name), Buffer.from(content), { flush: true });
+    writeFileSync(join(temp, "manifest.json"), Buffer.from(`${JSON.stringify(manifest, null, 2)}\n`), { flush: true });
+    rmSync(outDir, { recursive: true, force: true });
     mkdirSync(dirname(outDir), { recursive: true });
     renameSync(temp, outDir);
     return manifest;
   } catch (err) {
     rmSync(temp, { recursive: true, force: true });
     throw err;
-  }
-}
-
-function writeDurably(file: string, bytes: Buffer): void {
-  const fd = openSync(file, "w");
-  try {
-    writeSync(fd, bytes);
-    fsyncSync(fd);
-  } finally {
-    closeSync(fd);
   }
 }
 
@@ -174,12 +165,11 @@ export function openShards(dir: string): { manifest: ShardsManifest; collections
     const tokensFile = join(dir, c.name, "tokens.bin");
     const offsetsFile = join(dir, c.name, "offsets.bin");
     for (const f of [tokensFile, offsetsFile]) if (!existsSync(f)) throw new UserError(`${f} is missing: prepare the folder again.`);
-    if (statSync(tokensFile).size !== c.tokens * 4)
-      throw new UserError(`${tokensFile} has ${statSync(tokensFile).size} bytes, the manifest says ${c.tokens * 4}: the file is truncated or damaged.`);
-    if (statSync(offsetsFile).size !== (c.documents + 1) * 8)
-      throw new UserError(
-        `${offsetsFile} has ${statSync(offsetsFile).size} bytes, the manifest says ${(c.documents + 1) * 8}: the file is truncated or damaged.`,
-      );
+    for (const [f, bytes] of [
+      [tokensFile, c.tokens * 4],
+      [offsetsFile, (c.documents + 1) * 8],
+    ] as const)
+      if (statSync(f).size !== bytes) throw new UserError(`${f} has ${statSync(f).size} bytes, the manifest says ${bytes}: the file is truncated or damaged.`);
     const tokenBytes = mapFile(tokensFile);
     const offsetBytes = mapFile(offsetsFile);
     if (createHash("sha256").update(tokenBytes).digest("hex") !== c.tokensSha256)

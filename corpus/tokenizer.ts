@@ -60,23 +60,23 @@ export function preTokenize(text: string): string[] {
 
 // ---- training -------------------------------------------------------------------------------
 
+/** Words seen fewer times than this are not used to learn merges, nor are pairs rarer than this merged. */
+const minFrequency = 2;
+/** The word table is pruned (rarest first) when it holds more words than this. */
+const maxWords = 2_000_000;
+
 export interface TrainOptions {
   vocabSize: number;
   lowercase: boolean;
-  /** Words seen fewer times than this are not used to learn merges. */
-  minFrequency?: number;
-  /** The word table is pruned (rarest first) when it holds more words than this. */
-  maxWords?: number;
   onProgress?: (bytesRead: number) => void;
   /** How a line becomes words; default: normalise, then preTokenize. */
   split?: (line: string) => string[];
 }
 
 /** Counts words over files, line by line, with bounded memory. */
-export async function countWords(files: string[], opts: Pick<TrainOptions, "lowercase" | "maxWords" | "onProgress" | "split">): Promise<Map<string, number>> {
+export async function countWords(files: string[], opts: Pick<TrainOptions, "lowercase" | "onProgress" | "split">): Promise<Map<string, number>> {
   const split = opts.split ?? ((line: string) => preTokenize(normalize(line, opts.lowercase)));
   const counts = new Map<string, number>();
-  const maxWords = opts.maxWords ?? 2_000_000;
   let bytes = 0;
   for (const file of files) {
     const lines = createInterface({ input: createReadStream(file, { encoding: "utf8" }), crlfDelay: Infinity });
@@ -102,32 +102,34 @@ function prune(counts: Map<string, number>, keep: number): void {
  * is full. Ties break on the pair's text, so training is deterministic.
  */
 export function trainWordPiece(counts: Map<string, number>, opts: TrainOptions): string[] {
-  const { alphabet, words } = startingPieces(counts, opts.minFrequency, (word) => [...word].map((c, i) => (i === 0 ? c : `##${c}`)));
-  const vocab = new Set<string>([...specialTokens, ...alphabet]);
-  if (vocab.size > opts.vocabSize)
-    throw new UserError(`--vocab-size ${opts.vocabSize} is smaller than the ${vocab.size} characters and special tokens of this text: raise it.`);
-  learnMerges(words, vocab, opts.vocabSize, opts.minFrequency ?? 2, (a, b) => a + b.slice(2));
-  return [...vocab];
+  const pieces = (word: string) => [...word].map((c, i) => (i === 0 ? c : `##${c}`));
+  return learnVocabulary(counts, opts.vocabSize, { name: "characters", pieces, join: (a, b) => a + b.slice(2) }).tokens;
 }
 
 /**
- * Each word as its starting pieces, in the sorted order of the words, and the alphabet
- * (every piece, in order of first appearance). Words seen fewer than `minFrequency` times,
- * or longer than 100 characters, add to the alphabet but not to the merges.
+ * The training WordPiece and BPE share. Each word starts as its `pieces`, in the sorted
+ * order of the words; words seen fewer than `minFrequency` times, or longer than 100
+ * characters, add to the alphabet but not to the merges. The vocabulary: the special
+ * tokens, the `alphabet` (default: every starting piece, in order of first appearance),
+ * then the pieces `learnMerges` makes.
  */
-export function startingPieces(
+export function learnVocabulary(
   counts: Map<string, number>,
-  minFrequency = 2,
-  pieces: (word: string) => string[],
-): { alphabet: string[]; words: { pieces: string[]; count: number }[] } {
-  const alphabet = new Set<string>();
+  vocabSize: number,
+  symbols: { name: string; pieces: (word: string) => string[]; join: (a: string, b: string) => string; alphabet?: string[] },
+): { tokens: string[]; merges: [string, string][] } {
+  const seen = new Set<string>();
   const words: { pieces: string[]; count: number }[] = [];
   for (const [word, count] of [...counts].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))) {
-    const p = pieces(word);
-    for (const x of p) alphabet.add(x);
+    const p = symbols.pieces(word);
+    for (const x of p) seen.add(x);
     if (count >= minFrequency && p.length <= 100) words.push({ pieces: p, count });
   }
-  return { alphabet: [...alphabet], words };
+  const vocab = new Set<string>([...specialTokens, ...(symbols.alphabet ?? seen)]);
+  if (vocab.size > vocabSize)
+    throw new UserError(`--vocab-size ${vocabSize} is smaller than the ${vocab.size} ${symbols.name} and special tokens of this text: raise it.`);
+  const merges = learnMerges(words, vocab, vocabSize, symbols.join);
+  return { tokens: [...vocab], merges };
 }
 
 /**
@@ -137,11 +139,10 @@ export function startingPieces(
  * Pair counts are kept up to date as words change. Returns the merges in order (two pairs
  * can make the same piece, a·bc and ab·c: both are merges, the piece is added once).
  */
-export function learnMerges(
+function learnMerges(
   words: { pieces: string[]; count: number }[],
   vocab: Set<string>,
   vocabSize: number,
-  minFrequency: number,
   join: (a: string, b: string) => string,
 ): [string, string][] {
   const pairKey = (a: string, b: string) => `${a}\u0000${b}`;
@@ -162,12 +163,14 @@ export function learnMerges(
   // The best pair comes from a max-heap (count, then the pair's text) whose entries go
   // stale when a count changes: a popped entry counts only if it matches the table.
   const heap = new PairHeap();
+  const pushChanged = () => {
+    for (const key of changed) if (pairs.has(key)) heap.push(pairs.get(key)!, key);
+    changed.clear();
+  };
   for (let w = 0; w < words.length; w++) addPairs(w, 1);
-  for (const key of changed) heap.push(pairs.get(key) ?? 0, key);
-  changed.clear();
+  pushChanged();
   const merges: [string, string][] = [];
   while (vocab.size < vocabSize) {
-    // Entries whose count changed since they were pushed are stale: skip them.
     let best = heap.pop();
     while (best && pairs.get(best.key) !== best.count) best = heap.pop();
     if (!best || best.count < minFrequency) break;
@@ -188,8 +191,7 @@ export function learnMerges(
     }
     pairs.delete(best.key);
     where.delete(best.key);
-    for (const key of changed) if (pairs.has(key)) heap.push(pairs.get(key)!, key);
-    changed.clear();
+    pushChanged();
     merges.push([a, b]);
     vocab.add(merged);
   }
@@ -198,24 +200,21 @@ export function learnMerges(
 
 /** A binary max-heap of (count, pair): the higher count first, then the smaller text. */
 class PairHeap {
-  private readonly counts: number[] = [];
-  private readonly keys: string[] = [];
+  private readonly entries: { count: number; key: string }[] = [];
 
   private before(i: number, j: number): boolean {
-    const ci = this.counts[i]!,
-      cj = this.counts[j]!;
-    return ci > cj || (ci === cj && this.keys[i]! < this.keys[j]!);
+    const a = this.entries[i]!;
+    const b = this.entries[j]!;
+    return a.count > b.count || (a.count === b.count && a.key < b.key);
   }
 
   private swap(i: number, j: number): void {
-    [this.counts[i], this.counts[j]] = [this.counts[j]!, this.counts[i]!];
-    [this.keys[i], this.keys[j]] = [this.keys[j]!, this.keys[i]!];
+    [this.entries[i], this.entries[j]] = [this.entries[j]!, this.entries[i]!];
   }
 
   push(count: number, key: string): void {
-    this.counts.push(count);
-    this.keys.push(key);
-    for (let i = this.counts.length - 1; i > 0; ) {
+    this.entries.push({ count, key });
+    for (let i = this.entries.length - 1; i > 0; ) {
       const parent = (i - 1) >> 1;
       if (!this.before(i, parent)) break;
       this.swap(i, parent);
@@ -224,19 +223,16 @@ class PairHeap {
   }
 
   pop(): { count: number; key: string } | undefined {
-    if (this.counts.length === 0) return undefined;
-    const top = { count: this.counts[0]!, key: this.keys[0]! };
-    const lastCount = this.counts.pop()!,
-      lastKey = this.keys.pop()!;
-    if (this.counts.length > 0) {
-      this.counts[0] = lastCount;
-      this.keys[0] = lastKey;
+    const top = this.entries[0];
+    const last = this.entries.pop()!;
+    if (this.entries.length > 0) {
+      this.entries[0] = last;
       for (let i = 0; ; ) {
-        const l = 2 * i + 1,
-          r = l + 1;
+        const l = 2 * i + 1;
+        const r = l + 1;
         let m = i;
-        if (l < this.counts.length && this.before(l, m)) m = l;
-        if (r < this.counts.length && this.before(r, m)) m = r;
+        if (l < this.entries.length && this.before(l, m)) m = l;
+        if (r < this.entries.length && this.before(r, m)) m = r;
         if (m === i) break;
         this.swap(i, m);
         i = m;
@@ -248,42 +244,20 @@ class PairHeap {
 
 // ---- the tokenizer ---------------------------------------------------------------------------
 
-export interface Encoding {
-  ids: number[];
-  /** 1 where a token starts a word (not a ## continuation, not a special token). */
-  wordStarts: number[];
-}
-
-/** What every tokenizer type gives the rest of aze-run (WordPiece here, BPE in bpe.ts). */
-export interface Tokenizer {
-  readonly tokens: string[];
-  readonly vocab: Map<string, number>;
-  readonly special: SpecialIds;
-  /** sha256 of the tokenizer.json text: recorded by shards and checkpoints. */
-  readonly hash: string;
-  readonly lowercase: boolean;
-  readonly vocabSize: number;
-  /** Token ids of a text, without [CLS]/[SEP] (the dataset adds them per sequence). */
-  encode(text: string): Encoding;
-  decode(ids: number[]): string;
-  /** The Hugging Face tokenizer.json. */
-  toJSON(): string;
-}
-
 /**
- * What WordPiece and BPE share: a vocabulary holding the special tokens, text cut into
- * words and each word into pieces, and the parts of tokenizer.json that do not depend on
- * the model (normaliser, special tokens, the [CLS] … [SEP] template).
+ * What every tokenizer type gives the rest of aze-run (WordPiece here, BPE in bpe.ts), and
+ * what they share: a vocabulary holding the special tokens, text cut into words and each
+ * word into pieces, decoding that drops special tokens, and the parts of tokenizer.json that
+ * do not depend on the model (normaliser, special tokens, the [CLS] … [SEP] template).
  */
-export abstract class PieceTokenizer implements Tokenizer {
+export abstract class Tokenizer {
   readonly vocab: Map<string, number>;
   readonly special: SpecialIds;
-  private knownHash?: string;
 
   constructor(
     readonly tokens: string[],
     readonly lowercase: boolean,
-    hash?: string,
+    private knownHash?: string,
   ) {
     this.vocab = new Map(tokens.map((t, i) => [t, i]));
     const id = (t: string) => {
@@ -292,7 +266,6 @@ export abstract class PieceTokenizer implements Tokenizer {
       return i;
     };
     this.special = { pad: id("[PAD]"), unk: id("[UNK]"), cls: id("[CLS]"), sep: id("[SEP]"), mask: id("[MASK]") };
-    this.knownHash = hash;
   }
 
   /** sha256 of the tokenizer.json text: recorded by shards and checkpoints. */
@@ -309,12 +282,16 @@ export abstract class PieceTokenizer implements Tokenizer {
   protected abstract words(text: string): string[];
   /** A word's token ids. */
   protected abstract pieces(word: string): number[];
-  abstract decode(ids: number[]): string;
+  /** Text from the tokens of `decode`'s ids, special tokens other than [UNK] already dropped. */
+  protected abstract join(tokens: string[]): string;
   /** The model-specific parts of tokenizer.json. */
   protected abstract hubParts(): { pre_tokenizer: unknown; decoder: unknown; model: unknown };
 
-  /** Token ids of a text, without [CLS]/[SEP] (the dataset adds them per sequence). */
-  encode(text: string): Encoding {
+  /**
+   * Token ids of a text, without [CLS]/[SEP] (the dataset adds them per sequence), and
+   * wordStarts: 1 where a token starts a word (not a continuation).
+   */
+  encode(text: string): { ids: number[]; wordStarts: number[] } {
     const ids: number[] = [];
     const wordStarts: number[] = [];
     for (const word of this.words(text)) {
@@ -324,6 +301,11 @@ export abstract class PieceTokenizer implements Tokenizer {
       });
     }
     return { ids, wordStarts };
+  }
+
+  decode(ids: number[]): string {
+    const specials = new Set(Object.values(this.special));
+    return this.join(ids.filter((id) => !specials.has(id) || id === this.special.unk).map((id) => this.tokens[id] ?? "[UNK]"));
   }
 
   /** The Hugging Face tokenizer.json of this tokenizer. */
@@ -366,7 +348,7 @@ export abstract class PieceTokenizer implements Tokenizer {
   }
 }
 
-export class WordPieceTokenizer extends PieceTokenizer {
+export class WordPieceTokenizer extends Tokenizer {
   protected words(text: string): string[] {
     return preTokenize(normalize(text, this.lowercase));
   }
@@ -393,16 +375,10 @@ export class WordPieceTokenizer extends PieceTokenizer {
     return out;
   }
 
-  /** Text from ids: continuations glued, special tokens dropped, no space before , . ! ? */
-  decode(ids: number[]): string {
+  /** Continuations glued, no space before , . ! ? */
+  protected join(tokens: string[]): string {
     let out = "";
-    const specials = new Set(Object.values(this.special));
-    for (const id of ids) {
-      if (specials.has(id) && id !== this.special.unk) continue;
-      const t = this.tokens[id] ?? "[UNK]";
-      if (t.startsWith("##")) out += t.slice(2);
-      else out += (out ? " " : "") + t;
-    }
+    for (const t of tokens) out += t.startsWith("##") ? t.slice(2) : (out ? " " : "") + t;
     return out.replace(/ ([.,!?])/g, "$1");
   }
 
