@@ -10,7 +10,7 @@ import { join } from "node:path";
 import { fertility, loadTokenizer } from "../corpus/load-tokenizer.js";
 import { createWasmKernels } from "../kernels-wasm/index.js";
 import { UserError } from "../runtime/errors.js";
-import { readCheckpointRange, readManifest } from "./checkpoint.js";
+import { readModel } from "./hub.js";
 import { Encoder, type MaskedBatch } from "./encoder.js";
 import { parameterLayout } from "./layout.js";
 import { applyMasking } from "./masking.js";
@@ -29,21 +29,17 @@ export interface EvalResult {
 }
 
 export async function evaluate(checkpoint: string, data: string, opts: { maxSequences?: number; seed?: number } = {}): Promise<EvalResult> {
-  const manifest = readManifest(checkpoint);
-  if (!manifest.model) throw new UserError(`${checkpoint} was written without its model config: evaluate a checkpoint of this version of aze-run.`);
+  const pre = readModel(checkpoint);
   const files = statSync(data).isDirectory()
     ? readdirSync(data)
         .filter((f) => f.endsWith(".txt"))
         .map((f) => join(data, f))
     : [data];
   const text = files.map((f) => readFileSync(f, "utf8")).join("\n");
-  const tokenizerFile = join(checkpoint, "tokenizer.json");
-  const tokenizer = loadTokenizer(tokenizerFile);
-  const layout = parameterLayout(manifest.model, manifest.vocabSize);
-  const T = manifest.seqLen;
-  const kernels = await createWasmKernels();
-  const model = new Encoder(kernels, { ...manifest.model, dropout: 0 }, layout, T);
-  model.setParameters(readCheckpointRange(checkpoint, 0, manifest.total).params);
+  const tokenizer = loadTokenizer(pre.tokenizerFile);
+  const T = pre.seqLen;
+  const model = new Encoder(await createWasmKernels(), pre.model, parameterLayout(pre.model, pre.vocabSize), T);
+  model.setParameters(pre.params);
 
   // Sequences: each line's tokens cut into pieces of T-2, with [CLS] and [SEP].
   const sequences: { ids: number[]; bytes: number }[] = [];
@@ -98,10 +94,10 @@ export async function evaluate(checkpoint: string, data: string, opts: { maxSequ
     }
     bytes += seq.bytes;
   });
-  const f = fertility(tokenizerFile, text);
+  const f = fertility(pre.tokenizerFile, text);
   return {
     checkpoint,
-    step: manifest.step,
+    step: pre.step,
     sequences: chosen.length,
     mlmLoss: mlmSum / Math.max(1, mlmCount),
     maskedTokens: mlmCount,

@@ -6,16 +6,13 @@
 // training defaults, so fine-tuning and pre-training agree on what an unset value means.
 // Never: changes the checkpoint it starts from, or runs anything but the Kernels interface
 // (so it trains wherever a compute actor would: WebAssembly here, CUDA on a GPU node).
-import { existsSync } from "node:fs";
-import { join } from "node:path";
 import { loadTokenizer } from "../corpus/load-tokenizer.js";
 import { trainingDefaults } from "../runtime/config.js";
 import { UserError } from "../runtime/errors.js";
 import { createBackend } from "./backend.js";
-import { readCheckpointRange, readManifest } from "./checkpoint.js";
 import { counterHash } from "./counter-hash.js";
 import { Encoder } from "./encoder.js";
-import { readHubFolder, writeHubFolder, type HubModel } from "./hub.js";
+import { readModel, writeHubFolder } from "./hub.js";
 import { CHUNK, initParameters, parameterLayout } from "./layout.js";
 import { applyAdamW, clipFactor, globalNorm, learningRate } from "./optimizer.js";
 import { TaskHead, taskLayout } from "./task-heads.js";
@@ -58,32 +55,13 @@ export interface FinetuneResult {
   backend: string;
 }
 
-/** The pre-trained model: from a checkpoint folder or a Hugging Face folder. */
-export function loadPretrained(path: string): HubModel {
-  if (existsSync(join(path, "manifest.json"))) {
-    const manifest = readManifest(path);
-    if (!manifest.model) throw new UserError(`${path} was written without its model config: fine-tune a checkpoint of this version of aze-run.`);
-    const tokenizerFile = join(path, "tokenizer.json");
-    if (!existsSync(tokenizerFile)) throw new UserError(`${path} has no tokenizer.json.`);
-    return {
-      model: manifest.model,
-      vocabSize: manifest.vocabSize,
-      seqLen: manifest.seqLen,
-      params: readCheckpointRange(path, 0, manifest.total).params,
-      tokenizerFile,
-    };
-  }
-  if (existsSync(join(path, "config.json"))) return readHubFolder(path);
-  throw new UserError(`${path} is neither a checkpoint (no manifest.json) nor a Hugging Face folder (no config.json).`);
-}
-
 export async function finetune(opts: FinetuneOptions): Promise<FinetuneResult> {
   const { task } = opts;
   const onBadRow = opts.onBadRow ?? "skip";
   const epochs = opts.epochs ?? 3;
   const batchSize = opts.batchSize ?? 16;
   const seed = opts.seed ?? 1;
-  const pre = loadPretrained(opts.checkpoint);
+  const pre = readModel(opts.checkpoint);
   const maxLen = Math.min(opts.maxLength ?? pre.seqLen, pre.model.maxPositions);
   const tokenizer = loadTokenizer(pre.tokenizerFile);
 

@@ -60,6 +60,21 @@ export interface HubModel {
   /** The flat parameter vector of `parameterLayout(model, vocabSize)`. */
   params: Float32Array;
   tokenizerFile: string;
+  /** The training step it was saved at (0 when the folder does not say). */
+  step: number;
+}
+
+/** A trained model, from a checkpoint folder or a Hugging Face folder written by `export`. */
+export function readModel(path: string): HubModel {
+  if (!existsSync(join(path, "manifest.json"))) {
+    if (existsSync(join(path, "config.json"))) return readHubFolder(path);
+    throw new UserError(`${path} is neither a checkpoint (no manifest.json) nor a Hugging Face folder (no config.json).`);
+  }
+  const { params, manifest } = readCheckpointRange(path, 0, readManifest(path).total);
+  if (!manifest.model) throw new UserError(`${path} was written without its model config: use a checkpoint of this version of aze-run.`);
+  const tokenizerFile = join(path, "tokenizer.json");
+  if (!existsSync(tokenizerFile)) throw new UserError(`${path} has no tokenizer.json.`);
+  return { model: manifest.model, vocabSize: manifest.vocabSize, seqLen: manifest.seqLen, params, tokenizerFile, step: manifest.step };
 }
 
 /**
@@ -100,20 +115,10 @@ export function writeHubFolder(
 
 /** Writes a Hugging Face folder for a checkpoint; returns the folder. */
 export function exportCheckpoint(checkpoint: string, out: string): string {
-  const { params, manifest } = readCheckpointRange(checkpoint, 0, readManifest(checkpoint).total);
-  if (!manifest.model) throw new UserError(`${checkpoint} was written without its model config; export needs a checkpoint from this version of aze-run.`);
-  const tokenizerFile = join(checkpoint, "tokenizer.json");
-  if (!existsSync(tokenizerFile)) throw new UserError(`${checkpoint} has no tokenizer.json.`);
-  const layout = parameterLayout(manifest.model, manifest.vocabSize);
-  const tensors = layout.entries.map((e) => ({ name: e.name, dtype: "F32" as const, shape: e.shape, data: params.subarray(e.offset, e.offset + e.size) }));
-  return writeHubFolder(out, {
-    model: manifest.model,
-    vocabSize: manifest.vocabSize,
-    seqLen: manifest.seqLen,
-    tensors,
-    tokenizerFile,
-    metadata: { aze_run_step: String(manifest.step) },
-  });
+  const m = readModel(checkpoint);
+  const layout = parameterLayout(m.model, m.vocabSize);
+  const tensors = layout.entries.map((e) => ({ name: e.name, dtype: "F32" as const, shape: e.shape, data: m.params.subarray(e.offset, e.offset + e.size) }));
+  return writeHubFolder(out, { ...m, tensors, metadata: { aze_run_step: String(m.step) } });
 }
 
 /** Reads a Hugging Face folder as export writes it (extra tensors, such as a task head, are ignored). */
@@ -151,7 +156,8 @@ export function readHubFolder(dir: string): HubModel {
   }
   const tokenizerFile = join(dir, "tokenizer.json");
   if (!existsSync(tokenizerFile)) throw new UserError(`${dir} has no tokenizer.json.`);
-  return { model, vocabSize, seqLen: (c.aze_run as Record<string, number> | undefined)?.seq_len ?? 128, params, tokenizerFile };
+  const seqLen = (c.aze_run as Record<string, number> | undefined)?.seq_len ?? 128;
+  return { model, vocabSize, seqLen, params, tokenizerFile, step: Number(weights.metadata.aze_run_step ?? 0) };
 }
 
 /** Reads a Hugging Face folder written by export into a step-0 checkpoint under `runDir`. */

@@ -30,14 +30,28 @@ export interface ParamLayout {
   total: number;
 }
 
-export function parameterLayout(config: ModelConfig, vocabSize: number): ParamLayout {
-  const entries: ParamEntry[] = [];
-  let offset = 0;
-  const add = (name: string, shape: number[], init: ParamEntry["init"], decay = shape.length === 2) => {
+type AddEntry = (name: string, shape: number[], init: ParamEntry["init"]) => void;
+
+/**
+ * `base` with the entries `build` adds appended after its end, each on an ALIGN boundary
+ * and taking weight decay when it is a matrix; the total rounds up to whole chunks.
+ */
+export function extendLayout(base: ParamLayout, build: (add: AddEntry) => void): ParamLayout {
+  const entries = [...base.entries];
+  let offset = base.total;
+  build((name, shape, init) => {
     const size = shape.reduce((a, b) => a * b, 1);
-    entries.push({ name, offset, shape, size, decay, init });
+    entries.push({ name, offset, shape, size, decay: shape.length === 2, init });
     offset += Math.ceil(size / ALIGN) * ALIGN;
-  };
+  });
+  return { ...base, entries, total: Math.ceil(offset / CHUNK) * CHUNK };
+}
+
+export function parameterLayout(config: ModelConfig, vocabSize: number): ParamLayout {
+  return extendLayout({ architecture: config.architecture, vocabSize, entries: [], total: 0 }, (add) => modelEntries(config, vocabSize, add));
+}
+
+function modelEntries(config: ModelConfig, vocabSize: number, add: AddEntry): void {
   const { hidden: C, intermediate: I, layers } = config;
   if (C % config.heads !== 0) throw new Error(`hidden ${C} is not a multiple of heads ${config.heads}`);
   if (C % ALIGN !== 0) throw new Error(`hidden ${C} must be a multiple of ${ALIGN}`);
@@ -81,7 +95,6 @@ export function parameterLayout(config: ModelConfig, vocabSize: number): ParamLa
     }
     add("layer_norm.weight", [C], "ones");
   }
-  return { architecture: config.architecture, vocabSize, entries, total: Math.ceil(offset / CHUNK) * CHUNK };
 }
 
 export function parameterCount(layout: ParamLayout): number {

@@ -8,7 +8,7 @@
 import type { ModelConfig } from "./config.js";
 import type { Encoder } from "./encoder.js";
 import type { Buf, Kernels } from "./kernels.js";
-import { ALIGN, CHUNK, entry, type ParamEntry, type ParamLayout } from "./layout.js";
+import { entry, extendLayout, type ParamLayout } from "./layout.js";
 import type { Task } from "./tasks.js";
 
 /** Sequence tasks pool [CLS] through a dense layer named as Hugging Face names it; token tasks read the rows as they are. */
@@ -21,21 +21,15 @@ const poolerOf = (model: ModelConfig, task: Task) =>
  */
 export function taskLayout(base: ParamLayout, model: ModelConfig, task: Task, labels: number): ParamLayout {
   const C = model.hidden;
-  const entries: ParamEntry[] = [...base.entries];
-  let offset = base.total;
-  const add = (name: string, shape: number[], init: ParamEntry["init"]) => {
-    const size = shape.reduce((x, y) => x * y, 1);
-    entries.push({ name, offset, shape, size, decay: shape.length === 2, init });
-    offset += Math.ceil(size / ALIGN) * ALIGN;
-  };
   const pooler = poolerOf(model, task);
-  if (pooler) {
-    add(`${pooler}.weight`, [C, C], "normal");
-    add(`${pooler}.bias`, [C], "zeros");
-  }
-  add("classifier.weight", [labels, C], "normal");
-  add("classifier.bias", [labels], "zeros");
-  return { ...base, entries, total: Math.ceil(offset / CHUNK) * CHUNK };
+  return extendLayout(base, (add) => {
+    if (pooler) {
+      add(`${pooler}.weight`, [C, C], "normal");
+      add(`${pooler}.bias`, [C], "zeros");
+    }
+    add("classifier.weight", [labels, C], "normal");
+    add("classifier.bias", [labels], "zeros");
+  });
 }
 
 /** A task head over rows of the encoder output; the encoder gathers the rows, scores them and scatters the gradient back. */
