@@ -10,7 +10,7 @@ import { createBackend, measurePeakFlops } from "../model/backend.js";
 import { CHUNK } from "../model/layout.js";
 import { addF32, alignedBlocks, blockKey, reduceTree, shardRanges } from "../model/reduction-tree.js";
 import { createModel, openPlan, type GroupResult, type TrainingModel, type TrainingPlan } from "../model/training.js";
-import { Actor, type ActorSpec } from "../runtime/actor.js";
+import { Actor } from "../runtime/actor.js";
 import { decodeChecked, encodeMessage, tensorData, tensorFrom, TensorAssembler } from "../runtime/codec.js";
 import { publishTensor } from "../runtime/nats.js";
 import {
@@ -22,11 +22,10 @@ import {
   type GradientMeta,
   type GroupDone,
   type StepOrder,
-  type WorkerOptions,
 } from "./protocol.js";
 
 export class Compute extends Actor {
-  private readonly options: WorkerOptions;
+  private readonly options = workerOptionsSchema.parse(this.spec.options);
   private training!: TrainingPlan;
   private model!: TrainingModel;
   private ranges: { start: number; end: number }[] = [];
@@ -42,11 +41,6 @@ export class Compute extends Actor {
   private backendName = "";
   private backendReason = "";
   private peakFlops?: number;
-
-  constructor(spec: ActorSpec) {
-    super(spec);
-    this.options = workerOptionsSchema.parse(spec.options);
-  }
 
   protected override async onStart(): Promise<void> {
     // A run without a training config only lives: registers, heartbeats, obeys stop.

@@ -5,7 +5,7 @@
 // `cluster status`, `cluster scale` and `cluster down`.
 // Never: computes gradients or holds parameters.
 import { openPlan, type TrainingPlan } from "../model/training.js";
-import { Actor, heartbeatSchema, type ActorSpec, type Heartbeat } from "../runtime/actor.js";
+import { Actor, heartbeatSchema, type Heartbeat } from "../runtime/actor.js";
 import { requestMessage } from "../runtime/nats.js";
 import { servePrometheus, type Gauge } from "../runtime/prometheus.js";
 import {
@@ -19,7 +19,6 @@ import {
   type ActorStatus,
   type AgentRequest,
   type ClusterStatus,
-  type CoordinatorOptions,
   type ClusterEventType,
   type RunInfo,
 } from "./protocol.js";
@@ -36,8 +35,12 @@ export class Coordinator extends Actor {
   private readonly starting = new Map<string, { kind: PlacedKind; agent: string; since: number }>();
   /** Actors asked to stop: they no longer count towards the desired numbers. */
   private readonly leaving = new Set<string>();
-  private readonly options: CoordinatorOptions;
-  private readonly desired: Record<PlacedKind, number>;
+  private readonly options = coordinatorOptionsSchema.parse(this.spec.options);
+  private readonly desired: Record<PlacedKind, number> = {
+    "param-shard": this.options.shards,
+    "data-loader": this.options.loaders,
+    compute: this.options.compute,
+  };
   private nextIndex: Record<PlacedKind, number> = { "param-shard": 0, "data-loader": 0, compute: 0 };
   private reconcileTimer?: NodeJS.Timeout;
   private snapshotTimer?: NodeJS.Timeout;
@@ -52,12 +55,6 @@ export class Coordinator extends Actor {
   private startedAt = Date.now();
   /** The peak FLOP/s the compute actors measured, last published in the run info. */
   private peakFlops?: number;
-
-  constructor(spec: ActorSpec) {
-    super(spec);
-    this.options = coordinatorOptionsSchema.parse(spec.options);
-    this.desired = { "param-shard": this.options.shards, "data-loader": this.options.loaders, compute: this.options.compute };
-  }
 
   protected override async onStart(): Promise<void> {
     this.on(this.subjects.heartbeats, heartbeatSchema, (hb) => this.onHeartbeat(hb));

@@ -6,19 +6,14 @@
 // any request, so loaders share one NATS queue group and a dead one changes no batch.
 // Never: keeps state between requests.
 import { openData, openPlan, toBytes, type TrainingData } from "../model/training.js";
-import { Actor, type ActorSpec } from "../runtime/actor.js";
+import { Actor } from "../runtime/actor.js";
 import { decodeChecked } from "../runtime/codec.js";
-import { batchRequestSchema, workerOptionsSchema, type BatchReply, type WorkerOptions } from "./protocol.js";
+import { batchRequestSchema, workerOptionsSchema, type BatchReply } from "./protocol.js";
 
 export class DataLoader extends Actor {
-  private readonly options: WorkerOptions;
+  private readonly options = workerOptionsSchema.parse(this.spec.options);
   private data?: TrainingData;
   private served = 0;
-
-  constructor(spec: ActorSpec) {
-    super(spec);
-    this.options = workerOptionsSchema.parse(spec.options);
-  }
 
   protected override async onStart(): Promise<void> {
     // A run without a training config only lives: registers, heartbeats, obeys stop.

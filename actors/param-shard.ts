@@ -13,7 +13,7 @@ import { CHUNK } from "../model/layout.js";
 import { applyAdamWOnHost, chunkSumSquares } from "../model/optimizer.js";
 import { addF32, blockKey, reduceTree, shardRanges } from "../model/reduction-tree.js";
 import { openPlan, readSlice, type TrainingPlan } from "../model/training.js";
-import { Actor, type ActorSpec } from "../runtime/actor.js";
+import { Actor } from "../runtime/actor.js";
 import { tensorData, tensorFrom, TensorAssembler } from "../runtime/codec.js";
 import { publishTensor } from "../runtime/nats.js";
 import {
@@ -26,14 +26,13 @@ import {
   type CheckpointSaved,
   type ClipOrder,
   type ShardReport,
-  type WorkerOptions,
 } from "./protocol.js";
 
 export class ParamShard extends Actor {
-  private readonly options: WorkerOptions;
+  private readonly options = workerOptionsSchema.parse(this.spec.options);
   private training!: TrainingPlan;
   private kernels!: Kernels;
-  private index: number;
+  private readonly index = Number(this.spec.id.split("-").pop());
   private sliceStart = 0;
   private sliceEnd = 0;
   /** Parameters of `version` (= the number of steps applied). */
@@ -46,12 +45,6 @@ export class ParamShard extends Actor {
   private reduced?: Float32Array;
   private bytesReceived = 0;
   private readonly assembler = new TensorAssembler({ maxBytes: 4 * 1024 ** 3, timeoutMs: 30_000 });
-
-  constructor(spec: ActorSpec) {
-    super(spec);
-    this.options = workerOptionsSchema.parse(spec.options);
-    this.index = Number(spec.id.split("-").pop());
-  }
 
   protected override async onStart(): Promise<void> {
     // A run without a training config only lives: registers, heartbeats, obeys stop.

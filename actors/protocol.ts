@@ -25,7 +25,7 @@ export { stepMetricsSchema, type ActorStepMetrics, type StepMetrics } from "../m
 
 const count = z.number().int().nonnegative();
 const bytes = z.custom<Uint8Array>((v) => v instanceof Uint8Array, "expected raw bytes");
-const reply = z.object({ ok: z.boolean(), error: z.string().optional() });
+export const replySchema = z.object({ ok: z.boolean(), error: z.string().optional() });
 
 // ---- a training step ---------------------------------------------------------------------------
 
@@ -98,7 +98,7 @@ export const checkpointOrderSchema = z.discriminatedUnion("op", [
   z.object({ op: z.literal("load"), path: z.string() }),
 ]);
 
-export const checkpointSavedSchema = reply.extend({
+export const checkpointSavedSchema = replySchema.extend({
   file: z.string().optional(),
   start: count.optional(),
   end: count.optional(),
@@ -133,9 +133,8 @@ export const controlSchema = z.discriminatedUnion("type", [
 export const commandSchema = z.union([controlSchema, z.object({ type: z.literal("snapshot") })]);
 
 export const scaleRequestSchema = z.object({ compute: z.unknown() });
-export const scaleReplySchema = reply.extend({ compute: count.optional() });
+export const scaleReplySchema = replySchema.extend({ compute: count.optional() });
 export const emptySchema = z.object({});
-export { reply as replySchema };
 
 /** Published once when a run starts, and again when it learns more (a compute actor's peak). */
 export const runInfoSchema = z.object({
@@ -183,7 +182,7 @@ export const actorEntrySchema = heartbeatSchema.extend({ lastHeartbeat: z.number
 /** The reply to `cluster status`. */
 export const clusterStatusSchema = z.object({ run: z.string(), desired: z.record(z.string(), count), actors: z.array(actorEntrySchema) });
 
-export const snapshotSchema = reply.extend({ run: runInfoSchema.optional(), actors: z.array(actorStatusSchema).default([]) });
+export const snapshotSchema = replySchema.extend({ run: runInfoSchema.optional(), actors: z.array(actorStatusSchema).default([]) });
 
 /** A request to a node agent: spawn or stop an actor process of its host, or list them. */
 export const agentRequestSchema = z.discriminatedUnion("op", [
@@ -235,5 +234,3 @@ export type ActorStatus = z.infer<typeof actorStatusSchema>;
 export type AgentRequest = z.infer<typeof agentRequestSchema>;
 export type ActorEntry = z.infer<typeof actorEntrySchema>;
 export type ClusterStatus = z.infer<typeof clusterStatusSchema>;
-export type WorkerOptions = z.infer<typeof workerOptionsSchema>;
-export type CoordinatorOptions = z.infer<typeof coordinatorOptionsSchema>;

@@ -8,18 +8,12 @@ import type { Kernels } from "./kernels.js";
 import { createReferenceKernels } from "./kernels-reference.js";
 import { createWasmKernels } from "../kernels-wasm/index.js";
 
-export interface Backend {
-  kernels: Kernels;
-  /** What runs and why, for logs, the actor's status and the dashboard. */
-  reason: string;
-}
-
 /**
  * The kernels of this process: "reference" on request, else WebAssembly (relaxed SIMD
  * where the engine has it). "auto" and "cuda" say so in the reason when no GPU backend
  * is available here.
  */
-export async function createBackend(backend: string): Promise<Backend> {
+export async function createBackend(backend: string): Promise<{ kernels: Kernels; reason: string }> {
   if (backend === "reference") return { kernels: createReferenceKernels(), reason: "asked for the reference kernels" };
   const kernels = await createWasmKernels();
   const simd = kernels.name === "wasm-relaxed" ? "WebAssembly relaxed SIMD" : "WebAssembly SIMD";

@@ -57,15 +57,6 @@ export function reduceTree<T>(received: Map<string, T>, lo: number, hi: number, 
   return add(left, right);
 }
 
-/** Groups of [0, G) not yet covered by any received block. */
-export function missingGroups(received: Iterable<Block>, groups: number): number[] {
-  const covered = new Uint8Array(groups);
-  for (const b of received) covered.fill(1, b.lo, b.hi);
-  const out: number[] = [];
-  for (let g = 0; g < groups; g++) if (!covered[g]) out.push(g);
-  return out;
-}
-
 export const blockKey = (b: Block) => `${b.lo}-${b.hi}`;
 
 /** a + b elementwise in float32, into a new array: the `add` of gradient trees. */

@@ -123,14 +123,7 @@ export function sampleOf(plan: TrainingPlan, step: number, group: number, index:
 // ---- one group's gradient ----------------------------------------------------------------------
 
 /** A micro-batch as it travels over NATS: every array as raw little-endian bytes. */
-export interface BatchBytes {
-  batch: number;
-  seqLen: number;
-  inputIds: Uint8Array;
-  attentionMask: Uint8Array;
-  tokenTypeIds: Uint8Array;
-  labels: Uint8Array;
-}
+export type BatchBytes = { [K in keyof MaskedBatch]: MaskedBatch[K] extends Int32Array ? Uint8Array : MaskedBatch[K] };
 
 export interface GroupResult {
   gradient: Float32Array;

@@ -2,7 +2,7 @@
 // fixed tree gives the same float32 bits as summing all groups along the tree directly.
 import fc from "fast-check";
 import { describe, expect, it } from "vitest";
-import { alignedBlocks, assignGroups, blockKey, isAlignedBlock, missingGroups, reduceTree, shardRanges } from "../../model/reduction-tree.js";
+import { alignedBlocks, assignGroups, blockKey, isAlignedBlock, reduceTree, shardRanges } from "../../model/reduction-tree.js";
 
 const add = (a: Float32Array, b: Float32Array) => a.map((x, i) => x + b[i]!);
 
@@ -45,15 +45,6 @@ describe("reduction tree", () => {
       { lo: 1, hi: 2 },
       { lo: 2, hi: 3 },
     ]);
-    expect(
-      missingGroups(
-        [
-          { lo: 0, hi: 2 },
-          { lo: 3, hi: 4 },
-        ],
-        4,
-      ),
-    ).toEqual([2]);
   });
 
   it("cuts shards on chunk boundaries and refuses more shards than chunks", () => {
