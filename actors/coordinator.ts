@@ -4,6 +4,7 @@
 // new actors on node agents, replacing the dead, stopping the surplus, answering
 // `cluster status`, `cluster scale` and `cluster down`.
 // Never: computes gradients or holds parameters.
+import type { z } from "zod";
 import { openPlan, type TrainingPlan } from "../model/training.js";
 import { Actor, heartbeatSchema, type Heartbeat } from "../runtime/actor.js";
 import { requestMessage } from "../runtime/nats.js";
@@ -104,11 +105,13 @@ export class Coordinator extends Actor {
       liveShards: () => live("param-shard"),
       event: (type: ClusterEventType, actor: string | undefined, message: string, extra?: Record<string, unknown>) => this.event(type, actor, message, extra),
       publish: (subject: string, body: unknown) => this.publish(subject, body),
+      on: <S extends z.ZodType>(subject: string, schema: S, handler: (body: z.infer<S>) => void) => this.on(subject, schema, handler),
     };
   }
 
   /** What the Prometheus endpoint shows: the last step's metrics and the actors by kind. */
   private gauges(): Gauge[] {
+    const perKind = (counts: Iterable<[string, number]>) => [...counts].map(([kind, value]) => ({ labels: { kind }, value }));
     const byKind = new Map<string, number>();
     for (const m of this.members.values()) byKind.set(m.kind, (byKind.get(m.kind) ?? 0) + 1);
     const last = this.driver?.lastMetrics;
@@ -124,12 +127,8 @@ export class Coordinator extends Actor {
       : [];
     return [
       ...stepGauges,
-      { name: "aze_actors", help: "Live actors by kind.", samples: [...byKind].map(([kind, value]) => ({ labels: { kind }, value })) },
-      {
-        name: "aze_desired_actors",
-        help: "Actors the coordinator aims for, by kind.",
-        samples: Object.entries(this.desired).map(([kind, value]) => ({ labels: { kind }, value })),
-      },
+      { name: "aze_actors", help: "Live actors by kind.", samples: perKind(byKind) },
+      { name: "aze_desired_actors", help: "Actors the coordinator aims for, by kind.", samples: perKind(Object.entries(this.desired)) },
     ];
   }
 
@@ -150,10 +149,12 @@ export class Coordinator extends Actor {
   }
 
   /** Dashboard and CLI commands: a snapshot, or a control. */
-  private async command(body: import("zod").infer<typeof commandSchema>): Promise<{ ok: boolean; error?: string; [k: string]: unknown }> {
+  private async command(body: z.infer<typeof commandSchema>): Promise<{ ok: boolean; error?: string; [k: string]: unknown }> {
     switch (body.type) {
       case "snapshot":
         return { ok: true, run: this.runInfo(), actors: this.actorStatuses() };
+      case "scale":
+        return this.scale(body.compute);
       case "stop":
         setImmediate(() => void this.stop("stopped from the dashboard"));
         return { ok: true };
@@ -161,8 +162,6 @@ export class Coordinator extends Actor {
     const driver = this.driver;
     if (!driver) return { ok: false, error: `"${body.type}" needs a training run; this run has no training config` };
     switch (body.type) {
-      case "scale":
-        return this.scale(body.compute);
       case "pause":
       case "resume":
         driver.paused = body.type === "pause";

@@ -107,12 +107,10 @@ export const checkpointSavedSchema = replySchema.extend({
 
 // ---- the cluster: membership, placement, control -----------------------------------------------
 
-export const clusterEventTypes = ["join", "leave", "death", "checkpoint", "rollback", "rejected", "scale", "pause", "resume", "stop", "info", "error"] as const;
-
 export const clusterEventSchema = z.object({
   /** ms epoch. */
   time: z.number(),
-  type: z.enum(clusterEventTypes),
+  type: z.enum(["join", "leave", "death", "checkpoint", "rollback", "rejected", "scale", "pause", "resume", "stop", "info", "error"]),
   /** The actor the event is about, when there is one. */
   actor: z.string().optional(),
   message: z.string(),

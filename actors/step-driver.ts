@@ -11,7 +11,7 @@ import { beginCheckpoint, readManifest } from "../model/checkpoint.js";
 import { learningRate } from "../model/optimizer.js";
 import { assignGroups } from "../model/reduction-tree.js";
 import { finishStep, sealCheckpoint, type StepMetrics, type TrainingPlan } from "../model/training.js";
-import { decodeChecked } from "../runtime/codec.js";
+import type { z } from "zod";
 import type { Logger } from "../runtime/log.js";
 import { requestMessage, type NatsConnection } from "../runtime/nats.js";
 import type { Subjects } from "../runtime/subjects.js";
@@ -38,6 +38,8 @@ export interface DriverHost {
   liveShards(): string[];
   event(type: ClusterEventType, actor: string | undefined, message: string, extra?: Record<string, unknown>): void;
   publish(subject: string, body: unknown): void;
+  /** Subscribes with the actor's own checks: a wrong-shaped message is logged as rejected. */
+  on<S extends z.ZodType>(subject: string, schema: S, handler: (body: z.infer<S>) => void): void;
 }
 
 /** How long a step may make no progress before its missing groups are dealt again. */
@@ -68,20 +70,8 @@ export class StepDriver {
     this.totalSteps = training.steps;
     this.step = training.startStep;
     this.lastCheckpoint = training.options.resume;
-    const { nc, subjects } = host;
-    nc.subscribe(subjects.shardReport, { callback: (_e, m) => this.receive(() => this.onReport(decodeChecked(shardReportSchema, m.data, "a shard report"))) });
-    nc.subscribe(subjects.groupDone, {
-      callback: (_e, m) => this.receive(() => this.onGroupDone(decodeChecked(groupDoneSchema, m.data, "a group-done report"))),
-    });
-  }
-
-  /** Runs a message's handler; a message that fails to decode or check is logged as rejected. */
-  private receive(handle: () => void): void {
-    try {
-      handle();
-    } catch (err) {
-      this.host.log.warn("rejected", { reason: (err as Error).message });
-    }
+    host.on(host.subjects.shardReport, shardReportSchema, (r) => this.onReport(r));
+    host.on(host.subjects.groupDone, groupDoneSchema, (d) => this.onGroupDone(d));
   }
 
   private onReport(r: ShardReport): void {

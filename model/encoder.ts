@@ -24,6 +24,8 @@ export interface MaskedBatch {
   labels: Int32Array;
 }
 type TokenBatch = Omit<MaskedBatch, "labels">;
+/** forwardOnly: no dropout and no backward; dropoutCounter: where this pass's dropout masks start. */
+type PassOptions = { forwardOnly?: boolean; dropoutCounter?: number };
 
 /** What every function of one pass reads besides its own activations. */
 interface Pass {
@@ -434,11 +436,7 @@ export class Encoder {
    * predicted row is scaled by `gradScale`. Returns the sum of the predicted rows' losses
    * and how many there were.
    */
-  step(
-    batch: MaskedBatch,
-    gradScale: number,
-    opts: { forwardOnly?: boolean; dropoutCounter?: number } = {},
-  ): { lossSum: number; count: number; rowLosses: Float32Array } {
+  step(batch: MaskedBatch, gradScale: number, opts: PassOptions = {}): { lossSum: number; count: number; rowLosses: Float32Array } {
     this.forward(batch, opts);
     // Masked rows: the only rows the vocabulary projection sees.
     const rows: number[] = [];
@@ -462,7 +460,7 @@ export class Encoder {
    * Embeddings and layers of one micro-batch into the encoder output (N,C) the heads read
    * through `gatherRows`. Dropout (BERT) applies unless `forwardOnly`.
    */
-  forward(batch: TokenBatch, opts: { forwardOnly?: boolean; dropoutCounter?: number } = {}): void {
+  forward(batch: TokenBatch, opts: PassOptions = {}): void {
     const { kernels: k, config } = this;
     const B = batch.batch;
     const T = batch.seqLen;

@@ -168,17 +168,14 @@ export function createModel(plan: TrainingPlan, kernels: Kernels): TrainingModel
   };
 }
 
-export interface TrainingData {
-  maskedBatch(step: number, group: number, index: number): MaskedBatch;
-  close(): void;
-}
+export type TrainingData = ReturnType<typeof openData>;
 
-export function openData(plan: TrainingPlan): TrainingData {
+export function openData(plan: TrainingPlan) {
   const t = plan.config.training;
   const data = openTrainingData(plan.options.shardsDir, plan.config.data.seqLen);
   const specialIds = Object.values(data.special);
   return {
-    maskedBatch(step, group, index) {
+    maskedBatch(step: number, group: number, index: number): MaskedBatch {
       if (!(group < t.groups && index < plan.microBatches))
         throw new Error(`no micro-batch ${index} of group ${group}: a step has ${t.groups} groups of ${plan.microBatches}`);
       const firstSample = sampleOf(plan, step, group, index);

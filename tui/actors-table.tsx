@@ -7,7 +7,7 @@ import { Box, Text } from "ink";
 import { fitCell, formatAge, formatBytes, formatGroups, formatStepMs } from "../runtime/format.js";
 import type { DashboardState } from "./state.js";
 import type { ActorKind } from "../runtime/subjects.js";
-import type { ActorStatus } from "./types.js";
+import type { ActorStatus } from "../actors/protocol.js";
 
 const KIND_ORDER: ActorKind[] = ["coordinator", "param-shard", "data-loader", "compute", "node-agent"];
 

@@ -15,7 +15,8 @@ import { runPlain } from "./plain.js";
 import { RunPanel } from "./run-panel.js";
 import { initialState, reduce, scaleControl, type DashboardAction, type DashboardState } from "./state.js";
 import { ThroughputPanel } from "./throughput-panel.js";
-import type { Control, DashboardSource } from "./types.js";
+import type { Control } from "../actors/protocol.js";
+import type { DashboardSource } from "./types.js";
 
 /** How the dashboard ended: the user detached, the user stopped the run, or the run ended. */
 export type DashboardExit = "detach" | "stop" | "end";

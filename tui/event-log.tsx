@@ -5,7 +5,7 @@
 // Never: reorders or merges events.
 import { Box, Text } from "ink";
 import { formatClock } from "../runtime/format.js";
-import type { ClusterEvent, ClusterEventType } from "./types.js";
+import type { ClusterEvent, ClusterEventType } from "../actors/protocol.js";
 
 const TYPE_COLOR: Partial<Record<ClusterEventType, string>> = {
   join: "cyan",

@@ -4,7 +4,8 @@
 // tests drive the dashboard through it, and a metrics.jsonl file replays through it.
 // Never: invents updates; what a control does to the "cluster" is the `respond` callback's job.
 import { UserError } from "../runtime/errors.js";
-import type { Control, DashboardSource, DashboardUpdate } from "./types.js";
+import type { Control } from "../actors/protocol.js";
+import type { DashboardSource, DashboardUpdate } from "./types.js";
 
 const UPDATE_KINDS = new Set(["run", "step", "actors", "event", "end"]);
 

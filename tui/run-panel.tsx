@@ -5,7 +5,7 @@
 import { Box, Text } from "ink";
 import { formatBar, formatCount, formatDuration, formatLr } from "../runtime/format.js";
 import { etaMs, type DashboardState } from "./state.js";
-import type { RunInfo } from "./types.js";
+import type { RunInfo } from "../actors/protocol.js";
 
 /** Which run this is: the header says it, and so does the plain log's first line. */
 export function runTitle(run: RunInfo): string {

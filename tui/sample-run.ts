@@ -4,7 +4,8 @@
 // groups move to compute-0, compute-2 joins at 150, a rejected message) for tests, the
 // docs capture and `--replay` demos.
 // Never: reads the clock or Math.random; the same arguments give the same updates.
-import type { ActorStatus, DashboardUpdate, RunInfo, StepMetrics } from "./types.js";
+import type { ActorStatus, RunInfo, StepMetrics } from "../actors/protocol.js";
+import type { DashboardUpdate } from "./types.js";
 
 /** 2026-11-22 10:00:00 UTC. */
 export const SAMPLE_START = Date.UTC(2026, 10, 22, 10, 0, 0);

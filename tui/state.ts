@@ -4,7 +4,8 @@
 // smoothed rates; the latest actors snapshot; the event log; pause and scale requests).
 // Never: renders, reads the clock or talks to the cluster. `reduce` returns a new state and
 // leaves the old one untouched, so tests can fold a fixed stream and compare.
-import type { ActorStatus, ClusterEvent, Control, DashboardUpdate, RunInfo, StepMetrics } from "./types.js";
+import type { ActorStatus, ClusterEvent, Control, RunInfo, StepMetrics } from "../actors/protocol.js";
+import type { DashboardUpdate } from "./types.js";
 
 /** Points kept for the loss curve; wider than any terminal, small enough to copy per step. */
 export const LOSS_CAPACITY = 512;

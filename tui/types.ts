@@ -6,8 +6,6 @@
 
 import type { ActorStatus, ClusterEvent, Control, RunInfo, StepMetrics } from "../actors/protocol.js";
 
-export type { ActorStatus, ClusterEvent, ClusterEventType, Control, RunInfo, StepMetrics } from "../actors/protocol.js";
-
 /**
  * Everything the dashboard consumes. `actors` is always a full snapshot (the dashboard
  * replaces its table with it); `end` says the run is over (finished or stopped) and no

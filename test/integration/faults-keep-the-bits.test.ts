@@ -203,7 +203,7 @@ describe("faults and scaling keep the bits", () => {
     expect(log).toMatch(/"event":"rejected".*does not fit this shard/);
     expect(log).toMatch(/"event":"rejected".*meta has the wrong shape: step/);
     const coordinatorLog = readFileSync(join(runsRoot, "garbage", "logs", "coordinator.jsonl"), "utf8");
-    expect(coordinatorLog).toMatch(/"event":"rejected".*group-done report has the wrong shape/);
+    expect(coordinatorLog).toMatch(/"event":"rejected".*train.group-done has the wrong shape/);
     expect((await finalBytes("garbage", r.nc)).equals(reference)).toBe(true);
   }, 300_000);
 });

@@ -6,7 +6,7 @@ import { describe, expect, it } from "vitest";
 import { ActorsTable } from "../../tui/actors-table.js";
 import { SAMPLE_DEATH_STEP, SAMPLE_JOIN_STEP, sampleRun, sampleTimeAt } from "../../tui/sample-run.js";
 import { initialState, reduce } from "../../tui/state.js";
-import type { ActorStatus } from "../../tui/types.js";
+import type { ActorStatus } from "../../actors/protocol.js";
 
 function table(step: number, width = 80, maxRows = 10, now = sampleTimeAt(step) + 300): string[] {
   const state = sampleRun(step).reduce(reduce, initialState);

@@ -8,7 +8,7 @@ import { afterEach, describe, expect, it } from "vitest";
 import { Dashboard, type DashboardExit } from "../../tui/dashboard.js";
 import { MemorySource } from "../../tui/memory-source.js";
 import { sampleRun, sampleTimeAt } from "../../tui/sample-run.js";
-import type { ActorStatus, Control } from "../../tui/types.js";
+import type { ActorStatus, Control } from "../../actors/protocol.js";
 
 const NOW = sampleTimeAt(60) + 300;
 const apps: { unmount(): void }[] = [];

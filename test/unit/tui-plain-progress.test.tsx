@@ -6,7 +6,7 @@ import { runDashboard } from "../../tui/dashboard.js";
 import { MemorySource } from "../../tui/memory-source.js";
 import { plainLine, runPlain } from "../../tui/plain.js";
 import { sampleRun, sampleRunInfo } from "../../tui/sample-run.js";
-import type { StepMetrics } from "../../tui/types.js";
+import type { StepMetrics } from "../../actors/protocol.js";
 
 const metrics: StepMetrics = {
   step: 12,

@@ -15,7 +15,8 @@ import {
   type DashboardState,
   type LossHistory,
 } from "../../tui/state.js";
-import type { ActorStatus, DashboardUpdate } from "../../tui/types.js";
+import type { ActorStatus } from "../../actors/protocol.js";
+import type { DashboardUpdate } from "../../tui/types.js";
 
 function deepFreeze<T>(x: T): T {
   if (x && typeof x === "object" && !Object.isFrozen(x)) {
