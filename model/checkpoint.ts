@@ -63,6 +63,23 @@ export function beginCheckpoint(runDir: string, step: number): PendingCheckpoint
   return { temp, final };
 }
 
+/** The finished checkpoints of a run folder (`step-NNNNNN`), oldest first. */
+export function listCheckpoints(runDir: string): string[] {
+  const root = join(runDir, "checkpoints");
+  if (!existsSync(root)) return [];
+  return readdirSync(root)
+    .filter((n) => /^step-\d{6}$/.test(n))
+    .sort()
+    .map((n) => join(root, n));
+}
+
+/** Removes the temporary folders (`.step-*.tmp-*`) that a write killed midway leaves behind. */
+export function removeInterruptedWrites(runDir: string): void {
+  const root = join(runDir, "checkpoints");
+  if (!existsSync(root)) return;
+  for (const n of readdirSync(root)) if (/^\.step-\d{6}\.tmp-/.test(n)) rmSync(join(root, n), { recursive: true, force: true });
+}
+
 /** Writes one slice file into a pending checkpoint and returns its entry for the manifest. */
 export function writeSlice(dir: string, index: number, count: number, start: number, slice: Slice): SliceFile {
   const file = `shard-${String(index).padStart(5, "0")}-of-${String(count).padStart(5, "0")}.safetensors`;
@@ -101,11 +118,8 @@ export function finishCheckpoint(
   renameSync(pending.temp, pending.final);
   fsyncPath(dirname(pending.final));
   if (Number.isFinite(keep)) {
-    const root = dirname(pending.final);
-    const steps = readdirSync(root)
-      .filter((n) => /^step-\d{6}$/.test(n))
-      .sort();
-    for (const old of steps.slice(0, Math.max(0, steps.length - keep))) rmSync(join(root, old), { recursive: true, force: true });
+    const steps = listCheckpoints(dirname(dirname(pending.final)));
+    for (const old of steps.slice(0, Math.max(0, steps.length - keep))) rmSync(old, { recursive: true, force: true });
   }
   return pending.final;
 }

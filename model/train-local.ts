@@ -6,7 +6,7 @@
 // optimizer.ts and reduction-tree.ts, and the end of a step is `finishStep`, as in the cluster.
 import { appendFileSync, mkdirSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { configHash, loadRunConfig } from "../runtime/config.js";
+import { configHash, loadRunConfig, runsRootDefault } from "../runtime/config.js";
 import { UserError } from "../runtime/errors.js";
 import { createBackend } from "./backend.js";
 import { beginCheckpoint, writeSlice } from "./checkpoint.js";
@@ -27,11 +27,13 @@ export interface LocalOptions {
 
 export async function trainLocal(opts: LocalOptions): Promise<{ runDir: string; checkpoint?: string; losses: number[] }> {
   const config = loadRunConfig(opts.config);
-  const runsRoot = opts.runsRoot ?? join(process.cwd(), "runs");
+  const runsRoot = opts.runsRoot ?? runsRootDefault();
   const runDir = join(runsRoot, opts.run ?? `${config.name}-local`);
   mkdirSync(runDir, { recursive: true });
   writeFileSync(join(runDir, "config.json"), `${JSON.stringify({ ...config, configHash: configHash(config) }, null, 2)}\n`);
-  const plan = openPlan(await planTraining(config, { configFile: opts.config, runsRoot, shards: 1, loaders: 1, steps: opts.steps, resume: opts.resume }));
+  const plan = openPlan(
+    await planTraining(config, { configFile: opts.config, runsRoot, runDir, shards: 1, loaders: 1, steps: opts.steps, resume: opts.resume }),
+  );
   const t = plan.config.training;
   const { kernels } = await createBackend(opts.backend ?? config.cluster.backend);
   const model = createModel(plan, kernels);

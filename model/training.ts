@@ -20,6 +20,7 @@ import {
   layoutSummary,
   readCheckpointRange,
   readManifest,
+  removeInterruptedWrites,
   verifyCheckpoint,
   type PendingCheckpoint,
   type Slice,
@@ -67,8 +68,9 @@ export interface TrainingPlan {
 /** Prepares the data of a run (before any actor starts) and checks it can be opened. */
 export async function planTraining(
   config: RunConfig,
-  opts: { configFile: string; runsRoot: string; shards: number; loaders: number; steps?: number; resume?: string },
+  opts: { configFile: string; runsRoot: string; runDir: string; shards: number; loaders: number; steps?: number; resume?: string },
 ): Promise<TrainingOptions> {
+  removeInterruptedWrites(opts.runDir);
   const { shardsDir } = await ensurePrepared(config.data, join(opts.runsRoot, ".cache"), { progress: process.stderr.isTTY });
   const options: TrainingOptions = {
     configFile: opts.configFile,

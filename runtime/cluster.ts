@@ -10,7 +10,7 @@ import { join, resolve } from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
 import { clusterStatusSchema, replySchema, scaleReplySchema, type ClusterStatus } from "../actors/protocol.js";
 import type { ActorSpec } from "./actor.js";
-import { loadRunConfig, type RunConfig } from "./config.js";
+import { loadRunConfig, runsRootDefault, type RunConfig } from "./config.js";
 import { UserError } from "./errors.js";
 import { connectNats, requestMessage, type NatsConnection } from "./nats.js";
 import { generateCredentials, readCredentials, startNatsServer, writeCredentialsFiles, type Credentials } from "./nats-server.js";
@@ -52,8 +52,6 @@ export interface UpOptions {
 
 /** How many actors of each kind a run wants. */
 type Shape = Record<"compute" | "shards" | "loaders", number>;
-
-export const runsRootDefault = () => resolve(process.env.AZE_RUNS || "runs");
 
 export function runDir(run: string, runsRoot = runsRootDefault()): string {
   return join(runsRoot, run);
@@ -144,6 +142,21 @@ export async function clusterUp(opts: UpOptions): Promise<ClusterState> {
     if (!Number.isSafeInteger(n) || n < (key === "compute" ? 0 : 1))
       throw new UserError(`--${key} must be a whole number${key === "compute" ? "" : " of at least 1"}, got ${n}.`);
 
+  // Training runs: tokenizer and token shards are prepared (or found in the cache) before
+  // any actor starts, so every actor opens the same files; the run folder is checked before
+  // any process starts.
+  const training = config
+    ? await planTraining(config, {
+        configFile: resolve(opts.config!),
+        runsRoot,
+        runDir: dir,
+        shards: counts.shards,
+        loaders: counts.loaders,
+        steps: opts.steps,
+        resume: opts.resume,
+      })
+    : undefined;
+
   // The server: ours, with generated credentials, or an existing one.
   let natsUrl: string;
   let natsPid: number | undefined;
@@ -161,19 +174,6 @@ export async function clusterUp(opts: UpOptions): Promise<ClusterState> {
     const files = writeCredentialsFiles(credsDir, creds, natsUrl);
     agentCreds = readCredentials(files["node-agent"]);
   }
-
-  // Training runs: tokenizer and token shards are prepared (or found in the cache) before
-  // any actor starts, so every actor opens the same files.
-  const training = config
-    ? await planTraining(config, {
-        configFile: resolve(opts.config!),
-        runsRoot,
-        shards: counts.shards,
-        loaders: counts.loaders,
-        steps: opts.steps,
-        resume: opts.resume,
-      })
-    : undefined;
 
   const agentId = `agent-${hostname()}`;
   const agentSpec: ActorSpec = {
