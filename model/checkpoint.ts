@@ -53,11 +53,16 @@ export interface PendingCheckpoint {
   final: string;
 }
 
-/** A temporary folder beside the final one; undefined when that step is already saved. */
-export function beginCheckpoint(runDir: string, step: number): PendingCheckpoint | undefined {
+/**
+ * A temporary folder beside the final one. A folder that already holds this step is
+ * replaced when the new one is sealed, never kept: a run checks its folder at start
+ * (training.ts, `checkRunFolder`), so such a folder can only be this run's own, and the
+ * config hash leaves out the step count, on which the learning-rate schedule depends,
+ * so keeping a folder for its name could keep bits another run computed.
+ */
+export function beginCheckpoint(runDir: string, step: number): PendingCheckpoint {
   const root = join(runDir, "checkpoints");
   const final = join(root, stepFolderName(step));
-  if (existsSync(join(final, "manifest.json"))) return undefined;
   const temp = join(root, `.${stepFolderName(step)}.tmp-${process.pid}-${Date.now()}`);
   mkdirSync(temp, { recursive: true });
   return { temp, final };
@@ -114,8 +119,12 @@ export function finishCheckpoint(
   writeFileSync(file, `${JSON.stringify(whole, null, 1)}\n`);
   fsyncPath(file);
   fsyncPath(pending.temp);
-  if (existsSync(pending.final)) rmSync(pending.final, { recursive: true, force: true });
+  // A replaced folder is renamed aside first (a temporary name, removed at the next start if
+  // we die here): a reader finds the old checkpoint, no checkpoint, or the new one, never half.
+  const old = `${pending.temp}-replaced`;
+  if (existsSync(pending.final)) renameSync(pending.final, old);
   renameSync(pending.temp, pending.final);
+  rmSync(old, { recursive: true, force: true });
   fsyncPath(dirname(pending.final));
   if (Number.isFinite(keep)) {
     const steps = listCheckpoints(dirname(dirname(pending.final)));

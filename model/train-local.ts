@@ -19,6 +19,8 @@ export interface LocalOptions {
   run?: string;
   steps?: number;
   resume?: string;
+  /** Delete the run folder's checkpoints and metrics first. */
+  fresh?: boolean;
   backend?: string;
   runsRoot?: string;
   /** Called after every step with the step's record and the run's total steps (the CLI prints a line). */
@@ -29,11 +31,11 @@ export async function trainLocal(opts: LocalOptions): Promise<{ runDir: string; 
   const config = loadRunConfig(opts.config);
   const runsRoot = opts.runsRoot ?? runsRootDefault();
   const runDir = join(runsRoot, opts.run ?? `${config.name}-local`);
+  const plan = openPlan(
+    await planTraining(config, { configFile: opts.config, runsRoot, runDir, shards: 1, loaders: 1, steps: opts.steps, resume: opts.resume, fresh: opts.fresh }),
+  );
   mkdirSync(runDir, { recursive: true });
   writeFileSync(join(runDir, "config.json"), `${JSON.stringify({ ...config, configHash: configHash(config) }, null, 2)}\n`);
-  const plan = openPlan(
-    await planTraining(config, { configFile: opts.config, runsRoot, runDir, shards: 1, loaders: 1, steps: opts.steps, resume: opts.resume }),
-  );
   const t = plan.config.training;
   const { kernels } = await createBackend(opts.backend ?? config.cluster.backend);
   const model = createModel(plan, kernels);
@@ -44,7 +46,7 @@ export async function trainLocal(opts: LocalOptions): Promise<{ runDir: string; 
   let checkpoint: string | undefined;
   const save = () => {
     const pending = beginCheckpoint(runDir, step);
-    if (pending) checkpoint = sealCheckpoint(plan, pending, step, [writeSlice(pending.temp, 0, 1, 0, slice)]);
+    checkpoint = sealCheckpoint(plan, pending, step, [writeSlice(pending.temp, 0, 1, 0, slice)]);
   };
   try {
     while (step < plan.steps) {

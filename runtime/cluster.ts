@@ -45,6 +45,8 @@ export interface UpOptions {
   steps?: number;
   /** A checkpoint folder to continue from (any number of shards and compute actors). */
   resume?: string;
+  /** Delete the run folder's checkpoints and metrics first. */
+  fresh?: boolean;
   detach?: boolean;
   /** Root of the run folders (default ./runs). */
   runsRoot?: string;
@@ -131,7 +133,6 @@ export async function clusterUp(opts: UpOptions): Promise<ClusterState> {
   if (previous?.state === "up" && isAlive(previous.agentPid))
     throw new UserError(`run "${run}" is already up (agent pid ${previous.agentPid}): use \`aze-run cluster down --run ${run}\` or another --run NAME.`);
   mkdirSync(join(dir, "logs"), { recursive: true });
-  if (config) writeFileSync(join(dir, "config.json"), `${JSON.stringify(config, null, 2)}\n`);
 
   const counts = {
     compute: opts.compute ?? config?.cluster.compute ?? 1,
@@ -154,8 +155,10 @@ export async function clusterUp(opts: UpOptions): Promise<ClusterState> {
         loaders: counts.loaders,
         steps: opts.steps,
         resume: opts.resume,
+        fresh: opts.fresh,
       })
     : undefined;
+  if (config) writeFileSync(join(dir, "config.json"), `${JSON.stringify(config, null, 2)}\n`);
 
   // The server: ours, with generated credentials, or an existing one.
   let natsUrl: string;
