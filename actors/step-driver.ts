@@ -6,8 +6,8 @@
 // the rollback to the last checkpoint when a shard dies.
 // Never: touches a gradient or a parameter; shards and compute actors do.
 import { appendFileSync } from "node:fs";
-import { join } from "node:path";
-import { beginCheckpoint, readManifest } from "../model/checkpoint.js";
+import { join, resolve } from "node:path";
+import { beginCheckpoint, readManifest, stepFolderName } from "../model/checkpoint.js";
 import { learningRate } from "../model/optimizer.js";
 import { assignGroups } from "../model/reduction-tree.js";
 import { finishStep, sealCheckpoint, type StepMetrics, type TrainingPlan } from "../model/training.js";
@@ -277,8 +277,9 @@ export class StepDriver {
   async checkpoint(): Promise<string | undefined> {
     this.checkpointAsked = false;
     const step = this.step;
+    // `cluster down` after the last step asks again for the step just saved (or resumed from).
+    if (this.lastCheckpoint && resolve(this.lastCheckpoint) === resolve(this.host.runDir, "checkpoints", stepFolderName(step))) return this.lastCheckpoint;
     const folder = beginCheckpoint(this.host.runDir, step);
-    if (!folder) return this.lastCheckpoint;
     const order: CheckpointOrder = { op: "save", step, dir: folder.temp, shards: this.training.shards };
     const saved = [];
     for (let s = 0; s < this.training.shards; s++) {

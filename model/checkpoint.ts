@@ -53,14 +53,36 @@ export interface PendingCheckpoint {
   final: string;
 }
 
-/** A temporary folder beside the final one; undefined when that step is already saved. */
-export function beginCheckpoint(runDir: string, step: number): PendingCheckpoint | undefined {
+/**
+ * A temporary folder beside the final one. A folder that already holds this step is
+ * replaced when the new one is sealed, never kept: a run checks its folder at start
+ * (training.ts, `checkRunFolder`), so such a folder can only be this run's own, and the
+ * config hash leaves out the step count, on which the learning-rate schedule depends,
+ * so keeping a folder for its name could keep bits another run computed.
+ */
+export function beginCheckpoint(runDir: string, step: number): PendingCheckpoint {
   const root = join(runDir, "checkpoints");
   const final = join(root, stepFolderName(step));
-  if (existsSync(join(final, "manifest.json"))) return undefined;
   const temp = join(root, `.${stepFolderName(step)}.tmp-${process.pid}-${Date.now()}`);
   mkdirSync(temp, { recursive: true });
   return { temp, final };
+}
+
+/** The finished checkpoints of a run folder (`step-NNNNNN`), oldest first. */
+export function listCheckpoints(runDir: string): string[] {
+  const root = join(runDir, "checkpoints");
+  if (!existsSync(root)) return [];
+  return readdirSync(root)
+    .filter((n) => /^step-\d{6}$/.test(n))
+    .sort()
+    .map((n) => join(root, n));
+}
+
+/** Removes the temporary folders (`.step-*.tmp-*`) that a write killed midway leaves behind. */
+export function removeInterruptedWrites(runDir: string): void {
+  const root = join(runDir, "checkpoints");
+  if (!existsSync(root)) return;
+  for (const n of readdirSync(root)) if (/^\.step-\d{6}\.tmp-/.test(n)) rmSync(join(root, n), { recursive: true, force: true });
 }
 
 /** Writes one slice file into a pending checkpoint and returns its entry for the manifest. */
@@ -97,15 +119,16 @@ export function finishCheckpoint(
   writeFileSync(file, `${JSON.stringify(whole, null, 1)}\n`);
   fsyncPath(file);
   fsyncPath(pending.temp);
-  if (existsSync(pending.final)) rmSync(pending.final, { recursive: true, force: true });
+  // A replaced folder is renamed aside first (a temporary name, removed at the next start if
+  // we die here): a reader finds the old checkpoint, no checkpoint, or the new one, never half.
+  const old = `${pending.temp}-replaced`;
+  if (existsSync(pending.final)) renameSync(pending.final, old);
   renameSync(pending.temp, pending.final);
+  rmSync(old, { recursive: true, force: true });
   fsyncPath(dirname(pending.final));
   if (Number.isFinite(keep)) {
-    const root = dirname(pending.final);
-    const steps = readdirSync(root)
-      .filter((n) => /^step-\d{6}$/.test(n))
-      .sort();
-    for (const old of steps.slice(0, Math.max(0, steps.length - keep))) rmSync(join(root, old), { recursive: true, force: true });
+    const steps = listCheckpoints(dirname(dirname(pending.final)));
+    for (const old of steps.slice(0, Math.max(0, steps.length - keep))) rmSync(old, { recursive: true, force: true });
   }
   return pending.final;
 }

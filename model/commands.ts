@@ -49,11 +49,12 @@ export function registerModelCommands(program: Command): void {
     .description("train in one process (--local): the reference a cluster run must equal bit for bit")
     .requiredOption("--local", "train in this process")
     .requiredOption("--config <file>", "run config (YAML or JSON)")
-    .option("--run <name>", "run folder name under runs/ (default: <config name>-local)")
+    .option("--run <name>", "run folder name under $AZE_RUNS or runs/ (default: <config name>-local)")
     .option("--steps <n>", "stop after this many steps", whole("--steps"))
     .option("--resume <checkpoint>", "continue from a checkpoint folder")
+    .option("--fresh", "delete the run folder's checkpoints and metrics first")
     .option("--backend <name>", "wasm (default from the config) or reference")
-    .action(async (opts: { config: string; run?: string; steps?: number; resume?: string; backend?: string }) => {
+    .action(async (opts: { config: string; run?: string; steps?: number; resume?: string; fresh?: boolean; backend?: string }) => {
       const t0 = Date.now();
       const result = await trainLocal({
         ...opts,

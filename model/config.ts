@@ -3,6 +3,7 @@
 // Owns: what a `bert` (aLLMA) or `neobert` (AzNEOBERT) model is made of.
 // Never: reads files or knows about the cluster.
 import { z } from "zod";
+import { ALIGN } from "./layout.js";
 
 export const architectures = ["bert", "neobert"] as const;
 
@@ -23,7 +24,17 @@ export const modelConfigSchema = z
     gelu: z.enum(["tanh", "erf"]),
     ropeBase: z.number().positive(),
   })
-  .strict();
+  .strict()
+  // What the layout and kernels need of a shape (layout.ts, encoder.ts), checked here so a
+  // config that cannot run is refused before anything starts.
+  .superRefine((m, ctx) => {
+    const issue = (path: string, message: string) => ctx.addIssue({ code: "custom", path: [path], message });
+    if (m.hidden % m.heads !== 0)
+      issue("hidden", `${m.hidden} is not divisible by model.heads (${m.heads}): pick a hidden size that is a multiple of the heads`);
+    else if (m.hidden % ALIGN !== 0) issue("hidden", `${m.hidden} is not a multiple of ${ALIGN} (parameter ranges are ${ALIGN}-aligned)`);
+    else if (m.architecture === "neobert" && (m.hidden / m.heads) % 2 !== 0)
+      issue("heads", `${m.heads} gives a head size of ${m.hidden / m.heads}, but RoPE rotates pairs of dimensions: pick heads so that hidden / heads is even`);
+  });
 
 export type ModelConfig = z.infer<typeof modelConfigSchema>;
 

@@ -9,7 +9,7 @@ import { createHash } from "node:crypto";
 import { copyFileSync, existsSync, mkdirSync, readFileSync, renameSync, rmSync, writeFileSync } from "node:fs";
 import { dirname, join } from "node:path";
 import { UserError } from "../runtime/errors.js";
-import { beginCheckpoint, finishCheckpoint, readCheckpointRange, readManifest, writeSlice } from "./checkpoint.js";
+import { beginCheckpoint, finishCheckpoint, readCheckpointRange, readManifest, stepFolderName, writeSlice } from "./checkpoint.js";
 import { modelConfigSchema, type ModelConfig } from "./config.js";
 import { parameterLayout } from "./layout.js";
 import { f32, readSafetensors, writeSafetensors, type NamedTensor } from "./safetensors.js";
@@ -164,8 +164,9 @@ export function readHubFolder(dir: string): HubModel {
 export function importHub(dir: string, runDir: string): string {
   const { model, vocabSize, seqLen, params, tokenizerFile } = readHubFolder(dir);
   const layout = parameterLayout(model, vocabSize);
+  if (existsSync(join(runDir, "checkpoints", stepFolderName(0))))
+    throw new UserError(`${runDir} already holds a step-0 checkpoint: import into another --run.`);
   const pending = beginCheckpoint(runDir, 0);
-  if (!pending) throw new UserError(`${runDir} already holds a step-0 checkpoint: import into another --run.`);
   const slice = writeSlice(pending.temp, 0, 1, 0, { params, m: new Float32Array(layout.total), v: new Float32Array(layout.total) });
   const tokenizerText = readFileSync(tokenizerFile, "utf8");
   return finishCheckpoint(

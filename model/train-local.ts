@@ -6,7 +6,7 @@
 // optimizer.ts and reduction-tree.ts, and the end of a step is `finishStep`, as in the cluster.
 import { appendFileSync, mkdirSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { configHash, loadRunConfig } from "../runtime/config.js";
+import { configHash, loadRunConfig, runsRootDefault } from "../runtime/config.js";
 import { UserError } from "../runtime/errors.js";
 import { createBackend } from "./backend.js";
 import { beginCheckpoint, writeSlice } from "./checkpoint.js";
@@ -19,6 +19,8 @@ export interface LocalOptions {
   run?: string;
   steps?: number;
   resume?: string;
+  /** Delete the run folder's checkpoints and metrics first. */
+  fresh?: boolean;
   backend?: string;
   runsRoot?: string;
   /** Called after every step with the step's record and the run's total steps (the CLI prints a line). */
@@ -27,11 +29,13 @@ export interface LocalOptions {
 
 export async function trainLocal(opts: LocalOptions): Promise<{ runDir: string; checkpoint?: string; losses: number[] }> {
   const config = loadRunConfig(opts.config);
-  const runsRoot = opts.runsRoot ?? join(process.cwd(), "runs");
+  const runsRoot = opts.runsRoot ?? runsRootDefault();
   const runDir = join(runsRoot, opts.run ?? `${config.name}-local`);
+  const plan = openPlan(
+    await planTraining(config, { configFile: opts.config, runsRoot, runDir, shards: 1, loaders: 1, steps: opts.steps, resume: opts.resume, fresh: opts.fresh }),
+  );
   mkdirSync(runDir, { recursive: true });
   writeFileSync(join(runDir, "config.json"), `${JSON.stringify({ ...config, configHash: configHash(config) }, null, 2)}\n`);
-  const plan = openPlan(await planTraining(config, { configFile: opts.config, runsRoot, shards: 1, loaders: 1, steps: opts.steps, resume: opts.resume }));
   const t = plan.config.training;
   const { kernels } = await createBackend(opts.backend ?? config.cluster.backend);
   const model = createModel(plan, kernels);
@@ -42,7 +46,7 @@ export async function trainLocal(opts: LocalOptions): Promise<{ runDir: string; 
   let checkpoint: string | undefined;
   const save = () => {
     const pending = beginCheckpoint(runDir, step);
-    if (pending) checkpoint = sealCheckpoint(plan, pending, step, [writeSlice(pending.temp, 0, 1, 0, slice)]);
+    checkpoint = sealCheckpoint(plan, pending, step, [writeSlice(pending.temp, 0, 1, 0, slice)]);
   };
   try {
     while (step < plan.steps) {

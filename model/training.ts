@@ -8,7 +8,8 @@
 // exactly these, the cluster's parameters equal the local ones bit for bit (DESIGN.md,
 // "Determinism").
 // Never: talks to NATS or spawns anything.
-import { basename, join } from "node:path";
+import { rmSync } from "node:fs";
+import { basename, join, resolve } from "node:path";
 import { z } from "zod";
 import { openTrainingData } from "../corpus/dataset.js";
 import { loadTokenizer } from "../corpus/load-tokenizer.js";
@@ -18,13 +19,17 @@ import { UserError } from "../runtime/errors.js";
 import {
   finishCheckpoint,
   layoutSummary,
+  listCheckpoints,
   readCheckpointRange,
   readManifest,
+  removeInterruptedWrites,
   verifyCheckpoint,
+  type CheckpointManifest,
   type PendingCheckpoint,
   type Slice,
   type SliceFile,
 } from "./checkpoint.js";
+import type { ModelConfig } from "./config.js";
 import { Encoder, type MaskedBatch } from "./encoder.js";
 import type { Kernels } from "./kernels.js";
 import { CHUNK, initParameters, parameterCount, parameterLayout, type ParamLayout } from "./layout.js";
@@ -67,8 +72,15 @@ export interface TrainingPlan {
 /** Prepares the data of a run (before any actor starts) and checks it can be opened. */
 export async function planTraining(
   config: RunConfig,
-  opts: { configFile: string; runsRoot: string; shards: number; loaders: number; steps?: number; resume?: string },
+  opts: { configFile: string; runsRoot: string; runDir: string; shards: number; loaders: number; steps?: number; resume?: string; fresh?: boolean },
 ): Promise<TrainingOptions> {
+  removeInterruptedWrites(opts.runDir);
+  if (opts.fresh) {
+    if (opts.resume && resolve(opts.resume).startsWith(resolve(opts.runDir, "checkpoints")))
+      throw new UserError(`--fresh would delete ${opts.resume}, which --resume names: resume into another --run, or drop one of the two.`);
+    rmSync(join(opts.runDir, "checkpoints"), { recursive: true, force: true });
+    rmSync(join(opts.runDir, "metrics.jsonl"), { force: true });
+  }
   const { shardsDir } = await ensurePrepared(config.data, join(opts.runsRoot, ".cache"), { progress: process.stderr.isTTY });
   const options: TrainingOptions = {
     configFile: opts.configFile,
@@ -79,10 +91,33 @@ export async function planTraining(
     resume: opts.resume,
   };
   if (options.resume) verifyCheckpoint(options.resume);
-  const plan = openPlan(options); // checks the resume checkpoint against the model
+  const plan = openPlan(options); // checks the resume checkpoint against the config
+  checkRunFolder(opts.runDir, plan);
   if (options.shards * CHUNK > plan.total)
     throw new UserError(`${options.shards} shards are more than this model's ${plan.total / CHUNK} chunks of ${CHUNK} parameters: use fewer --shards.`);
   return options;
+}
+
+/**
+ * A run folder holds one run: every checkpoint in it but the one resumed from must come
+ * from this config (its hash) and from no later step than this run starts at. Otherwise
+ * this run's checkpoints would mix with another's, and rotation, which keeps the newest,
+ * would delete the new ones first.
+ */
+function checkRunFolder(runDir: string, plan: TrainingPlan): void {
+  const resume = plan.options.resume && resolve(plan.options.resume);
+  const held = listCheckpoints(runDir).filter((path) => path !== resume);
+  const last = held.at(-1);
+  if (!last) return;
+  const how = "pass --fresh to delete its checkpoints and start over, or use another --run name";
+  const foreign = held.map((path) => ({ path, m: readManifest(path) })).findLast(({ m }) => m.configHash !== plan.configHash);
+  if (foreign)
+    throw new UserError(
+      `${foreign.path} was written by another config (hash ${foreign.m.configHash}, ${plan.configName} has ${plan.configHash}): resume that run with its own config, ${how}.`,
+    );
+  const step = readManifest(last).step;
+  if (step > plan.startStep)
+    throw new UserError(`${runDir} already holds this config's checkpoints up to step ${step}: continue with --resume ${last}, ${how}.`);
 }
 
 export function openPlan(options: TrainingOptions): TrainingPlan {
@@ -90,10 +125,7 @@ export function openPlan(options: TrainingOptions): TrainingPlan {
   const tokenizer = loadTokenizer(join(options.shardsDir, "tokenizer.json"));
   const layout = parameterLayout(config.model, tokenizer.vocabSize);
   const resume = options.resume ? readManifest(options.resume) : undefined;
-  if (resume && resume.total !== layout.total)
-    throw new UserError(
-      `${options.resume} holds ${resume.total} parameters but this config's model has ${layout.total}: resume with the config it was trained with.`,
-    );
+  if (resume) checkResume(options.resume!, resume, { config, configName: basename(options.configFile), layout, tokenizerHash: tokenizer.hash });
   const t = config.training;
   const params = parameterCount(layout);
   return {
@@ -112,6 +144,34 @@ export function openPlan(options: TrainingOptions): TrainingPlan {
     parameterCount: params,
     flopsPerToken: 6 * params,
   };
+}
+
+/**
+ * A checkpoint resumes only into the model, tokenizer, seed and data order it was trained
+ * with; each mismatch is named in one line. Deliberately allowed: more (or fewer) steps,
+ * another number of shards, compute actors or loaders, another learning-rate schedule or
+ * other optimizer settings, another micro-batch size, and any seed for a checkpoint
+ * made by `import` (it has none). Another sequence length is allowed at step 0 only,
+ * where no data has been read yet.
+ */
+export function checkResume(path: string, m: CheckpointManifest, plan: Pick<TrainingPlan, "config" | "configName" | "layout" | "tokenizerHash">): void {
+  const { model, training: t, data } = plan.config;
+  const refuse = (why: string) => {
+    throw new UserError(`${path} cannot resume with ${plan.configName}: ${why}; resume with the config it was trained with, or start a new run.`);
+  };
+  if (m.architecture !== model.architecture) refuse(`it is a ${m.architecture} checkpoint and model.architecture is ${model.architecture}`);
+  for (const key of Object.keys(model) as (keyof ModelConfig)[])
+    if (key !== "preset" && m.model?.[key] !== model[key]) refuse(`model.${key} is ${m.model?.[key]} in the checkpoint and ${model[key]} in the config`);
+  if (JSON.stringify(m.layout) !== JSON.stringify(layoutSummary(plan.layout)))
+    refuse(`its parameter layout (${m.total} parameters) differs from this model's (${plan.layout.total})`);
+  if (m.tokenizerHash !== plan.tokenizerHash)
+    refuse("it was trained with another tokenizer (data.tokenizer, data.vocabSize or the data the tokenizer was trained on)");
+  if (m.configHash !== "imported" && m.seed !== t.seed) refuse(`training.seed is ${m.seed} in the checkpoint and ${t.seed} in the config`);
+  const next = m.step * t.groups * t.groupSize;
+  if (m.dataPosition.nextSample !== next)
+    refuse(`the data stopped at sample ${m.dataPosition.nextSample}, but training.groups × training.groupSize would continue at ${next}`);
+  if (next > 0 && m.seqLen !== data.seqLen)
+    refuse(`data.seqLen is ${m.seqLen} in the checkpoint and ${data.seqLen} in the config, so its samples are other text`);
 }
 
 /** The global index of the first sample of micro-batch `index` of `group` in `step`. */

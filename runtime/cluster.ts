@@ -10,7 +10,7 @@ import { join, resolve } from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
 import { clusterStatusSchema, replySchema, scaleReplySchema, type ClusterStatus } from "../actors/protocol.js";
 import type { ActorSpec } from "./actor.js";
-import { loadRunConfig, type RunConfig } from "./config.js";
+import { loadRunConfig, runsRootDefault, type RunConfig } from "./config.js";
 import { UserError } from "./errors.js";
 import { connectNats, requestMessage, type NatsConnection } from "./nats.js";
 import { generateCredentials, readCredentials, startNatsServer, writeCredentialsFiles, type Credentials } from "./nats-server.js";
@@ -45,6 +45,8 @@ export interface UpOptions {
   steps?: number;
   /** A checkpoint folder to continue from (any number of shards and compute actors). */
   resume?: string;
+  /** Delete the run folder's checkpoints and metrics first. */
+  fresh?: boolean;
   detach?: boolean;
   /** Root of the run folders (default ./runs). */
   runsRoot?: string;
@@ -52,8 +54,6 @@ export interface UpOptions {
 
 /** How many actors of each kind a run wants. */
 type Shape = Record<"compute" | "shards" | "loaders", number>;
-
-export const runsRootDefault = () => resolve(process.env.AZE_RUNS || "runs");
 
 export function runDir(run: string, runsRoot = runsRootDefault()): string {
   return join(runsRoot, run);
@@ -133,7 +133,6 @@ export async function clusterUp(opts: UpOptions): Promise<ClusterState> {
   if (previous?.state === "up" && isAlive(previous.agentPid))
     throw new UserError(`run "${run}" is already up (agent pid ${previous.agentPid}): use \`aze-run cluster down --run ${run}\` or another --run NAME.`);
   mkdirSync(join(dir, "logs"), { recursive: true });
-  if (config) writeFileSync(join(dir, "config.json"), `${JSON.stringify(config, null, 2)}\n`);
 
   const counts = {
     compute: opts.compute ?? config?.cluster.compute ?? 1,
@@ -143,6 +142,23 @@ export async function clusterUp(opts: UpOptions): Promise<ClusterState> {
   for (const [key, n] of Object.entries(counts))
     if (!Number.isSafeInteger(n) || n < (key === "compute" ? 0 : 1))
       throw new UserError(`--${key} must be a whole number${key === "compute" ? "" : " of at least 1"}, got ${n}.`);
+
+  // Training runs: tokenizer and token shards are prepared (or found in the cache) before
+  // any actor starts, so every actor opens the same files; the run folder is checked before
+  // any process starts.
+  const training = config
+    ? await planTraining(config, {
+        configFile: resolve(opts.config!),
+        runsRoot,
+        runDir: dir,
+        shards: counts.shards,
+        loaders: counts.loaders,
+        steps: opts.steps,
+        resume: opts.resume,
+        fresh: opts.fresh,
+      })
+    : undefined;
+  if (config) writeFileSync(join(dir, "config.json"), `${JSON.stringify(config, null, 2)}\n`);
 
   // The server: ours, with generated credentials, or an existing one.
   let natsUrl: string;
@@ -161,19 +177,6 @@ export async function clusterUp(opts: UpOptions): Promise<ClusterState> {
     const files = writeCredentialsFiles(credsDir, creds, natsUrl);
     agentCreds = readCredentials(files["node-agent"]);
   }
-
-  // Training runs: tokenizer and token shards are prepared (or found in the cache) before
-  // any actor starts, so every actor opens the same files.
-  const training = config
-    ? await planTraining(config, {
-        configFile: resolve(opts.config!),
-        runsRoot,
-        shards: counts.shards,
-        loaders: counts.loaders,
-        steps: opts.steps,
-        resume: opts.resume,
-      })
-    : undefined;
 
   const agentId = `agent-${hostname()}`;
   const agentSpec: ActorSpec = {

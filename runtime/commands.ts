@@ -29,6 +29,7 @@ export function registerClusterCommands(program: Command): void {
     .option("--run <name>", 'run name (default: the config\'s name, else "default")')
     .option("--steps <n>", "stop after this many steps", count("--steps"))
     .option("--resume <checkpoint>", "continue from a checkpoint folder (any number of shards)")
+    .option("--fresh", "delete the run folder's checkpoints and metrics first")
     .option("--detach", "start and return; the run goes on in the background")
     .option("--no-tui", "plain progress lines instead of the dashboard")
     .action(async (opts) => {

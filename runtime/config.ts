@@ -126,7 +126,15 @@ const runConfigSchema = z
     checkpoint: checkpointSchema.default({} as never),
     cluster: clusterSchema.default({} as never),
   })
-  .strict();
+  .strict()
+  .superRefine((c, ctx) => {
+    if (c.data.seqLen > c.model.maxPositions)
+      ctx.addIssue({
+        code: "custom",
+        path: ["data", "seqLen"],
+        message: `${c.data.seqLen} is longer than model.maxPositions (${c.model.maxPositions}), the longest sequence the model has positions for: lower data.seqLen or raise model.maxPositions`,
+      });
+  });
 
 export type RunConfig = z.infer<typeof runConfigSchema>;
 export type TrainingConfig = RunConfig["training"];
@@ -168,6 +176,9 @@ export function loadRunConfig(file: string): RunConfig {
   if (config.data.tokenizer) config.data.tokenizer = abs(config.data.tokenizer);
   return config;
 }
+
+/** Where run folders live: $AZE_RUNS, else ./runs. */
+export const runsRootDefault = () => resolve(process.env.AZE_RUNS || "runs");
 
 /** A stable hash of the config: recorded in checkpoints so a resume can check it. */
 export function configHash(config: RunConfig): string {

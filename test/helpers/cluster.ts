@@ -24,11 +24,11 @@ export interface CliResult {
   stderr: string;
 }
 
-/** Runs `aze-run ...args` (the built CLI) in `cwd` as a real child process. */
-export async function runCli(args: string[], cwd: string, timeoutMs = 60_000): Promise<CliResult> {
+/** Runs `aze-run ...args` (the built CLI) in `cwd` as a real child process; `env` adds to this process's environment. */
+export async function runCli(args: string[], cwd: string, timeoutMs = 60_000, env: NodeJS.ProcessEnv = {}): Promise<CliResult> {
   if (!existsSync(cliEntry)) throw new Error(`${cliEntry} is missing: run \`npm run build\` before the tests.`);
   try {
-    const { stdout, stderr } = await execFileAsync(process.execPath, [cliEntry, ...args], { cwd, timeout: timeoutMs });
+    const { stdout, stderr } = await execFileAsync(process.execPath, [cliEntry, ...args], { cwd, timeout: timeoutMs, env: { ...process.env, ...env } });
     return { code: 0, stdout, stderr };
   } catch (err) {
     const e = err as { code?: number; stdout?: string; stderr?: string };
