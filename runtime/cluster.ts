@@ -37,6 +37,8 @@ export interface ClusterState {
 
 export interface UpOptions {
   config?: string;
+  /** Start actors that train nothing (to try scaling and membership); instead of config. */
+  empty?: boolean;
   compute?: number;
   shards?: number;
   loaders?: number;
@@ -127,6 +129,14 @@ export async function withClient<T>(state: ClusterState, role: Role, use: (nc: N
 
 export async function clusterUp(opts: UpOptions): Promise<ClusterState> {
   const runsRoot = opts.runsRoot ?? runsRootDefault();
+  // A forgotten --config would start a cluster that trains nothing and says nothing: an
+  // empty cluster is asked for by name instead.
+  if (!opts.config === !opts.empty)
+    throw new UserError(
+      opts.empty
+        ? "--empty starts a cluster that trains nothing: leave out --config, or --empty."
+        : "cluster up needs --config FILE, the run to train; --empty starts actors that train nothing (to try scaling).",
+    );
   const config: RunConfig | undefined = opts.config ? loadRunConfig(opts.config) : undefined;
   const run = opts.run ?? config?.name ?? "default";
   if (!/^[A-Za-z0-9][A-Za-z0-9_-]*$/.test(run)) throw new UserError(`run name "${run}" may use only letters, digits, - and _.`);
