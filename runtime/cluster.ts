@@ -291,7 +291,7 @@ export async function clusterDown(opts: { run?: string; runsRoot?: string; quiet
   const run = resolveRun(opts.run, opts.runsRoot);
   const state = readClusterState(run, opts.runsRoot)!;
   const dir = runDir(run, opts.runsRoot);
-  const pids = new Set<number>([...(state.agentPid ? [state.agentPid] : []), ...processesOf(dir).actors]);
+  const pids = new Set<number>(state.agentPid ? [state.agentPid] : []);
   try {
     await withClient(state, "client", async (nc) => {
       const status = await fetchStatus(nc, run, 2000).catch(() => undefined);
@@ -301,6 +301,7 @@ export async function clusterDown(opts: { run?: string; runsRoot?: string; quiet
   } catch {
     /* the server or the coordinator is gone already: fall through to signals */
   }
+  // Actors are looked up after the shutdown request: a coordinator may have placed one meanwhile.
   await stopPids([...pids, ...processesOf(dir).actors], 20_000);
   const { servers } = processesOf(dir);
   await stopPids(state.natsPid ? [state.natsPid, ...servers] : servers, 5000);
