@@ -34,7 +34,7 @@ export class Compute extends Actor {
   private version = -1;
   /** Slices of a version still arriving: version → shard → slice. */
   private incoming = new Map<number, Map<number, Float32Array>>();
-  private readonly assembler = new TensorAssembler({ maxBytes: 4 * 1024 ** 3 });
+  private assembler!: TensorAssembler;
   private waiters: (() => void)[] = [];
   private busy: Promise<void> = Promise.resolve();
   private groups: number[] = [];
@@ -53,6 +53,14 @@ export class Compute extends Actor {
     this.log.info("backend", { backend: kernels.name, reason, peakFlops: this.peakFlops });
     this.model = createModel(this.training, kernels);
     this.ranges = shardRanges(this.training.total, this.training.shards, CHUNK);
+    // A parameter broadcast is one shard's slice: a frame claiming any other size is rejected
+    // before a byte is allocated for it. Each shard sends one slice at a time.
+    const lengths = new Set(this.ranges.map((r) => r.end - r.start));
+    this.assembler = new TensorAssembler({
+      maxBytes: 4 * 1024 ** 3,
+      maxPending: 2 * this.ranges.length,
+      misfit: (dtype, shape) => (dtype === "f32" && shape.length === 1 && lengths.has(shape[0]!) ? undefined : "is no shard's slice of the parameters"),
+    });
     for (let s = 0; s < this.ranges.length; s++) this.nc.subscribe(this.subjects.params(s), { callback: (_e, m) => this.onParamsChunk(m.data) });
     this.on(this.subjects.step, stepOrderSchema, (order) => {
       const mine = order.assignment[this.id];

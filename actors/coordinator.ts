@@ -197,7 +197,9 @@ export class Coordinator extends Actor {
 
   clusterStatus(): ClusterStatus {
     const actors = [...this.members.values()].sort((a, b) => a.kind.localeCompare(b.kind) || a.id.localeCompare(b.id, undefined, { numeric: true }));
-    return { run: this.spec.run, desired: { ...this.desired }, actors: [this.selfEntry(), ...actors] };
+    const d = this.driver;
+    const training = d ? { training: { step: d.step, steps: d.totalSteps, finished: d.finished, lastCheckpoint: d.lastCheckpoint } } : {};
+    return { run: this.spec.run, desired: { ...this.desired }, actors: [this.selfEntry(), ...actors], ...training };
   }
 
   private selfEntry(): ActorEntry {

@@ -44,7 +44,7 @@ export class ParamShard extends Actor {
   private blocks = new Map<string, Float32Array>();
   private reduced?: Float32Array;
   private bytesReceived = 0;
-  private readonly assembler = new TensorAssembler({ maxBytes: 4 * 1024 ** 3, timeoutMs: 30_000 });
+  private assembler!: TensorAssembler;
 
   protected override async onStart(): Promise<void> {
     // A run without a training config only lives: registers, heartbeats, obeys stop.
@@ -60,6 +60,15 @@ export class ParamShard extends Actor {
     this.v = initial.v;
     this.version = initial.step;
     this.log.info("slice", { start: this.sliceStart, end: this.sliceEnd, version: this.version });
+    // A gradient block is exactly this shard's slice: a frame claiming anything else is
+    // rejected before a byte is allocated for it. Every block of a step may be in flight at once.
+    const length = this.sliceEnd - this.sliceStart;
+    this.assembler = new TensorAssembler({
+      maxBytes: 4 * 1024 ** 3,
+      timeoutMs: 30_000,
+      maxPending: 2 * this.training.groups,
+      misfit: (dtype, shape) => (dtype === "f32" && shape.length === 1 && shape[0] === length ? undefined : `does not fit this shard's ${length} f32 elements`),
+    });
 
     this.nc.subscribe(this.subjects.gradients(this.index), { callback: (_e, msg) => this.onGradientChunk(msg.data) });
     this.on(this.subjects.paramsRequest(this.index), paramsRequestSchema, () => this.publishParams());
@@ -92,8 +101,6 @@ export class ParamShard extends Actor {
     if (meta.shard !== this.index) return reject(`gradient for shard ${meta.shard} sent to shard ${this.index}`);
     if (!(meta.block.lo >= 0 && meta.block.hi <= this.training.groups && meta.block.lo < meta.block.hi))
       return reject(`block ${JSON.stringify(meta.block)} is outside the ${this.training.groups} groups`);
-    if (tensor.dtype !== "f32" || tensor.shape.length !== 1 || tensor.shape[0] !== this.sliceEnd - this.sliceStart)
-      return reject(`gradient of ${tensor.dtype}${JSON.stringify(tensor.shape)} does not fit this shard's ${this.sliceEnd - this.sliceStart} elements`);
     const key = blockKey(meta.block);
     if (this.blocks.has(key)) return; // duplicate
     this.blocks.set(key, tensorData(tensor) as Float32Array);

@@ -177,8 +177,16 @@ export const actorStatusSchema = z.object({
 /** An actor as the coordinator knows it: its last heartbeat, when that came, and who placed it. */
 export const actorEntrySchema = heartbeatSchema.extend({ lastHeartbeat: z.number(), agent: z.string().optional() });
 
-/** The reply to `cluster status`. */
-export const clusterStatusSchema = z.object({ run: z.string(), desired: z.record(z.string(), count), actors: z.array(actorEntrySchema) });
+/** Where a training run stands: `finished` once its last step is applied and checkpointed. */
+export const trainingStatusSchema = z.object({ step: count, steps: count, finished: z.boolean(), lastCheckpoint: z.string().optional() });
+
+/** The reply to `cluster status`; `training` is absent for a run started with --empty. */
+export const clusterStatusSchema = z.object({
+  run: z.string(),
+  desired: z.record(z.string(), count),
+  actors: z.array(actorEntrySchema),
+  training: trainingStatusSchema.optional(),
+});
 
 export const snapshotSchema = replySchema.extend({ run: runInfoSchema.optional(), actors: z.array(actorStatusSchema).default([]) });
 

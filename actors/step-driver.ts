@@ -60,7 +60,7 @@ export class StepDriver {
   private readonly waiters = new Set<() => void>();
   private checkpointAsked = false;
   private shardDied = false;
-  private lastCheckpoint?: string;
+  lastCheckpoint?: string;
   private stopping = false;
 
   constructor(

@@ -27,11 +27,7 @@ async function create(spec: ActorSpec): Promise<Actor> {
 
 const actor = await create(spec);
 actor.stopOnSignals();
-try {
-  await actor.start();
-} catch (err) {
-  actor.log.error("start-failed", { error: (err as Error).message });
-  process.exit(1);
-}
+// A failed start is logged and announced by start() itself.
+await actor.start().catch(() => process.exit(1));
 await actor.whenStopped();
 process.exit(0);

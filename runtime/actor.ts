@@ -74,6 +74,27 @@ export abstract class Actor {
   }
 
   async start(): Promise<void> {
+    try {
+      await this.connect();
+      await this.onStart();
+    } catch (err) {
+      // Said on the run's event stream too, so `cluster up` can stop with this actor's own words.
+      const error = (err as Error).message;
+      this.log.error("start-failed", { error });
+      if (this.nc) {
+        this.publish(this.subjects.events, { time: Date.now(), type: "error", actor: this.id, message: `${this.kind} ${this.id} failed to start: ${error}` });
+        await this.nc.flush().catch(() => undefined);
+      }
+      throw err;
+    }
+    this.state = "ready";
+    this.log.info("ready", { pid: process.pid, host: this.host });
+    this.sendHeartbeat();
+    this.heartbeatTimer = setInterval(() => this.sendHeartbeat(), heartbeatIntervalMs);
+  }
+
+  /** Connects, watches the connection, and answers control requests (stop, status). */
+  private async connect(): Promise<void> {
     this.nc = await connectNats({ url: this.spec.natsUrl, creds: this.spec.creds, name: `${this.spec.run}/${this.id}` });
     void (async () => {
       for await (const status of this.nc.status()) {
@@ -91,11 +112,6 @@ export abstract class Actor {
       if (body.op === "status") return this.heartbeat();
       return { ok: false, error: `unknown control op ${JSON.stringify(body.op)}` };
     });
-    await this.onStart();
-    this.state = "ready";
-    this.log.info("ready", { pid: process.pid, host: this.host });
-    this.sendHeartbeat();
-    this.heartbeatTimer = setInterval(() => this.sendHeartbeat(), heartbeatIntervalMs);
   }
 
   /** Resolves once the actor has stopped. */

@@ -4,17 +4,18 @@
 // URL, credentials, logs) and the processes `cluster up` starts: nats-server and the node
 // agent, which starts everything else at the coordinator's request.
 // Never: places actors itself (the coordinator does) or leaves a process behind on `down`.
-import { existsSync, mkdirSync, readdirSync, readFileSync, renameSync, writeFileSync } from "node:fs";
+import { existsSync, mkdirSync, readdirSync, readFileSync, readlinkSync, renameSync, writeFileSync } from "node:fs";
 import { hostname } from "node:os";
-import { join, resolve } from "node:path";
+import { basename, join, resolve } from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
-import { clusterStatusSchema, replySchema, scaleReplySchema, type ClusterStatus } from "../actors/protocol.js";
+import { clusterEventSchema, clusterStatusSchema, replySchema, scaleReplySchema, type ClusterStatus } from "../actors/protocol.js";
 import type { ActorSpec } from "./actor.js";
 import { loadRunConfig, runsRootDefault, type RunConfig } from "./config.js";
+import { decodeMessage } from "./codec.js";
 import { UserError } from "./errors.js";
 import { connectNats, requestMessage, type NatsConnection } from "./nats.js";
 import { generateCredentials, readCredentials, startNatsServer, writeCredentialsFiles, type Credentials } from "./nats-server.js";
-import { spawnActor } from "./spawn.js";
+import { actorEntry, spawnActor } from "./spawn.js";
 import { planTraining } from "../model/training.js";
 import { subjects, type Role } from "./subjects.js";
 
@@ -26,7 +27,8 @@ export interface ClusterState {
   /** The nats-server this run started; absent when it uses an existing one (--nats). */
   natsPid?: number;
   agentId: string;
-  agentPid: number;
+  /** Absent while `cluster up` has not started the agent yet. */
+  agentPid?: number;
   startedAt: string;
   configFile?: string;
   /** Credentials folder; absent when an existing server is used without credentials. */
@@ -35,6 +37,8 @@ export interface ClusterState {
 
 export interface UpOptions {
   config?: string;
+  /** Start actors that train nothing (to try scaling and membership); instead of config. */
+  empty?: boolean;
   compute?: number;
   shards?: number;
   loaders?: number;
@@ -125,6 +129,14 @@ export async function withClient<T>(state: ClusterState, role: Role, use: (nc: N
 
 export async function clusterUp(opts: UpOptions): Promise<ClusterState> {
   const runsRoot = opts.runsRoot ?? runsRootDefault();
+  // A forgotten --config would start a cluster that trains nothing and says nothing: an
+  // empty cluster is asked for by name instead.
+  if (!opts.config === !opts.empty)
+    throw new UserError(
+      opts.empty
+        ? "--empty starts a cluster that trains nothing: leave out --config, or --empty."
+        : "cluster up needs --config FILE, the run to train; --empty starts actors that train nothing (to try scaling).",
+    );
   const config: RunConfig | undefined = opts.config ? loadRunConfig(opts.config) : undefined;
   const run = opts.run ?? config?.name ?? "default";
   if (!/^[A-Za-z0-9][A-Za-z0-9_-]*$/.test(run)) throw new UserError(`run name "${run}" may use only letters, digits, - and _.`);
@@ -160,57 +172,51 @@ export async function clusterUp(opts: UpOptions): Promise<ClusterState> {
     : undefined;
   if (config) writeFileSync(join(dir, "config.json"), `${JSON.stringify(config, null, 2)}\n`);
 
-  // The server: ours, with generated credentials, or an existing one.
-  let natsUrl: string;
-  let natsPid: number | undefined;
-  let credsDir: string | undefined;
-  let agentCreds: Credentials | undefined;
-  if (opts.nats) {
-    natsUrl = opts.nats;
-    agentCreds = opts.creds ? readCredentials(opts.creds) : undefined;
-  } else {
-    const creds = generateCredentials(run);
-    const server = await startNatsServer({ dir, run, creds });
-    natsUrl = server.url;
-    natsPid = server.pid;
-    credsDir = join(dir, "creds");
-    const files = writeCredentialsFiles(credsDir, creds, natsUrl);
-    agentCreds = readCredentials(files["node-agent"]);
-  }
-
+  // The server: ours, with generated credentials, or an existing one. From here on the
+  // run is recorded in cluster.json, so whatever fails, `cluster down` stops what started.
   const agentId = `agent-${hostname()}`;
-  const agentSpec: ActorSpec = {
-    kind: "node-agent",
-    id: agentId,
-    run,
-    runDir: dir,
-    natsUrl,
-    creds: agentCreds,
-    options: { childCreds: agentCreds?.children ?? (agentCreds ? sameCredsForAll(agentCreds) : undefined) },
-  };
-  const agent = spawnActor(agentSpec, { detached: true });
   const state: ClusterState = {
     run,
     state: "up",
-    natsUrl,
-    natsPid,
+    natsUrl: opts.nats ?? "",
     agentId,
-    agentPid: agent.pid!,
     startedAt: new Date().toISOString(),
     configFile: opts.config ? resolve(opts.config) : undefined,
-    credsDir,
   };
+  const creds = opts.nats ? undefined : generateCredentials(run);
+  if (creds) {
+    const server = await startNatsServer({ dir, run, creds });
+    state.natsUrl = server.url;
+    state.natsPid = server.pid;
+    state.credsDir = join(dir, "creds");
+  }
   writeClusterState(state, runsRoot);
-
   try {
+    const agentCreds = creds
+      ? readCredentials(writeCredentialsFiles(state.credsDir!, creds, state.natsUrl)["node-agent"])
+      : opts.creds
+        ? readCredentials(opts.creds)
+        : undefined;
+    const agentSpec: ActorSpec = {
+      kind: "node-agent",
+      id: agentId,
+      run,
+      runDir: dir,
+      natsUrl: state.natsUrl,
+      creds: agentCreds,
+      options: { childCreds: agentCreds?.children ?? (agentCreds ? sameCredsForAll(agentCreds) : undefined) },
+    };
+    state.agentPid = spawnActor(agentSpec, { detached: true }).pid;
+    writeClusterState(state, runsRoot);
     await withClient(state, "coordinator", async (nc) => {
+      const failed = firstStartFailure(nc, run);
       await askUntilAnswered(nc, subjects(run).agent(agentId), {
         op: "spawn",
         kind: "coordinator",
         id: "coordinator",
         options: { ...counts, heartbeatTimeoutMs: config?.cluster.heartbeatTimeoutMs, backend: opts.backend ?? config?.cluster.backend ?? "auto", training },
       });
-      await waitForShape(nc, run, counts, 30_000);
+      await waitForShape(nc, run, counts, 30_000, failed);
     });
   } catch (err) {
     await clusterDown({ run, runsRoot, quiet: true }).catch(() => undefined);
@@ -245,11 +251,29 @@ export async function fetchStatus(nc: NatsConnection, run: string, timeoutMs = 3
   return requestMessage(nc, subjects(run).status, {}, clusterStatusSchema, timeoutMs);
 }
 
+/**
+ * Watches the run's events for an actor that fails to start: the message of the first
+ * such failure, once one has come. Start-up errors (a corrupt shard, a damaged checkpoint)
+ * do not mend by retrying, so `cluster up` stops on the first.
+ */
+function firstStartFailure(nc: NatsConnection, run: string): () => string | undefined {
+  let failure: string | undefined;
+  nc.subscribe(subjects(run).events, {
+    callback: (_err, msg) => {
+      const event = clusterEventSchema.safeParse(decodeMessage(msg.data));
+      if (event.success && event.data.type === "error") failure ??= event.data.message.replace(/\s*\n\s*/g, " ");
+    },
+  });
+  return () => failure;
+}
+
 /** Waits until the coordinator reports the desired number of ready actors of each kind. */
-async function waitForShape(nc: NatsConnection, run: string, counts: Shape, timeoutMs: number): Promise<ClusterStatus> {
+async function waitForShape(nc: NatsConnection, run: string, counts: Shape, timeoutMs: number, failed: () => string | undefined): Promise<ClusterStatus> {
   const deadline = Date.now() + timeoutMs;
   let last: ClusterStatus | undefined;
   while (Date.now() < deadline) {
+    const failure = failed();
+    if (failure) throw new UserError(`${failure} (the run is stopped; its logs are in the run folder's logs/).`);
     try {
       last = await fetchStatus(nc, run, 1000);
       const ready = (kind: string) => last!.actors.filter((a) => a.kind === kind && a.state === "ready").length;
@@ -270,7 +294,8 @@ async function waitForShape(nc: NatsConnection, run: string, counts: Shape, time
 export async function clusterDown(opts: { run?: string; runsRoot?: string; quiet?: boolean }): Promise<ClusterState> {
   const run = resolveRun(opts.run, opts.runsRoot);
   const state = readClusterState(run, opts.runsRoot)!;
-  const pids = new Set<number>([state.agentPid]);
+  const dir = runDir(run, opts.runsRoot);
+  const pids = new Set<number>(state.agentPid ? [state.agentPid] : []);
   try {
     await withClient(state, "client", async (nc) => {
       const status = await fetchStatus(nc, run, 2000).catch(() => undefined);
@@ -280,11 +305,37 @@ export async function clusterDown(opts: { run?: string; runsRoot?: string; quiet
   } catch {
     /* the server or the coordinator is gone already: fall through to signals */
   }
-  await stopPids([...pids], 20_000);
-  if (state.natsPid) await stopPids([state.natsPid], 5000);
+  // Actors are looked up after the shutdown request: a coordinator may have placed one meanwhile.
+  await stopPids([...pids, ...processesOf(dir).actors], 20_000);
+  const { servers } = processesOf(dir);
+  await stopPids(state.natsPid ? [state.natsPid, ...servers] : servers, 5000);
   const down = { ...state, state: "down" as const };
   writeClusterState(down, opts.runsRoot);
   return down;
+}
+
+/**
+ * The processes of this host that belong to the run in `dir`, found by their command line
+ * (Linux /proc): nats-servers started with its config, however they were started (a
+ * restart by hand included), and actor processes, whose argv names the run folder, even
+ * those whose node agent is gone.
+ */
+export function processesOf(dir: string): { servers: number[]; actors: number[] } {
+  const found = { servers: [] as number[], actors: [] as number[] };
+  if (!existsSync("/proc")) return found;
+  const config = join(dir, "nats-server.conf");
+  for (const entry of readdirSync("/proc")) {
+    const pid = Number(entry);
+    if (!Number.isSafeInteger(pid) || pid === process.pid) continue;
+    try {
+      const [program = "", ...args] = readFileSync(`/proc/${pid}/cmdline`, "utf8").split("\0");
+      if (args[0] === actorEntry && args[1] === dir) found.actors.push(pid);
+      else if (basename(program) === "nats-server" && args.some((a) => resolve(readlinkSync(`/proc/${pid}/cwd`), a) === config)) found.servers.push(pid);
+    } catch {
+      /* gone meanwhile, or not ours to read */
+    }
+  }
+  return found;
 }
 
 /** SIGTERM, then SIGKILL for whatever still lives when the grace period ends. */

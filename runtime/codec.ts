@@ -196,17 +196,35 @@ interface Pending {
  * arrives, undefined while it waits for more, and throws CodecError for anything malformed,
  * truncated, oversized, mismatched or corrupted (that message is then dropped whole).
  */
+export interface AssemblerLimits {
+  maxBytes: number;
+  /** A message still incomplete after this long is forgotten (default 60 s). */
+  timeoutMs?: number;
+  /** Messages that may wait for chunks at once (default 64); a new one beyond that is rejected. */
+  maxPending?: number;
+  /**
+   * Why a tensor of this dtype and shape cannot be meant for this receiver (undefined when
+   * it can): asked on a message's first chunk, before its buffer is allocated, so a frame
+   * that only claims a huge tensor costs nothing.
+   */
+  misfit?: (dtype: TensorDType, shape: number[]) => string | undefined;
+}
+
 export class TensorAssembler<M = unknown> {
   private pending = new Map<string, Pending>();
 
-  constructor(private readonly limits: { maxBytes: number; timeoutMs?: number } = { maxBytes: 4 * 1024 ** 3 }) {}
+  constructor(private readonly limits: AssemblerLimits = { maxBytes: 4 * 1024 ** 3 }) {}
 
   accept(data: Uint8Array): Reassembled<M> | undefined {
     const chunk = decodeMessage<Chunk>(data, "tensor chunk");
     this.checkChunk(chunk);
     let entry = this.pending.get(chunk.id);
     if (!entry) {
+      const misfit = this.limits.misfit?.(chunk.dtype, chunk.shape);
+      if (misfit) throw new CodecError(`message ${chunk.id} claims a tensor of ${chunk.dtype}${JSON.stringify(chunk.shape)}, which ${misfit}`);
       this.dropStale();
+      const maxPending = this.limits.maxPending ?? 64;
+      if (this.pending.size >= maxPending) throw new CodecError(`message ${chunk.id} is dropped: ${maxPending} tensors are already waiting for chunks`);
       entry = {
         chunk0: { id: chunk.id, count: chunk.count, stride: chunk.stride, dtype: chunk.dtype, shape: chunk.shape, byteLength: chunk.byteLength, chunkCrc: 0 },
         meta: undefined,
@@ -232,12 +250,7 @@ export class TensorAssembler<M = unknown> {
     if (entry.seen[chunk.seq]) return undefined; // a duplicate chunk: already have it
     const offset = chunk.seq * chunk.stride;
     const expected = Math.min(chunk.stride, chunk.byteLength - offset);
-    if (
-      !Number.isSafeInteger(chunk.stride) ||
-      chunk.stride < 1 ||
-      chunk.bytes.byteLength !== expected ||
-      (chunk.seq === chunk.count - 1) !== (offset + expected === chunk.byteLength)
-    ) {
+    if (chunk.bytes.byteLength !== expected || (chunk.seq === chunk.count - 1) !== (offset + expected === chunk.byteLength)) {
       this.pending.delete(chunk.id);
       throw new CodecError(
         `chunk ${chunk.seq} of message ${chunk.id} has ${chunk.bytes.byteLength} bytes where the ${chunk.byteLength}-byte tensor cut in ${chunk.count} chunks needs ${expected}`,
@@ -270,6 +283,9 @@ export class TensorAssembler<M = unknown> {
       throw new CodecError(`tensor chunk ${c.seq} of ${c.count} is out of range`);
     if (!(c.bytes instanceof Uint8Array)) throw new CodecError("tensor chunk carries no bytes");
     if (!Number.isSafeInteger(c.byteLength) || c.byteLength < 0) throw new CodecError("tensor chunk has a bad byte length");
+    // The chunk count follows from the length and stride: `seen` is never sized by a claim alone.
+    if (!Number.isSafeInteger(c.stride) || c.stride < 1 || c.count !== Math.max(1, Math.ceil(c.byteLength / c.stride)))
+      throw new CodecError(`tensor chunk claims ${c.count} chunks of ${c.stride} bytes for ${c.byteLength} bytes`);
     if (c.byteLength > this.limits.maxBytes) throw new CodecError(`tensor of ${c.byteLength} bytes is larger than the ${this.limits.maxBytes}-byte limit`);
     checkTensorShape({ dtype: c.dtype, shape: c.shape, byteLength: c.byteLength });
   }

@@ -5,6 +5,7 @@ import { join, relative } from "node:path";
 import { clusterDown, clusterScale, clusterUp, connectClient, fetchStatus, readClusterState, resolveRun, runDir, withClient, workerJoin } from "./cluster.js";
 import { runDashboard } from "../tui/dashboard.js";
 import { NatsDashboardSource } from "../tui/dashboard-source.js";
+import type { ClusterStatus } from "../actors/protocol.js";
 import { UserError } from "./errors.js";
 
 const count = (name: string) => (value: string) => {
@@ -20,6 +21,7 @@ export function registerClusterCommands(program: Command): void {
     .command("up")
     .description("start a run: nats-server, node agent, coordinator, shards, loaders, compute actors")
     .option("--config <file>", "run config (YAML or JSON)")
+    .option("--empty", "no config: actors that train nothing, to try scaling and membership")
     .option("--compute <n>", "compute actors", count("--compute"))
     .option("--shards <n>", "param-shard actors", count("--shards"))
     .option("--loaders <n>", "data-loader actors", count("--loaders"))
@@ -38,7 +40,8 @@ export function registerClusterCommands(program: Command): void {
       const kinds: Record<string, number> = {};
       for (const a of status.actors) kinds[a.kind] = (kinds[a.kind] ?? 0) + 1;
       const counts = Object.entries(kinds).map(([k, n]) => `${n} ${k}`);
-      process.stdout.write(`run "${state.run}" is up at ${state.natsUrl}: ${counts.join(", ")}\n`);
+      const empty = opts.empty ? " (empty: it trains nothing)" : "";
+      process.stdout.write(`run "${state.run}" is up at ${state.natsUrl}: ${counts.join(", ")}${empty}\n`);
       if (opts.detach) return;
       await followInForeground(state.run, opts.tui !== false);
     });
@@ -55,7 +58,7 @@ export function registerClusterCommands(program: Command): void {
       const status = await withClient(state, "client", (nc) => fetchStatus(nc, run));
       if (opts.json) return void process.stdout.write(`${JSON.stringify({ ...status, natsUrl: state.natsUrl }, null, 2)}\n`);
       const now = Date.now();
-      process.stdout.write(`run ${run} at ${state.natsUrl}\n`);
+      process.stdout.write(`run ${run} at ${state.natsUrl}\n${trainingLine(status)}\n`);
       process.stdout.write(`${"KIND".padEnd(12)} ${"ID".padEnd(28)} ${"PID".padEnd(8)} ${"HOST".padEnd(16)} ${"STATE".padEnd(9)} HEARTBEAT\n`);
       for (const a of status.actors)
         process.stdout.write(
@@ -90,6 +93,13 @@ export function registerClusterCommands(program: Command): void {
     .requiredOption("--nats <url>", "the run's NATS URL")
     .requiredOption("--creds <file>", "the run's creds/worker.json, copied from the first host")
     .action(async (opts) => workerJoin(opts));
+}
+
+/** Where the run's training stands, in one line. */
+function trainingLine({ training: t }: ClusterStatus): string {
+  if (!t) return "trains nothing (started with --empty)";
+  const checkpoint = t.lastCheckpoint ? relative(process.cwd(), t.lastCheckpoint) : "none";
+  return `${t.finished ? "finished" : "training"}: step ${t.step} of ${t.steps}, last checkpoint ${checkpoint}`;
 }
 
 /**

@@ -17,7 +17,7 @@ export const packageRoot = (() => {
 })();
 
 /** The compiled entry of actor processes (tests running from sources use the build too). */
-const actorEntry = join(packageRoot, "dist", "runtime", "actor-main.js");
+export const actorEntry = join(packageRoot, "dist", "runtime", "actor-main.js");
 export const cliEntry = join(packageRoot, "dist", "runtime", "cli.js");
 
 /**
@@ -28,7 +28,8 @@ export function spawnActor(spec: ActorSpec, opts: { detached?: boolean } = {}): 
   if (!existsSync(actorEntry)) throw new Error(`${actorEntry} is missing: run \`npm run build\` first.`);
   mkdirSync(join(spec.runDir, "logs"), { recursive: true });
   const out = openSync(join(spec.runDir, "logs", `${spec.id}.out`), "a");
-  const child = spawn(process.execPath, [actorEntry], {
+  // The run folder in argv lets `cluster down` find every actor of the run, even one whose agent is gone.
+  const child = spawn(process.execPath, [actorEntry, spec.runDir], {
     env: { ...process.env, AZE_ACTOR_SPEC: JSON.stringify(spec) },
     stdio: ["ignore", out, out],
     detached: opts.detached ?? false,

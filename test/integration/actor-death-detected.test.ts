@@ -22,7 +22,7 @@ describe("actor membership", () => {
   const status = () => fetchStatus(nc, "hb");
 
   beforeAll(async () => {
-    state = await clusterUp({ run: "hb", compute: 2, detach: true, runsRoot });
+    state = await clusterUp({ run: "hb", empty: true, compute: 2, detach: true, runsRoot });
     nc = await connectClient(state);
     nc.subscribe(subjects("hb").events, {
       callback: (_e, m) => {

@@ -24,7 +24,7 @@ describe("cluster CLI", () => {
   const count = (s: StatusJson, kind: string) => s.actors.filter((a) => a.kind === kind).length;
 
   it("starts, lists, scales and stops a run with nothing left behind", async () => {
-    const up = await runCli(["cluster", "up", "--detach", "--compute", "2", "--run", "cli"], cwd);
+    const up = await runCli(["cluster", "up", "--empty", "--detach", "--compute", "2", "--run", "cli"], cwd);
     expect(up.stderr).toBe("");
     expect(up.code).toBe(0);
 

@@ -189,7 +189,12 @@ describe("faults and scaling keep the bits", () => {
     const step = r.metrics.at(-1)!.step;
     const wrongShape = encodeTensorChunks(tensorFrom(new Float32Array(10), [10]), { step, block: { lo: 0, hi: 1 }, shard: 0, from: "intruder" }, 1 << 20);
     for (const c of wrongShape) intruder.publish(s.gradients(0), c);
-    const wrongMeta = encodeTensorChunks(tensorFrom(new Float32Array(10), [10]), { step: "now", block: { lo: 0 }, shard: 0, from: "intruder" }, 1 << 20);
+    // A tensor of the shard's own size gets as far as its meta (a wrong size is refused first).
+    const client = await connectClient(r.state);
+    const shard = (await fetchStatus(client, "garbage")).actors.find((a) => a.kind === "param-shard")!;
+    await client.close();
+    const n = Number(shard.end) - Number(shard.start);
+    const wrongMeta = encodeTensorChunks(tensorFrom(new Float32Array(n), [n]), { step: "now", block: { lo: 0 }, shard: 0, from: "intruder" }, 1 << 20);
     for (const c of wrongMeta) intruder.publish(s.gradients(0), c);
     intruder.publish(s.groupDone, encodeMessage({ step, groups: "all of them" })); // a wrong-shaped report
     intruder.publish(s.step, encodeMessage({ step: 0 })); // compute may not order steps: refused by the server

@@ -48,7 +48,7 @@ describe("reconnect", () => {
   });
 
   it("a running cluster keeps the same actors across a server restart", async () => {
-    const state = await clusterUp({ run: "rc", compute: 2, detach: true, runsRoot });
+    const state = await clusterUp({ run: "rc", empty: true, compute: 2, detach: true, runsRoot });
     const before = await (async () => {
       const nc = await connectClient(state);
       try {

@@ -30,7 +30,7 @@ describe.skipIf(!hasTmux || !built)("dashboard on a live cluster", () => {
   });
 
   it("adds a compute actor on + and leaves the run up on q", async () => {
-    const up = await runCli(["cluster", "up", "--detach", "--compute", "1", "--run", RUN], cwd);
+    const up = await runCli(["cluster", "up", "--empty", "--detach", "--compute", "1", "--run", RUN], cwd);
     expect(up.stderr).toBe("");
     expect(up.code).toBe(0);
 

@@ -18,7 +18,7 @@ describe("worker join", () => {
   });
 
   it("adds a node agent that receives compute actors and leaves on down", async () => {
-    const state = await clusterUp({ run: "wj", compute: 1, detach: true, runsRoot });
+    const state = await clusterUp({ run: "wj", empty: true, compute: 1, detach: true, runsRoot });
     const worker = spawn(process.execPath, [cliEntry, "worker", "join", "--nats", state.natsUrl, "--creds", join(state.credsDir!, "worker.json")], {
       cwd: workerHome,
       stdio: "ignore",

@@ -108,6 +108,29 @@ describe("tensor codec", () => {
     expect(assembler.waiting).toBe(0);
   });
 
+  it("rejects a frame claiming a tensor its receiver does not expect, before allocating it, and bounds the messages waiting", () => {
+    // A valid first chunk of about 1 KiB whose envelope claims a 3.9 GiB f32 tensor.
+    const [first] = encodeTensorChunks(tensorFrom(new Float32Array(1000), [1000]), { step: 0 }, 2048);
+    const real = decodeMessage<Record<string, unknown>>(first!);
+    const claim = (n: number, id: string) => encodeMessage({ ...real, id, shape: [n], byteLength: n * 4, count: Math.ceil((n * 4) / (real.stride as number)) });
+    const expecting1000 = () =>
+      new TensorAssembler({
+        maxBytes: 4 * 1024 ** 3,
+        maxPending: 2,
+        misfit: (dtype, shape) => (dtype === "f32" && shape[0] === 1000 ? undefined : "is not the 1000 f32 elements this receiver takes"),
+      });
+    const assembler = expecting1000();
+    expect(() => assembler.accept(claim(1_040_000_000, "huge"))).toThrow(/claims a tensor of f32\[1040000000\], which is not the 1000 f32 elements/);
+    expect(assembler.waiting).toBe(0);
+    // A chunk count that does not follow from the length and stride is refused too.
+    expect(() => assembler.accept(encodeMessage({ ...real, id: "many", count: 2 ** 40 }))).toThrow(/claims 1099511627776 chunks of \d+ bytes for 4000 bytes/);
+    // At most maxPending messages wait for their chunks; the next is rejected, not buffered.
+    assembler.accept(claim(1000, "a"));
+    assembler.accept(claim(1000, "b"));
+    expect(() => assembler.accept(claim(1000, "c"))).toThrow(/2 tensors are already waiting/);
+    expect(assembler.waiting).toBe(2);
+  });
+
   it("ignores a duplicated chunk instead of adding it twice", () => {
     const t = tensorFrom(
       new Int32Array(20_000).map((_, i) => i),
