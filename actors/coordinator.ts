@@ -333,7 +333,8 @@ export class Coordinator extends Actor {
   }
 
   private event(type: ClusterEventType, actor: string | undefined, message: string, extra?: Record<string, unknown>): void {
-    this.log.info(`event-${type}`, { target: actor, message });
+    const level = type === "error" ? "error" : type === "death" || type === "rejected" ? "warn" : "info";
+    this.log[level](`event-${type}`, { target: actor, message });
     this.publish(this.subjects.events, { time: Date.now(), type, actor, message, ...extra });
   }
 

@@ -77,7 +77,8 @@ export class NodeAgent extends Actor {
     child.on("exit", (code, signal) => {
       this.children.delete(request.id);
       const clean = code === 0;
-      this.log.info(clean ? "child-exited" : "child-died", { id: request.id, code, signal });
+      if (clean) this.log.info("child-exited", { id: request.id, code, signal });
+      else this.log.warn("child-died", { id: request.id, code, signal });
       this.publishEvent(clean ? "leave" : "death", request.id, clean ? `${request.id} stopped` : `${request.id} died (${signal ?? `exit ${code}`})`);
     });
     this.log.info("spawned", { kind: request.kind, id: request.id, pid: child.pid });

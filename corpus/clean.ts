@@ -8,6 +8,7 @@ import { createReadStream, createWriteStream, renameSync } from "node:fs";
 import { createInterface } from "node:readline";
 import { once } from "node:events";
 import { counterHash } from "../model/counter-hash.js";
+import { assertTextFile } from "./text-check.js";
 
 export type Script = "latin" | "cyrillic" | "arabic" | "armenian" | "georgian" | "other";
 
@@ -79,6 +80,7 @@ function bandKeys(sig: Uint32Array, threshold: number): string[] {
 const similarity = (a: Uint32Array, b: Uint32Array) => a.reduce((n, v, i) => n + (v === b[i] ? 1 : 0), 0) / a.length;
 
 export async function cleanCorpus(inputs: string[], output: string, opts: CleanOptions): Promise<CleanReport> {
+  for (const file of inputs) assertTextFile(file);
   const report: CleanReport = { linesIn: 0, linesOut: 0, dropped: {} };
   const seen = new Set<string>();
   const bands = new Map<string, Uint32Array>();

@@ -15,6 +15,7 @@ import { createProgress } from "../runtime/progress.js";
 import { BpeTokenizer, bpeWords, trainBpe } from "./bpe.js";
 import { createEncodePool } from "./encode-pool.js";
 import { loadTokenizer } from "./load-tokenizer.js";
+import { assertTextFile } from "./text-check.js";
 import { countWords, trainWordPiece, WordPieceTokenizer, type Tokenizer } from "./tokenizer.js";
 
 export const tokenizerTypes = ["wordpiece", "bpe", "bytelevel-bpe"] as const;
@@ -26,6 +27,7 @@ export async function trainTokenizer(
   opts: { type?: TokenizerType; vocabSize: number; lowercase: boolean; out: string; progress?: boolean },
 ): Promise<Tokenizer> {
   for (const f of files) if (!existsSync(f)) throw new UserError(`input ${f} does not exist.`);
+  for (const f of files) assertTextFile(f);
   const type = opts.type ?? "wordpiece";
   const bytes = files.reduce((n, f) => n + statSync(f).size, 0);
   const bar = opts.progress ? createProgress("counting words", bytes, { kind: "bytes" }) : undefined;
@@ -60,6 +62,7 @@ export async function prepareShards(
   const tokenizer = loadTokenizer(tokenizerFile);
   const tokenizerJson = readFileSync(tokenizerFile, "utf8");
   for (const s of sources) if (!existsSync(s.path)) throw new UserError(`source ${s.name}: ${s.path} does not exist.`);
+  for (const s of sources) assertTextFile(s.path);
   const total = sources.reduce((n, s) => n + statSync(s.path).size, 0);
   const workers = opts.workers ?? (total < 1_000_000 ? 0 : availableParallelism());
   const pool = createEncodePool(tokenizerJson, outDir, workers);

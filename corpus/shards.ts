@@ -9,7 +9,7 @@
 import { createHash } from "node:crypto";
 import { closeSync, existsSync, fsyncSync, mkdirSync, openSync, readFileSync, renameSync, rmSync, statSync, writeFileSync, writeSync } from "node:fs";
 import { createRequire } from "node:module";
-import { dirname, join } from "node:path";
+import { dirname, join, resolve } from "node:path";
 import { UserError } from "../runtime/errors.js";
 import { packageRoot } from "../runtime/spawn.js";
 
@@ -47,7 +47,8 @@ export async function writeShards<C extends { name: string; upscale: number }>(
   /** Files to place beside the shards (the tokenizer.json), written in the same atomic step. */
   extraFiles: Record<string, string> = {},
 ): Promise<ShardsManifest> {
-  const temp = `${outDir}.tmp-${process.pid}-${Date.now()}`;
+  // resolve: `shards/` must not put the temporary folder inside the one it replaces.
+  const temp = `${resolve(outDir)}.tmp-${process.pid}-${Date.now()}`;
   mkdirSync(temp, { recursive: true });
   try {
     const manifest: ShardsManifest = { format: shardFormat, ...meta, collections: [] };

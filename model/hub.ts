@@ -7,7 +7,7 @@
 // Never: writes half a folder (temporary folder, then rename).
 import { createHash } from "node:crypto";
 import { copyFileSync, existsSync, mkdirSync, readFileSync, renameSync, rmSync, writeFileSync } from "node:fs";
-import { dirname, join } from "node:path";
+import { dirname, join, resolve } from "node:path";
 import { UserError } from "../runtime/errors.js";
 import { beginCheckpoint, finishCheckpoint, readCheckpointRange, readManifest, stepFolderName, writeSlice } from "./checkpoint.js";
 import { modelConfigSchema, type ModelConfig } from "./config.js";
@@ -94,7 +94,8 @@ export function writeHubFolder(
     files?: Record<string, string>;
   },
 ): string {
-  const temp = `${out}.tmp-${process.pid}`;
+  // resolve: `out/` must not put the temporary folder inside the one it replaces.
+  const temp = `${resolve(out)}.tmp-${process.pid}`;
   rmSync(temp, { recursive: true, force: true });
   mkdirSync(temp, { recursive: true });
   writeSafetensors(join(temp, "model.safetensors"), m.tensors, { format: "pt", ...m.metadata });

@@ -1,6 +1,8 @@
 // Membership: actors register with the coordinator; a compute actor killed with SIGKILL is
 // reported dead and replaced; a node agent that stops sending heartbeats (SIGSTOP: alive
-// but silent) is declared dead when its heartbeat deadline passes.
+// but silent) is declared dead when its heartbeat deadline passes. Deaths are logged at warn.
+import { existsSync, readFileSync } from "node:fs";
+import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { clusterDown, clusterUp, connectClient, fetchStatus, isAlive, type ClusterState } from "../../runtime/cluster.js";
 import { decodeMessage } from "../../runtime/codec.js";
@@ -20,6 +22,16 @@ describe("actor membership", () => {
   let nc: NatsConnection;
   const events: Event[] = [];
   const status = () => fetchStatus(nc, "hb");
+  /** The lines of an actor's log with this event. */
+  const logged = (actor: string, event: string): { level: string; target?: string; id?: string }[] => {
+    const file = join(runsRoot, "hb", "logs", `${actor}.jsonl`);
+    if (!existsSync(file)) return [];
+    return readFileSync(file, "utf8")
+      .split("\n")
+      .filter(Boolean)
+      .map((l) => JSON.parse(l))
+      .filter((l) => l.event === event);
+  };
 
   beforeAll(async () => {
     state = await clusterUp({ run: "hb", empty: true, compute: 2, detach: true, runsRoot });
@@ -52,6 +64,13 @@ describe("actor membership", () => {
       return computes.length === 2 && !computes.some((a) => a.id === victim.id) ? computes : undefined;
     });
     expect(replaced.every((a) => isAlive(a.pid))).toBe(true);
+    const actors = (await status()).actors;
+    const coordinator = actors.find((a) => a.kind === "coordinator")!.id;
+    const agent = actors.find((a) => a.kind === "node-agent")!.id;
+    const death = await waitFor("the coordinator's death line", () => logged(coordinator, "event-death").find((l) => l.target === victim.id));
+    expect(death.level).toBe("warn");
+    const died = await waitFor("the agent's child-died line", () => logged(agent, "child-died").find((l) => l.id === victim.id));
+    expect(died.level).toBe("warn");
   });
 
   it("declares a silent actor dead when its heartbeat deadline passes", async () => {
