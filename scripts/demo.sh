@@ -5,4 +5,5 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 node dist/runtime/cli.js cluster down --run demo >/dev/null 2>&1 || true
-exec node dist/runtime/cli.js cluster up --config configs/tiny.yaml --run demo --compute 2 --no-tui
+# --fresh: every demo starts over, rather than refusing the folder the last one left.
+exec node dist/runtime/cli.js cluster up --config configs/tiny.yaml --run demo --compute 2 --no-tui --fresh
