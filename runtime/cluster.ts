@@ -155,25 +155,6 @@ export async function clusterUp(opts: UpOptions): Promise<ClusterState> {
     if (!Number.isSafeInteger(n) || n < (key === "compute" ? 0 : 1))
       throw new UserError(`--${key} must be a whole number${key === "compute" ? "" : " of at least 1"}, got ${n}.`);
 
-  // Training runs: tokenizer and token shards are prepared (or found in the cache) before
-  // any actor starts, so every actor opens the same files; the run folder is checked before
-  // any process starts.
-  const training = config
-    ? await planTraining(config, {
-        configFile: resolve(opts.config!),
-        runsRoot,
-        runDir: dir,
-        shards: counts.shards,
-        loaders: counts.loaders,
-        steps: opts.steps,
-        resume: opts.resume,
-        fresh: opts.fresh,
-      })
-    : undefined;
-  if (config) writeFileSync(join(dir, "config.json"), `${JSON.stringify(config, null, 2)}\n`);
-
-  // The server: ours, with generated credentials, or an existing one. From here on the
-  // run is recorded in cluster.json, so whatever fails, `cluster down` stops what started.
   const agentId = `agent-${hostname()}`;
   const state: ClusterState = {
     run,
@@ -183,6 +164,33 @@ export async function clusterUp(opts: UpOptions): Promise<ClusterState> {
     startedAt: new Date().toISOString(),
     configFile: opts.config ? resolve(opts.config) : undefined,
   };
+
+  // Training runs: tokenizer and token shards are prepared (or found in the cache) before
+  // any actor starts, so every actor opens the same files; the run folder and a resume
+  // checkpoint are checked before any process starts. A run refused here is recorded as
+  // down, so `cluster down` and `cluster status` still know it.
+  let training: Awaited<ReturnType<typeof planTraining>> | undefined;
+  try {
+    training = config
+      ? await planTraining(config, {
+          configFile: resolve(opts.config!),
+          runsRoot,
+          runDir: dir,
+          shards: counts.shards,
+          loaders: counts.loaders,
+          steps: opts.steps,
+          resume: opts.resume,
+          fresh: opts.fresh,
+        })
+      : undefined;
+  } catch (err) {
+    writeClusterState({ ...state, state: "down" }, runsRoot);
+    throw err;
+  }
+  if (config) writeFileSync(join(dir, "config.json"), `${JSON.stringify(config, null, 2)}\n`);
+
+  // The server: ours, with generated credentials, or an existing one. From here on the
+  // run is recorded in cluster.json, so whatever fails, `cluster down` stops what started.
   const creds = opts.nats ? undefined : generateCredentials(run);
   if (creds) {
     const server = await startNatsServer({ dir, run, creds });
