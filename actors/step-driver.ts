@@ -5,9 +5,9 @@
 // shards' per-chunk partial sums, the clip/skip decision, metrics, checkpoints, pause, and
 // the rollback to the last checkpoint when a shard dies.
 // Never: touches a gradient or a parameter; shards and compute actors do.
-import { appendFileSync } from "node:fs";
+import { appendFileSync, rmSync } from "node:fs";
 import { join, resolve } from "node:path";
-import { beginCheckpoint, readManifest, stepFolderName } from "../model/checkpoint.js";
+import { abandonCheckpoint, beginCheckpoint, readManifest, stepFolderName } from "../model/checkpoint.js";
 import { learningRate } from "../model/optimizer.js";
 import { assignGroups } from "../model/reduction-tree.js";
 import { finishStep, sealCheckpoint, type StepMetrics, type TrainingPlan } from "../model/training.js";
@@ -282,15 +282,24 @@ export class StepDriver {
     const folder = beginCheckpoint(this.host.runDir, step);
     const order: CheckpointOrder = { op: "save", step, dir: folder.temp, shards: this.training.shards };
     const saved = [];
+    // A failed write (a full disk, a shard that died) is an error event, never the end of the
+    // coordinator: its temp folder goes, the last checkpoint stays the one to roll back to.
+    const failed = (actor: string | undefined, why: string) => {
+      rmSync(folder.temp, { recursive: true, force: true });
+      this.host.event("error", actor, `checkpoint at step ${step} failed: ${why}; the last checkpoint is still ${this.lastCheckpoint ?? "none"}`);
+      return undefined;
+    };
     for (let s = 0; s < this.training.shards; s++) {
       const reply = await this.askShard(s, order);
-      if (!reply.ok) {
-        this.host.event("error", `shard-${s}`, `checkpoint at step ${step} failed: ${reply.error}`);
-        return undefined;
-      }
+      if (!reply.ok) return failed(`shard-${s}`, reply.error ?? "no reason given");
       saved.push({ file: reply.file!, start: reply.start!, end: reply.end!, sha256: reply.sha256! });
     }
-    const path = sealCheckpoint(this.training, folder, step, saved);
+    let path: string;
+    try {
+      path = sealCheckpoint(this.training, folder, step, saved);
+    } catch (err) {
+      return failed(undefined, abandonCheckpoint(folder, err).message);
+    }
     this.lastCheckpoint = path;
     this.host.event("checkpoint", undefined, `checkpoint at step ${step}: ${path}`);
     return path;

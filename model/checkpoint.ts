@@ -68,6 +68,21 @@ export function beginCheckpoint(runDir: string, step: number): PendingCheckpoint
   return { temp, final };
 }
 
+/**
+ * Removes a pending checkpoint whose write failed and says why in one sentence: a full disk
+ * (or any file error) names the checkpoint and leaves the previous one, which is untouched.
+ */
+export function abandonCheckpoint(pending: PendingCheckpoint, err: unknown): Error {
+  rmSync(pending.temp, { recursive: true, force: true });
+  const { code } = err as NodeJS.ErrnoException;
+  if (code === "ENOSPC" || code === "EDQUOT")
+    return new UserError(
+      `${pending.final}: no space left on the device, so this checkpoint was not written (the previous one is intact): free some space or write elsewhere.`,
+    );
+  if (code) return new UserError(`${pending.final}: the checkpoint could not be written (${(err as Error).message}); the previous one is intact.`);
+  return err as Error;
+}
+
 /** The finished checkpoints of a run folder (`step-NNNNNN`), oldest first. */
 export function listCheckpoints(runDir: string): string[] {
   const root = join(runDir, "checkpoints");

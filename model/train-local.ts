@@ -9,7 +9,7 @@ import { join } from "node:path";
 import { configHash, loadRunConfig, runsRootDefault } from "../runtime/config.js";
 import { UserError } from "../runtime/errors.js";
 import { createBackend } from "./backend.js";
-import { beginCheckpoint, writeSlice } from "./checkpoint.js";
+import { abandonCheckpoint, beginCheckpoint, writeSlice } from "./checkpoint.js";
 import { applyAdamWOnHost, chunkSumSquares, learningRate } from "./optimizer.js";
 import { addF32, blockKey, reduceTree } from "./reduction-tree.js";
 import { createModel, finishStep, openData, openPlan, planTraining, readSlice, sealCheckpoint, type StepMetrics } from "./training.js";
@@ -46,7 +46,11 @@ export async function trainLocal(opts: LocalOptions): Promise<{ runDir: string; 
   let checkpoint: string | undefined;
   const save = () => {
     const pending = beginCheckpoint(runDir, step);
-    checkpoint = sealCheckpoint(plan, pending, step, [writeSlice(pending.temp, 0, 1, 0, slice)]);
+    try {
+      checkpoint = sealCheckpoint(plan, pending, step, [writeSlice(pending.temp, 0, 1, 0, slice)]);
+    } catch (err) {
+      throw abandonCheckpoint(pending, err);
+    }
   };
   try {
     while (step < plan.steps) {

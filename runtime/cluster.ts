@@ -4,7 +4,7 @@
 // URL, credentials, logs) and the processes `cluster up` starts: nats-server and the node
 // agent, which starts everything else at the coordinator's request.
 // Never: places actors itself (the coordinator does) or leaves a process behind on `down`.
-import { existsSync, mkdirSync, readdirSync, readFileSync, readlinkSync, renameSync, writeFileSync } from "node:fs";
+import { existsSync, mkdirSync, readdirSync, readFileSync, readlinkSync, renameSync, rmSync, writeFileSync } from "node:fs";
 import { hostname } from "node:os";
 import { basename, join, resolve } from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
@@ -75,8 +75,17 @@ export function readClusterState(run: string, runsRoot = runsRootDefault()): Clu
 
 function writeClusterState(state: ClusterState, runsRoot = runsRootDefault()): void {
   const file = join(runDir(state.run, runsRoot), "cluster.json");
-  writeFileSync(`${file}.tmp`, `${JSON.stringify(state, null, 2)}\n`);
-  renameSync(`${file}.tmp`, file);
+  const text = `${JSON.stringify(state, null, 2)}\n`;
+  try {
+    writeFileSync(`${file}.tmp`, text);
+    renameSync(`${file}.tmp`, file);
+  } catch (err) {
+    // On a full disk the copy beside it cannot be written: rewrite the small file in place,
+    // so `cluster down` still records the run as down.
+    if ((err as NodeJS.ErrnoException).code !== "ENOSPC" || !existsSync(file)) throw err;
+    rmSync(`${file}.tmp`, { force: true });
+    writeFileSync(file, text);
+  }
 }
 
 export function isAlive(pid: number | undefined): boolean {
