@@ -6,6 +6,8 @@
 // applies AdamW and publishes the next version of its slice. It writes and loads its slice
 // of checkpoints. Never: adds a block twice, applies a step twice, or applies a gradient
 // whose reduction is incomplete or not finite.
+import { existsSync, writeFileSync } from "node:fs";
+import { setTimeout as sleep } from "node:timers/promises";
 import { createBackend } from "../model/backend.js";
 import { writeSlice } from "../model/checkpoint.js";
 import type { Kernels } from "../model/kernels.js";
@@ -133,6 +135,11 @@ export class ParamShard extends Actor {
   private async onCheckpoint(order: CheckpointOrder): Promise<CheckpointSaved> {
     if (order.op === "save") {
       if (order.step !== this.version) return { ok: false, error: `${this.id} is at step ${this.version}, not ${order.step}` };
+      // Test hook: while the file this names exists, the write waits (`<file>.<id>` says so),
+      // so a test can kill a shard mid-checkpoint: a tiny model's write is over in milliseconds.
+      const hold = process.env.AZE_TEST_HOLD_CHECKPOINT_WRITE;
+      if (hold && existsSync(hold)) writeFileSync(`${hold}.${this.id}`, "");
+      while (hold && existsSync(hold)) await sleep(100);
       const saved = writeSlice(order.dir, this.index, order.shards, this.sliceStart, { params: this.params, m: this.m, v: this.v });
       return { ok: true, ...saved };
     }

@@ -290,7 +290,7 @@ export class StepDriver {
       return undefined;
     };
     for (let s = 0; s < this.training.shards; s++) {
-      const reply = await this.askShard(s, order);
+      const reply = await this.askShardWhileAllLive(s, order);
       if (!reply.ok) return failed(`shard-${s}`, reply.error ?? "no reason given");
       saved.push({ file: reply.file!, start: reply.start!, end: reply.end!, sha256: reply.sha256! });
     }
@@ -310,6 +310,28 @@ export class StepDriver {
     return requestMessage(this.host.nc, this.host.subjects.checkpoint(shard), order, checkpointSavedSchema, 60_000).catch(
       (err) => ({ ok: false, error: (err as Error).message }) as const,
     );
+  }
+
+  /**
+   * A save order that fails as soon as any shard's death is known (membership: the agent's
+   * death event or missed heartbeats): a checkpoint missing a slice can never be sealed, and
+   * waiting out the request timeout would stall the run before its rollback.
+   */
+  private async askShardWhileAllLive(shard: number, order: CheckpointOrder) {
+    let forget = () => {};
+    const death = new Promise<{ ok: false; error: string }>((resolve) => {
+      const check = () => {
+        if (this.shardDied) resolve({ ok: false, error: "a param-shard died during the write" });
+      };
+      forget = () => this.waiters.delete(check);
+      this.waiters.add(check);
+      check();
+    });
+    try {
+      return await Promise.race([this.askShard(shard, order), death]);
+    } finally {
+      forget();
+    }
   }
 
   /**
