@@ -214,16 +214,16 @@ export class Coordinator extends Actor {
       return { ok: false, error: `compute must be a whole number from 0 to 256, got ${JSON.stringify(n)}` };
     const before = this.desired.compute;
     this.desired.compute = n as number;
-    this.event("scale", undefined, `compute actors ${before} → ${n}`);
     const running = [...this.members.values()].filter((m) => m.kind === "compute" && !this.leaving.has(m.id)).length;
     const agents = [...this.members.values()].filter((m) => m.kind === "node-agent" && m.state === "ready").length;
-    if ((n as number) > running && agents === 0) {
-      const warning = `no node agent is ready to place compute actors on: ${running} run, none were started (join one with \`aze-run worker join\`, or \`cluster down\` and \`cluster up\` again)`;
-      this.event("error", undefined, warning);
-      return { ok: true, compute: n, warning };
-    }
+    // A "scale" event, not an "error": `cluster up` stops on the first error event.
+    const warning =
+      (n as number) > running && agents === 0
+        ? `no node agent is ready to place compute actors on: ${running} run, none were started (join one with \`aze-run worker join\`, or \`cluster down\` and \`cluster up\` again)`
+        : undefined;
+    this.event("scale", undefined, `compute actors ${before} → ${n}${warning ? `; ${warning}` : ""}`);
     void this.reconcile();
-    return { ok: true, compute: n };
+    return { ok: true, compute: n, ...(warning ? { warning } : {}) };
   }
 
   /**
