@@ -48,6 +48,8 @@ export class Coordinator extends Actor {
   private metricsServer?: import("node:http").Server;
   private metricsUrl?: string;
   private reconciling = false;
+  /** When a heartbeat of any actor (this one's own echo included) last arrived: the server's pulse. */
+  private lastTraffic = Date.now();
   private shuttingDown = false;
 
   private training?: TrainingPlan;
@@ -212,23 +214,44 @@ export class Coordinator extends Actor {
       return { ok: false, error: `compute must be a whole number from 0 to 256, got ${JSON.stringify(n)}` };
     const before = this.desired.compute;
     this.desired.compute = n as number;
-    this.event("scale", undefined, `compute actors ${before} → ${n}`);
+    const running = [...this.members.values()].filter((m) => m.kind === "compute" && !this.leaving.has(m.id)).length;
+    const agents = [...this.members.values()].filter((m) => m.kind === "node-agent" && m.state === "ready").length;
+    // A "scale" event, not an "error": `cluster up` stops on the first error event.
+    const warning =
+      (n as number) > running && agents === 0
+        ? `no node agent is ready to place compute actors on: ${running} run, none were started (join one with \`aze-run worker join\`, or \`cluster down\` and \`cluster up\` again)`
+        : undefined;
+    this.event("scale", undefined, `compute actors ${before} → ${n}${warning ? `; ${warning}` : ""}`);
     void this.reconcile();
-    return { ok: true, compute: n };
+    return { ok: true, compute: n, ...(warning ? { warning } : {}) };
   }
 
   /**
-   * While the server is away nobody's heartbeats arrive: that is not a death. When the
-   * connection comes back every member gets a fresh deadline.
+   * Silence from everyone is the server's, not the actors': a nats-server that went away,
+   * or one paused (SIGSTOP keeps the TCP connections open, so no client sees a disconnect,
+   * and every heartbeat arrives late at once). When traffic comes back, every member gets a
+   * fresh deadline.
    */
-  protected override onConnectionChange(connected: boolean): void {
-    if (!connected) return;
+  private restartDeadlines(why: string): void {
     const now = Date.now();
+    this.log.warn("deadlines-restarted", { why });
     for (const m of this.members.values()) m.lastHeartbeat = now;
     for (const s of this.starting.values()) s.since = now;
   }
 
+  /** Longer than this without a heartbeat of anyone's (the coordinator's own comes every 500 ms), the server is silent. */
+  private get silenceMs(): number {
+    return this.options.heartbeatTimeoutMs / 2;
+  }
+
+  protected override onConnectionChange(connected: boolean): void {
+    if (connected) this.restartDeadlines("the connection came back");
+  }
+
   private onHeartbeat(hb: Heartbeat): void {
+    const silent = Date.now() - this.lastTraffic;
+    if (silent > this.silenceMs) this.restartDeadlines(`no heartbeat of any actor for ${silent} ms`);
+    this.lastTraffic = Date.now();
     if (hb.id === this.id) return;
     if (hb.state === "stopped") return this.forget(hb.id, "left");
     const known = this.members.get(hb.id);
@@ -251,13 +274,16 @@ export class Coordinator extends Actor {
     this.members.delete(id);
     this.leaving.delete(id);
     this.driver?.membershipChanged(entry.kind, why !== "left");
-    if (why !== "left") this.event("death", id, `${entry.kind} ${id} ${why}`);
+    const orphaned = entry.kind === "node-agent" ? `; its actors run on, but no new one is placed on ${entry.host} until a node agent joins` : "";
+    if (why !== "left") this.event("death", id, `${entry.kind} ${id} ${why}${orphaned}`);
     else this.event("leave", id, `${entry.kind} ${id} left`);
   }
 
   /** Brings the cluster to the desired shape: detect the dead, start the missing, stop the surplus. */
   private async reconcile(): Promise<void> {
     if (this.reconciling || this.shuttingDown || this.state !== "ready" || !this.connected) return;
+    // Nobody's heartbeat arrives, the coordinator's own included: no deadline means anything.
+    if (Date.now() - this.lastTraffic > this.silenceMs) return;
     this.reconciling = true;
     try {
       const now = Date.now();

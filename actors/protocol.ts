@@ -131,7 +131,8 @@ export const controlSchema = z.discriminatedUnion("type", [
 export const commandSchema = z.union([controlSchema, z.object({ type: z.literal("snapshot") })]);
 
 export const scaleRequestSchema = z.object({ compute: z.unknown() });
-export const scaleReplySchema = replySchema.extend({ compute: count.optional() });
+/** `warning`: the new number stands, but nothing could be placed now (no node agent is ready). */
+export const scaleReplySchema = replySchema.extend({ compute: count.optional(), warning: z.string().optional() });
 export const emptySchema = z.object({});
 
 /** Published once when a run starts, and again when it learns more (a compute actor's peak). */

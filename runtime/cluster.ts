@@ -375,12 +375,12 @@ async function stopPids(pids: number[], graceMs: number): Promise<void> {
 
 // ---- scale ----------------------------------------------------------------------------
 
-export async function clusterScale(opts: { run?: string; compute: number; runsRoot?: string }): Promise<{ compute: number }> {
+export async function clusterScale(opts: { run?: string; compute: number; runsRoot?: string }): Promise<{ compute: number; warning?: string }> {
   const run = resolveRun(opts.run, opts.runsRoot);
   return withClient(readClusterState(run, opts.runsRoot)!, "client", async (nc) => {
     const reply = await requestMessage(nc, subjects(run).scale, { compute: opts.compute }, scaleReplySchema);
     if (!reply.ok) throw new UserError(`scale refused: ${reply.error}`);
-    return { compute: reply.compute ?? opts.compute };
+    return { compute: reply.compute ?? opts.compute, warning: reply.warning };
   });
 }
 

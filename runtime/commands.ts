@@ -73,7 +73,7 @@ export function registerClusterCommands(program: Command): void {
     .requiredOption("--compute <n>", "compute actors wanted", count("--compute"))
     .action(async (opts) => {
       const result = await clusterScale({ run: opts.run, compute: opts.compute });
-      process.stdout.write(`compute actors: ${result.compute}\n`);
+      process.stdout.write(result.warning ? `compute actors: ${result.compute} wanted, but ${result.warning}\n` : `compute actors: ${result.compute}\n`);
     });
 
   cluster
