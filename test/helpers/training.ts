@@ -7,9 +7,15 @@ import { packageRoot } from "../../runtime/spawn.js";
 
 export const sampleText = join(packageRoot, "corpus", "sample", "az-sample.txt");
 
-/** Writes a config for a tiny, fast run into `dir` and returns its path. */
-export function writeTinyConfig(dir: string, overrides: { steps?: number; every?: number; shards?: number; seed?: number } = {}): string {
-  const file = join(dir, "tiny-test.yaml");
+/**
+ * Writes a config for a tiny, fast run into `dir` (as `file`) and returns its path. It trains on
+ * the sample text, or on `dataShards`, a folder `data prepare` wrote.
+ */
+export function writeTinyConfig(
+  dir: string,
+  overrides: { steps?: number; every?: number; shards?: number; seed?: number; dataShards?: string; file?: string } = {},
+): string {
+  const file = join(dir, overrides.file ?? "tiny-test.yaml");
   writeFileSync(
     file,
     [
@@ -17,8 +23,7 @@ export function writeTinyConfig(dir: string, overrides: { steps?: number; every?
       "model:",
       "  preset: tiny",
       "data:",
-      "  sources:",
-      `    - { name: sample, path: ${JSON.stringify(sampleText)} }`,
+      overrides.dataShards ? `  shards: ${JSON.stringify(overrides.dataShards)}` : `  sources: [{ name: sample, path: ${JSON.stringify(sampleText)} }]`,
       "  vocabSize: 600",
       "  seqLen: 32",
       "training:",

@@ -6,11 +6,11 @@
 // checkpoint fits with half a checkpoint to spare, the second does not. The prepared data
 // stays outside (data.shards), so only what a run writes counts. Needs root (mount).
 import { spawnSync } from "node:child_process";
-import { existsSync, mkdirSync, readdirSync, readFileSync, statSync, writeFileSync } from "node:fs";
+import { existsSync, mkdirSync, readdirSync, readFileSync, statSync } from "node:fs";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { pgrep, removeDir, runCli, tempDir, waitFor } from "../helpers/cluster.js";
-import { sampleText } from "../helpers/training.js";
+import { writeTinyConfig } from "../helpers/training.js";
 
 /** Bytes a folder takes on a tmpfs: each file rounded up to whole pages. */
 function pagesOf(dir: string): number {
@@ -20,37 +20,6 @@ function pagesOf(dir: string): number {
     n += st.isDirectory() ? pagesOf(join(dir, name)) : Math.ceil(st.size / 4096) * 4096;
   }
   return n;
-}
-
-function config(dir: string, data: string, shards: number): string {
-  const file = join(dir, `disk-full-${shards}.yaml`);
-  writeFileSync(
-    file,
-    [
-      "name: disk-full",
-      "model:",
-      "  preset: tiny",
-      "data:",
-      `  ${data}`,
-      "  vocabSize: 600",
-      "  seqLen: 32",
-      "training:",
-      "  seed: 7",
-      "  steps: 4",
-      "  groups: 4",
-      "  groupSize: 2",
-      "  microBatch: 2",
-      "  lr: 0.003",
-      "  warmupSteps: 2",
-      "checkpoint:",
-      "  every: 2",
-      "cluster:",
-      `  shards: ${shards}`,
-      "  backend: wasm",
-      "",
-    ].join("\n"),
-  );
-  return file;
 }
 
 describe("a full disk", () => {
@@ -83,7 +52,7 @@ describe("a full disk", () => {
     // One ordinary run prepares the data outside the small disks and measures a checkpoint.
     const outside = join(cwd, "outside");
     const measure = await runCli(
-      ["train", "--local", "--config", config(cwd, `sources: [{ name: sample, path: ${JSON.stringify(sampleText)} }]`, 1), "--run", "m", "--steps", "2"],
+      ["train", "--local", "--config", writeTinyConfig(cwd, { steps: 4, every: 2, file: "disk-full-1.yaml" }), "--run", "m", "--steps", "2"],
       cwd,
       120_000,
       {
@@ -118,9 +87,14 @@ describe("a full disk", () => {
       return ctx.skip();
     }
     const disk = smallDisk("local-disk");
-    const r = await runCli(["train", "--local", "--config", config(cwd, `shards: ${JSON.stringify(shardsDir)}`, 1), "--run", "l"], cwd, 120_000, {
-      AZE_RUNS: disk,
-    });
+    const r = await runCli(
+      ["train", "--local", "--config", writeTinyConfig(cwd, { steps: 4, every: 2, dataShards: shardsDir, file: "disk-full-1.yaml" }), "--run", "l"],
+      cwd,
+      120_000,
+      {
+        AZE_RUNS: disk,
+      },
+    );
     const runDir = join(disk, "l");
     expect(r.code).not.toBe(0);
     const lines = r.stderr.trim().split("\n");
@@ -140,7 +114,20 @@ describe("a full disk", () => {
     const disk = smallDisk("cluster-disk");
     const env = { AZE_RUNS: disk };
     const runDir = join(disk, "c");
-    const up = await runCli(["cluster", "up", "--config", config(cwd, `shards: ${JSON.stringify(shardsDir)}`, 2), "--detach", "--run", "c"], cwd, 240_000, env);
+    const up = await runCli(
+      [
+        "cluster",
+        "up",
+        "--config",
+        writeTinyConfig(cwd, { steps: 4, every: 2, shards: 2, dataShards: shardsDir, file: "disk-full-2.yaml" }),
+        "--detach",
+        "--run",
+        "c",
+      ],
+      cwd,
+      240_000,
+      env,
+    );
     expect(up.code, up.stderr).toBe(0);
     const status = await waitFor(
       "the run to finish",

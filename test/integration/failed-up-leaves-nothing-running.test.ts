@@ -53,8 +53,7 @@ describe("a failed cluster up", () => {
     const bytes = readFileSync(tokens);
     bytes[9]! ^= 1;
     writeFileSync(tokens, bytes);
-    const badConfig = join(cwd, "bad-data.yaml");
-    writeFileSync(badConfig, readFileSync(config, "utf8").replace(/ {2}sources:\n.*\n/, `  shards: ${JSON.stringify(bad)}\n`));
+    const badConfig = writeTinyConfig(cwd, { steps: 2, every: 2, dataShards: bad, file: "bad-data.yaml" });
 
     const up = await runCli(["cluster", "up", "--config", badConfig, "--run", "bad-data", "--no-tui"], cwd, 120_000);
     expect(up.code).not.toBe(0);
