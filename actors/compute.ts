@@ -61,7 +61,8 @@ export class Compute extends Actor {
       maxPending: 2 * this.ranges.length,
       misfit: (dtype, shape) => (dtype === "f32" && shape.length === 1 && lengths.has(shape[0]!) ? undefined : "is no shard's slice of the parameters"),
     });
-    for (let s = 0; s < this.ranges.length; s++) this.nc.subscribe(this.subjects.params(s), { callback: (_e, m) => this.onParamsChunk(m.data) });
+    // Only shard s may publish on `params.<s>` (the server enforces it): what arrives there is that shard's slice.
+    for (let s = 0; s < this.ranges.length; s++) this.nc.subscribe(this.subjects.params(s), { callback: (_e, m) => this.onParamsChunk(m.data, s) });
     this.on(this.subjects.step, stepOrderSchema, (order) => {
       const mine = order.assignment[this.id];
       if (mine?.length)
@@ -80,10 +81,11 @@ export class Compute extends Actor {
     };
   }
 
-  private onParamsChunk(data: Uint8Array): void {
+  private onParamsChunk(data: Uint8Array, from: number): void {
     const whole = this.assemble(this.assembler, paramsMetaSchema, data);
     if (!whole) return;
     const { version, shard } = whole.meta;
+    if (shard !== from) return this.log.warn("rejected", { reason: `parameters for shard ${shard} sent by shard ${from}` });
     const range = this.ranges[shard];
     if (!range || whole.tensor.dtype !== "f32" || whole.tensor.shape[0] !== range.end - range.start) {
       this.log.warn("rejected", { reason: `parameter slice for shard ${shard} of the wrong shape ${JSON.stringify(whole.tensor.shape)}` });
@@ -152,7 +154,7 @@ export class Compute extends Actor {
       const sum = reduceTree(leaves, block.lo, block.hi, addF32)!;
       this.ranges.forEach(({ start, end }, shard) => {
         const meta: GradientMeta = { step: order.step, block, shard, from: this.id };
-        bytesSent += publishTensor(this.nc, this.subjects.gradients(shard), tensorFrom(sum.subarray(start, end), [end - start]), meta);
+        bytesSent += publishTensor(this.nc, this.subjects.gradients(shard, this.id), tensorFrom(sum.subarray(start, end), [end - start]), meta);
       });
     }
     await this.nc.flush();
@@ -169,7 +171,7 @@ export class Compute extends Actor {
       commMs,
       bytesSent,
     };
-    this.publish(this.subjects.groupDone, done);
+    this.publish(this.subjects.groupDone(this.id), done);
     this.groups = [];
   }
 

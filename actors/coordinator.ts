@@ -7,13 +7,17 @@
 import type { z } from "zod";
 import { openPlan, type TrainingPlan } from "../model/training.js";
 import { Actor, heartbeatSchema, type Heartbeat } from "../runtime/actor.js";
-import { requestMessage } from "../runtime/nats.js";
+import { mintIdentity, readIssuer, type Issuer } from "../runtime/identity.js";
+import { requestMessage, type Msg } from "../runtime/nats.js";
 import { servePrometheus, type Gauge } from "../runtime/prometheus.js";
+import { senderOf } from "../runtime/subjects.js";
 import {
   clusterEventSchema,
   commandSchema,
   coordinatorOptionsSchema,
   emptySchema,
+  joinRequestSchema,
+  type joinReplySchema,
   replySchema,
   scaleRequestSchema,
   type ActorEntry,
@@ -43,6 +47,9 @@ export class Coordinator extends Actor {
     compute: this.options.compute,
   };
   private nextIndex: Record<PlacedKind, number> = { "param-shard": 0, "data-loader": 0, compute: 0 };
+  private nextAgent = 0;
+  /** The run's signing key: mints each placed actor's identity. Absent with an existing server. */
+  private issuer?: Issuer;
   private reconcileTimer?: NodeJS.Timeout;
   private snapshotTimer?: NodeJS.Timeout;
   private metricsServer?: import("node:http").Server;
@@ -60,11 +67,21 @@ export class Coordinator extends Actor {
   private peakFlops?: number;
 
   protected override async onStart(): Promise<void> {
-    this.on(this.subjects.heartbeats, heartbeatSchema, (hb) => this.onHeartbeat(hb));
-    this.on(this.subjects.events, clusterEventSchema, (event) => {
-      // A child that exited is gone now; do not wait for its heartbeat deadline.
-      if ((event.type === "death" || event.type === "leave") && event.actor) this.forget(event.actor, event.type === "death" ? "died" : "left");
+    this.issuer = this.options.issuerFile ? readIssuer(this.options.issuerFile) : undefined;
+    this.on(this.subjects.heartbeats, heartbeatSchema, (hb, msg) => {
+      // Only `id` may publish on `hb.<kind>.<id>` (the server enforces it): a body naming
+      // someone else is a forgery, never a membership change.
+      if (msg.subject !== this.subjects.heartbeat(hb.kind, hb.id))
+        return this.log.warn("rejected", { subject: msg.subject, reason: `heartbeat claims to be ${hb.kind} ${hb.id}` });
+      this.onHeartbeat(hb);
     });
+    this.on(this.subjects.events, clusterEventSchema, (event, msg) => {
+      // A child that exited is gone now; do not wait for its heartbeat deadline. Only its
+      // own node agent (or the actor itself) can say so: anyone else's word is ignored.
+      if ((event.type === "death" || event.type === "leave") && event.actor && this.speaksFor(senderOf(msg.subject), event.actor))
+        this.forget(event.actor, event.type === "death" ? "died" : "left");
+    });
+    this.handle(this.subjects.join, joinRequestSchema, (body) => this.join(body));
     this.handle(this.subjects.status, emptySchema, () => this.clusterStatus());
     this.handle(this.subjects.scale, scaleRequestSchema, (body) => this.scale(body.compute));
     this.handle(this.subjects.shutdown, emptySchema, async () => {
@@ -92,6 +109,26 @@ export class Coordinator extends Actor {
     }
   }
 
+  /** Whether `sender` may report on `actor`: the actor itself, or the node agent that runs it. */
+  private speaksFor(sender: string, actor: string): boolean {
+    const agent = this.members.get(actor)?.agent ?? this.starting.get(actor)?.agent;
+    return sender === actor || sender === agent;
+  }
+
+  /**
+   * `worker join` from another host: mints a node-agent identity for the key it made, under
+   * a new id. The worker's own credentials allow nothing but this request, so whoever holds
+   * them can add a host that computes, and nothing more (docs/runtime.md).
+   */
+  private async join(body: z.infer<typeof joinRequestSchema>): Promise<z.infer<typeof joinReplySchema>> {
+    if (!this.issuer) return { ok: false, error: "this run uses an existing NATS server: join with that server's credentials instead" };
+    const host = body.host.replace(/[^A-Za-z0-9_-]/g, "-").slice(0, 60) || "host";
+    const id = `agent-${host}-${this.nextAgent++}`;
+    const identity = await mintIdentity(this.issuer, "node-agent", id, body.publicKey);
+    this.log.info("joined", { id, host: body.host });
+    return { ok: true, id, jwt: identity.jwt };
+  }
+
   private driverHost() {
     const live = (kind: string) =>
       [...this.members.values()]
@@ -107,7 +144,7 @@ export class Coordinator extends Actor {
       liveShards: () => live("param-shard"),
       event: (type: ClusterEventType, actor: string | undefined, message: string, extra?: Record<string, unknown>) => this.event(type, actor, message, extra),
       publish: (subject: string, body: unknown) => this.publish(subject, body),
-      on: <S extends z.ZodType>(subject: string, schema: S, handler: (body: z.infer<S>) => void) => this.on(subject, schema, handler),
+      on: <S extends z.ZodType>(subject: string, schema: S, handler: (body: z.infer<S>, msg: Msg) => void) => this.on(subject, schema, handler),
     };
   }
 
@@ -308,9 +345,14 @@ export class Coordinator extends Actor {
     }
   }
 
-  /** Places one actor on the agent with the fewest actors per core. */
+  /**
+   * Places one actor on the agent with the fewest actors per core, with an identity minted
+   * for it alone. Param-shards hold the parameters and sign their broadcasts: they go only
+   * to the agent of the host that ran `cluster up`, never to a joined worker host.
+   */
   private async place(kind: PlacedKind): Promise<void> {
-    const agents = [...this.members.values()].filter((m) => m.kind === "node-agent" && m.state === "ready");
+    const trusted = (agent: ActorEntry) => kind !== "param-shard" || !this.options.mainAgent || agent.id === this.options.mainAgent;
+    const agents = [...this.members.values()].filter((m) => m.kind === "node-agent" && m.state === "ready" && trusted(m));
     if (agents.length === 0) return;
     const load = (agent: ActorEntry) => {
       const children =
@@ -320,7 +362,8 @@ export class Coordinator extends Actor {
     const agent = agents.sort((a, b) => load(a) - load(b) || a.id.localeCompare(b.id))[0]!;
     const id = this.newId(kind);
     this.starting.set(id, { kind, agent: agent.id, since: Date.now() });
-    const reply = await this.askAgent(agent.id, { op: "spawn", kind, id, options: { training: this.options.training, backend: this.options.backend } });
+    const creds = this.issuer ? await mintIdentity(this.issuer, kind, id) : undefined;
+    const reply = await this.askAgent(agent.id, { op: "spawn", kind, id, options: { training: this.options.training, backend: this.options.backend }, creds });
     if (!reply.ok) {
       this.starting.delete(id);
       this.log.warn("spawn-failed", { id, agent: agent.id, error: reply.error });
@@ -361,7 +404,7 @@ export class Coordinator extends Actor {
   private event(type: ClusterEventType, actor: string | undefined, message: string, extra?: Record<string, unknown>): void {
     const level = type === "error" ? "error" : type === "death" || type === "rejected" ? "warn" : "info";
     this.log[level](`event-${type}`, { target: actor, message });
-    this.publish(this.subjects.events, { time: Date.now(), type, actor, message, ...extra });
+    this.publish(this.subjects.event(this.id), { time: Date.now(), type, actor, message, ...extra });
   }
 
   /** `cluster down`: every placed actor stops cleanly, then every agent, then this. */

@@ -8,7 +8,7 @@ import { cpus, freemem, totalmem } from "node:os";
 import { Actor, type ActorSpec } from "../runtime/actor.js";
 import { spawnActor } from "../runtime/spawn.js";
 import type { ActorKind } from "../runtime/subjects.js";
-import { agentOptionsSchema, agentRequestSchema, type AgentRequest, type ClusterEventType } from "./protocol.js";
+import { agentRequestSchema, type AgentRequest, type ClusterEventType } from "./protocol.js";
 
 export interface GpuInfo {
   index: number;
@@ -67,9 +67,11 @@ export class NodeAgent extends Actor {
   private spawnChild(request: Extract<AgentRequest, { op: "spawn" }>) {
     if (this.state !== "ready") return { ok: false, error: `agent ${this.id} is ${this.state}` };
     if (this.children.has(request.id)) return { ok: false, error: `an actor named ${request.id} already runs here` };
-    const { childCreds } = agentOptionsSchema.parse(this.spec.options);
-    const creds = childCreds ? childCreds[request.kind] : this.spec.creds;
-    if (childCreds && !creds) return { ok: false, error: `agent ${this.id} holds no credentials for ${request.kind} actors` };
+    // Each child connects as itself, with the identity the coordinator minted for it; only
+    // with an existing server (no minting) do children share the agent's credentials.
+    const creds = request.creds ?? this.spec.creds;
+    if (this.spec.creds?.jwt && !request.creds?.jwt)
+      return { ok: false, error: `spawning ${request.id} needs an identity minted for it, and the request carries none` };
     const { run, runDir, natsUrl } = this.spec;
     const spec: ActorSpec = { kind: request.kind, id: request.id, run, runDir, natsUrl, creds, options: { ...request.options, agent: this.id } };
     const child = spawnActor(spec);
@@ -93,7 +95,7 @@ export class NodeAgent extends Actor {
   }
 
   private publishEvent(type: ClusterEventType, actor: string, message: string): void {
-    this.publish(this.subjects.events, { time: Date.now(), type, actor, message });
+    this.publish(this.subjects.event(this.id), { time: Date.now(), type, actor, message });
   }
 
   /** Stops every child: SIGTERM, then SIGKILL for any still alive after the grace period. */

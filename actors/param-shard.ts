@@ -5,7 +5,8 @@
 // reports its per-chunk sums of squares, and when the coordinator sends the clip factor it
 // applies AdamW and publishes the next version of its slice. It writes and loads its slice
 // of checkpoints. Never: adds a block twice, applies a step twice, or applies a gradient
-// whose reduction is incomplete or not finite.
+// whose reduction is incomplete or not finite, or a gradient block from an actor that was
+// not dealt its groups in that step.
 import { existsSync, writeFileSync } from "node:fs";
 import { setTimeout as sleep } from "node:timers/promises";
 import { createBackend } from "../model/backend.js";
@@ -16,18 +17,22 @@ import { applyAdamWOnHost, chunkSumSquares } from "../model/optimizer.js";
 import { addF32, blockKey, reduceTree, shardRanges } from "../model/reduction-tree.js";
 import { openPlan, readSlice, type TrainingPlan } from "../model/training.js";
 import { Actor } from "../runtime/actor.js";
-import { tensorData, tensorFrom, TensorAssembler } from "../runtime/codec.js";
+import { tensorData, tensorFrom, TensorAssembler, type Tensor } from "../runtime/codec.js";
 import { publishTensor } from "../runtime/nats.js";
+import { senderOf } from "../runtime/subjects.js";
 import {
   checkpointOrderSchema,
   clipOrderSchema,
   gradientMetaSchema,
   paramsRequestSchema,
+  stepOrderSchema,
   workerOptionsSchema,
   type CheckpointOrder,
   type CheckpointSaved,
   type ClipOrder,
+  type GradientMeta,
   type ShardReport,
+  type StepOrder,
 } from "./protocol.js";
 
 export class ParamShard extends Actor {
@@ -47,6 +52,10 @@ export class ParamShard extends Actor {
   private reduced?: Float32Array;
   private bytesReceived = 0;
   private assembler!: TensorAssembler;
+  /** Each step's deal, from the coordinator's step orders: step → actor → groups. */
+  private deals = new Map<number, Map<string, Set<number>>>();
+  /** Gradient blocks whose sender was not (yet) dealt their groups. */
+  private parked: { sender: string; meta: GradientMeta; tensor: Tensor }[] = [];
 
   protected override async onStart(): Promise<void> {
     // A run without a training config only lives: registers, heartbeats, obeys stop.
@@ -72,7 +81,8 @@ export class ParamShard extends Actor {
       misfit: (dtype, shape) => (dtype === "f32" && shape.length === 1 && shape[0] === length ? undefined : `does not fit this shard's ${length} f32 elements`),
     });
 
-    this.nc.subscribe(this.subjects.gradients(this.index), { callback: (_e, msg) => this.onGradientChunk(msg.data) });
+    this.nc.subscribe(this.subjects.gradientsTo(this.index), { callback: (_e, msg) => this.onGradientChunk(msg.data, senderOf(msg.subject)) });
+    this.on(this.subjects.step, stepOrderSchema, (order) => this.onStepOrder(order));
     this.on(this.subjects.paramsRequest(this.index), paramsRequestSchema, () => this.publishParams());
     this.on(this.subjects.clip, clipOrderSchema, (order) => this.onClip(order));
     this.handle(this.subjects.checkpoint(this.index), checkpointOrderSchema, (order) => this.onCheckpoint(order));
@@ -89,20 +99,47 @@ export class ParamShard extends Actor {
   }
 
   private report(r: ShardReport): void {
-    this.publish(this.subjects.shardReport, r);
+    this.publish(this.subjects.shardReport(this.index), r);
   }
 
-  private onGradientChunk(data: Uint8Array): void {
+  /** The coordinator's deal: which actor may send which groups' gradients in a step. */
+  private onStepOrder(order: StepOrder): void {
+    if (order.step < this.version) return;
+    const deal = this.deals.get(order.step) ?? new Map<string, Set<number>>();
+    for (const [actor, groups] of Object.entries(order.assignment)) deal.set(actor, new Set([...(deal.get(actor) ?? []), ...groups]));
+    this.deals.set(order.step, deal);
+    // Gradients that overtook their order (possible across a cluster of servers) may fit now.
+    const parked = this.parked.splice(0);
+    for (const p of parked) this.acceptGradient(p.sender, p.meta, p.tensor);
+  }
+
+  private onGradientChunk(data: Uint8Array, sender: string): void {
     const whole = this.assemble(this.assembler, gradientMetaSchema, data);
-    if (!whole) return;
-    const { meta, tensor } = whole;
-    const reject = (reason: string) => this.log.warn("rejected", { reason, from: meta.from, step: meta.step });
+    if (whole) this.acceptGradient(sender, whole.meta, whole.tensor);
+  }
+
+  /**
+   * A gradient block counts only when its sender, named by the subject (which the server
+   * lets no one else publish on), was dealt every group of the block in that step.
+   */
+  private acceptGradient(sender: string, meta: GradientMeta, tensor: Tensor): void {
+    const reject = (reason: string) => this.log.warn("rejected", { reason, from: sender, step: meta.step });
     // A contribution for a step already applied (late, or from an actor that was replaced) is dropped.
     if (meta.step !== this.version) return reject(`gradient for step ${meta.step} while at step ${this.version}`);
     if (this.reduced) return; // complete already: anything more is a duplicate
+    if (meta.from !== sender) return reject(`gradient sent by ${sender} claims to come from ${meta.from}`);
     if (meta.shard !== this.index) return reject(`gradient for shard ${meta.shard} sent to shard ${this.index}`);
     if (!(meta.block.lo >= 0 && meta.block.hi <= this.training.groups && meta.block.lo < meta.block.hi))
       return reject(`block ${JSON.stringify(meta.block)} is outside the ${this.training.groups} groups`);
+    const dealt = this.deals.get(meta.step)?.get(sender);
+    const covered = !!dealt && Array.from({ length: meta.block.hi - meta.block.lo }, (_, i) => meta.block.lo + i).every((g) => dealt.has(g));
+    if (!covered) {
+      // Not (yet) dealt to the sender: held until the step ends, in case its order is late;
+      // a step's worth at most, so a flood from one identity cannot grow the shard.
+      this.parked.push({ sender, meta, tensor });
+      if (this.parked.length > 2 * this.training.groups) this.rejectParked(this.parked.shift()!);
+      return;
+    }
     const key = blockKey(meta.block);
     if (this.blocks.has(key)) return; // duplicate
     this.blocks.set(key, tensorData(tensor) as Float32Array);
@@ -128,8 +165,24 @@ export class ParamShard extends Actor {
         { lr: order.lr, step: order.step + 1, clip: order.clip, training: this.training.config.training },
       );
     this.version = order.step + 1;
+    this.forgetStep();
     this.publishParams();
     this.report({ phase: "applied", step: order.step, shard: this.index, version: this.version });
+  }
+
+  /** The version moved: deals of older steps are done with, and what was parked never fit. */
+  private forgetStep(): void {
+    for (const step of [...this.deals.keys()]) if (step < this.version) this.deals.delete(step);
+    for (const p of this.parked.splice(0)) this.rejectParked(p);
+  }
+
+  private rejectParked(p: { sender: string; meta: GradientMeta }): void {
+    const { lo, hi } = p.meta.block;
+    this.log.warn("rejected", {
+      reason: `gradient of groups ${lo}..${hi - 1} from ${p.sender}, which were not dealt to it in step ${p.meta.step}`,
+      from: p.sender,
+      step: p.meta.step,
+    });
   }
 
   private async onCheckpoint(order: CheckpointOrder): Promise<CheckpointSaved> {
@@ -150,6 +203,8 @@ export class ParamShard extends Actor {
     this.version = loaded.step;
     this.blocks = new Map();
     this.reduced = undefined;
+    this.deals.clear(); // a rollback: steps from here on are dealt anew
+    this.forgetStep();
     this.publishParams();
     this.report({ phase: "loaded", step: this.version, shard: this.index, version: this.version });
     return { ok: true };

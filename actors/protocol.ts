@@ -191,6 +191,25 @@ export const clusterStatusSchema = z.object({
 
 export const snapshotSchema = replySchema.extend({ run: runInfoSchema.optional(), actors: z.array(actorStatusSchema).default([]) });
 
+/** What a process authenticates with (runtime/nats-server.ts Credentials, less the run and URL). */
+export const secretSchema = z.object({
+  name: z.string(),
+  jwt: z.string().optional(),
+  seed: z.string().optional(),
+  user: z.string().optional(),
+  password: z.string().optional(),
+});
+
+/**
+ * `worker join` on another host asks for an identity: it sends the public half of a key it
+ * made, and gets back a token for an agent id bound to that key (the seed never travels).
+ */
+export const joinRequestSchema = z.object({ host: z.string().min(1).max(200), publicKey: z.string().regex(/^U[A-Z2-7]{55}$/) });
+export const joinReplySchema = z.union([
+  z.object({ ok: z.literal(true), id: z.string(), jwt: z.string() }),
+  z.object({ ok: z.literal(false), error: z.string() }),
+]);
+
 /** A request to a node agent: spawn or stop an actor process of its host, or list them. */
 export const agentRequestSchema = z.discriminatedUnion("op", [
   z.object({
@@ -198,6 +217,8 @@ export const agentRequestSchema = z.discriminatedUnion("op", [
     kind: z.enum(["coordinator", "param-shard", "data-loader", "compute"]),
     id: z.string(),
     options: z.record(z.string(), z.unknown()).optional(),
+    /** The identity the coordinator minted for this actor; absent with an existing server, where children use the agent's own. */
+    creds: secretSchema.optional(),
   }),
   /** kill: SIGKILL instead of a clean stop, for tests and the dashboard's fault injection. */
   z.object({ op: z.literal("stop"), id: z.string(), kill: z.boolean().optional() }),
@@ -217,11 +238,10 @@ export const coordinatorOptionsSchema = workerOptionsSchema.extend({
   shards: count.default(1),
   loaders: count.default(1),
   heartbeatTimeoutMs: z.number().int().positive().default(3000),
-});
-
-/** A node agent: the credentials it hands each kind of actor it spawns (none: its own). */
-export const agentOptionsSchema = z.object({
-  childCreds: z.partialRecord(z.enum(actorKinds), z.object({ user: z.string(), password: z.string() })).optional(),
+  /** The run's signing key (runtime/identity.ts): the coordinator mints each actor's identity. Absent with an existing server. */
+  issuerFile: z.string().optional(),
+  /** The node agent of the host that ran `cluster up`: the only one given param-shards. */
+  mainAgent: z.string().optional(),
 });
 
 export type StepOrder = z.infer<typeof stepOrderSchema>;

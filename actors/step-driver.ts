@@ -13,8 +13,8 @@ import { assignGroups } from "../model/reduction-tree.js";
 import { finishStep, sealCheckpoint, type StepMetrics, type TrainingPlan } from "../model/training.js";
 import type { z } from "zod";
 import type { Logger } from "../runtime/log.js";
-import { requestMessage, type NatsConnection } from "../runtime/nats.js";
-import type { Subjects } from "../runtime/subjects.js";
+import { requestMessage, type Msg, type NatsConnection } from "../runtime/nats.js";
+import { senderOf, type Subjects } from "../runtime/subjects.js";
 import {
   checkpointSavedSchema,
   groupDoneSchema,
@@ -39,7 +39,7 @@ export interface DriverHost {
   event(type: ClusterEventType, actor: string | undefined, message: string, extra?: Record<string, unknown>): void;
   publish(subject: string, body: unknown): void;
   /** Subscribes with the actor's own checks: a wrong-shaped message is logged as rejected. */
-  on<S extends z.ZodType>(subject: string, schema: S, handler: (body: z.infer<S>) => void): void;
+  on<S extends z.ZodType>(subject: string, schema: S, handler: (body: z.infer<S>, msg: Msg) => void): void;
 }
 
 /** How long a step may make no progress before its missing groups are dealt again. */
@@ -55,6 +55,8 @@ export class StepDriver {
   lastMetrics?: StepMetrics;
   private reports = new Map<string, ShardReport>();
   private done = new Map<number, GroupDone>();
+  /** The current step's deal, over every attempt: actor → the groups it was given. */
+  private dealt = new Map<string, Set<number>>();
   private doneBy = new Map<string, GroupDone[]>();
   /** The checks of pending until() calls; wake() runs them all. */
   private readonly waiters = new Set<() => void>();
@@ -70,8 +72,20 @@ export class StepDriver {
     this.totalSteps = training.steps;
     this.step = training.startStep;
     this.lastCheckpoint = training.options.resume;
-    host.on(host.subjects.shardReport, shardReportSchema, (r) => this.onReport(r));
-    host.on(host.subjects.groupDone, groupDoneSchema, (d) => this.onGroupDone(d));
+    // Each shard reports on its own subject and each compute actor on its own: the server lets
+    // no one else publish there, so the subject says who sent it, whatever the body claims.
+    host.on(host.subjects.shardReports, shardReportSchema, (r, msg) => {
+      if (msg.subject !== host.subjects.shardReport(r.shard)) return this.reject(msg, `a report for shard ${r.shard}`);
+      this.onReport(r);
+    });
+    host.on(host.subjects.groupDones, groupDoneSchema, (d, msg) => {
+      if (senderOf(msg.subject) !== d.from) return this.reject(msg, `a report from ${d.from}`);
+      this.onGroupDone(d, msg);
+    });
+  }
+
+  private reject(msg: Msg, what: string): void {
+    this.host.log.warn("rejected", { subject: msg.subject, reason: `${what} sent by ${senderOf(msg.subject)}` });
   }
 
   private onReport(r: ShardReport): void {
@@ -79,8 +93,10 @@ export class StepDriver {
     this.wake();
   }
 
-  private onGroupDone(d: GroupDone): void {
+  private onGroupDone(d: GroupDone, msg: Msg): void {
     if (d.step !== this.step) return;
+    const dealt = this.dealt.get(d.from);
+    if (!d.groups.every((g) => dealt?.has(g))) return this.reject(msg, `losses of groups ${d.groups.join(",")} that were not dealt to ${d.from}`);
     for (const g of d.groups) if (!this.done.has(g)) this.done.set(g, d);
     const list = this.doneBy.get(d.from) ?? [];
     list.push(d);
@@ -176,6 +192,7 @@ export class StepDriver {
     const lr = learningRate(step, this.training.config.training);
     this.done = new Map();
     this.doneBy = new Map();
+    this.dealt = new Map();
     let attempt = 0;
     const groups = Array.from({ length: this.training.groups }, (_, g) => g);
     let lastDeal = 0;
@@ -191,6 +208,7 @@ export class StepDriver {
         const missing = attempt === 0 ? groups : groups.filter((g) => !this.done.has(g));
         const assignment = Object.fromEntries(assignGroups(missing, live));
         const order: StepOrder = { step, attempt, assignment };
+        for (const [actor, given] of Object.entries(assignment)) this.dealt.set(actor, new Set([...(this.dealt.get(actor) ?? []), ...given]));
         this.host.publish(this.host.subjects.step, order);
         if (attempt > 0) this.host.log.info("re-dealt", { step, attempt, missing });
         dealtTo = Object.keys(assignment);

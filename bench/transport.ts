@@ -11,7 +11,8 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { TensorAssembler, tensorFrom } from "../runtime/codec.js";
-import { generateCredentials, startNatsServer } from "../runtime/nats-server.js";
+import { createAuthority, mintIdentity } from "../runtime/identity.js";
+import { maxPayloadBytes, startNatsServer, type Secret } from "../runtime/nats-server.js";
 import { connectNats, publishTensor, type NatsConnection } from "../runtime/nats.js";
 import { median } from "./peers.js";
 
@@ -22,8 +23,8 @@ const trials = 3;
 
 // ---- receiver (child process) ----------------------------------------------------------
 
-async function receiver(url: string, user: string, password: string): Promise<void> {
-  const nc = await connectNats({ url, name: "bench-receiver", creds: { user, password } });
+async function receiver(url: string, creds: Secret): Promise<void> {
+  const nc = await connectNats({ url, name: "bench-receiver", creds });
   // Codec path: reassemble and verify every tensor, ack each completed batch.
   let assembler = new TensorAssembler({ maxBytes: 1024 ** 3 });
   let tensors = 0;
@@ -103,13 +104,19 @@ function timeTcp(port: number, bytes: Uint8Array, reps: number): Promise<number>
 
 async function main(): Promise<void> {
   const dir = mkdtempSync(join(tmpdir(), "aze-bench-"));
-  const creds = generateCredentials("bench");
-  const server = await startNatsServer({ dir, run: "bench", creds });
-  const coordinator = creds.find((c) => c.role === "coordinator")!;
-  const child = fork(fileURLToPath(import.meta.url), ["--receiver", server.url, coordinator.user, coordinator.password], { stdio: "inherit" });
+  const authority = await createAuthority("bench", maxPayloadBytes);
+  const server = await startNatsServer({ dir, run: "bench", authority });
+  // Two identities of the same shape as the run's: each may use the bench's subjects only.
+  const perms = { publish: ["aze.bench.>"], subscribe: ["aze.bench.>", "_INBOX.>"], respond: true };
+  const sender = await mintIdentity(authority.issuer, "client", "bench-sender", undefined, perms);
+  const receiverCreds = await mintIdentity(authority.issuer, "client", "bench-receiver", undefined, perms);
+  const child = fork(fileURLToPath(import.meta.url), ["--receiver", server.url], {
+    stdio: "inherit",
+    env: { ...process.env, AZE_BENCH_CREDS: JSON.stringify(receiverCreds) },
+  });
   try {
     const tcpPort = await new Promise<number>((resolve) => child.once("message", (m: { tcpPort: number }) => resolve(m.tcpPort)));
-    const nc = await connectNats({ url: server.url, name: "bench-sender", creds: coordinator });
+    const nc = await connectNats({ url: server.url, name: "bench-sender", creds: sender });
     console.log(
       `bench:transport — f32 tensors from one process to another on 127.0.0.1 (nats-server max_payload ${nc.info!.max_payload / 2 ** 20} MiB), median of ${trials} trials of ${bytesPerTrial / 2 ** 20} MiB`,
     );
@@ -144,5 +151,5 @@ async function main(): Promise<void> {
   }
 }
 
-if (process.argv[2] === "--receiver") await receiver(process.argv[3]!, process.argv[4]!, process.argv[5]!);
+if (process.argv[2] === "--receiver") await receiver(process.argv[3]!, JSON.parse(process.env.AZE_BENCH_CREDS!) as Secret);
 else await main();

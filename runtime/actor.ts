@@ -8,7 +8,7 @@ import { z } from "zod";
 import { checkMessage, CodecError, decodeChecked, encodeMessage, type Reassembled, type TensorAssembler } from "./codec.js";
 import { createLogger, type Logger } from "./log.js";
 import { connectNats, type Msg, type NatsConnection } from "./nats.js";
-import type { Credentials } from "./nats-server.js";
+import type { Secret } from "./nats-server.js";
 import { actorKinds, subjects, type ActorKind, type Subjects } from "./subjects.js";
 
 export const actorStates = ["starting", "ready", "draining", "stopped"] as const;
@@ -22,7 +22,8 @@ export interface ActorSpec {
   /** The run folder on this host: logs, checkpoints, metrics. */
   runDir: string;
   natsUrl: string;
-  creds?: Pick<Credentials, "user" | "password">;
+  /** The identity it connects as: its own, minted for its id (runtime/identity.ts). */
+  creds?: Secret;
   /** Kind-specific options (counts, config file, shard index...). */
   options: Record<string, unknown>;
 }
@@ -82,7 +83,12 @@ export abstract class Actor {
       const error = (err as Error).message;
       this.log.error("start-failed", { error });
       if (this.nc) {
-        this.publish(this.subjects.events, { time: Date.now(), type: "error", actor: this.id, message: `${this.kind} ${this.id} failed to start: ${error}` });
+        this.publish(this.subjects.event(this.id), {
+          time: Date.now(),
+          type: "error",
+          actor: this.id,
+          message: `${this.kind} ${this.id} failed to start: ${error}`,
+        });
         await this.nc.flush().catch(() => undefined);
       }
       throw err;

@@ -8,16 +8,17 @@ import { existsSync, mkdirSync, readdirSync, readFileSync, readlinkSync, renameS
 import { hostname } from "node:os";
 import { basename, join, resolve } from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
-import { clusterEventSchema, clusterStatusSchema, replySchema, scaleReplySchema, type ClusterStatus } from "../actors/protocol.js";
+import { clusterEventSchema, clusterStatusSchema, joinReplySchema, replySchema, scaleReplySchema, type ClusterStatus } from "../actors/protocol.js";
 import type { ActorSpec } from "./actor.js";
 import { loadRunConfig, runsRootDefault, type RunConfig } from "./config.js";
 import { decodeMessage } from "./codec.js";
 import { UserError } from "./errors.js";
 import { connectNats, requestMessage, type NatsConnection } from "./nats.js";
-import { generateCredentials, readCredentials, startNatsServer, writeCredentialsFiles, type Credentials } from "./nats-server.js";
+import { createAuthority, mintIdentity, newUserKey } from "./identity.js";
+import { maxPayloadBytes, readCredentials, startNatsServer, writeRunCredentials, type Credentials, type Secret } from "./nats-server.js";
 import { actorEntry, spawnActor } from "./spawn.js";
 import { planTraining } from "../model/training.js";
-import { subjects, type Role } from "./subjects.js";
+import { subjects } from "./subjects.js";
 
 /** What `cluster up` records about a run, in `runs/<name>/cluster.json`. */
 export interface ClusterState {
@@ -115,18 +116,24 @@ export function resolveRun(run: string | undefined, runsRoot = runsRootDefault()
   throw new UserError(`several runs are up (${up.join(", ")}): say which with --run NAME.`);
 }
 
-/**
- * Connects to a run as the `client` role (the CLI and dashboard), or as another role where
- * the command needs more (`cluster up` asks the node agent to start the coordinator).
- */
-export async function connectClient(state: ClusterState, role: Role = "client"): Promise<NatsConnection> {
-  const creds = state.credsDir ? readCredentials(join(state.credsDir, `${role}.json`)) : undefined;
+/** Connects to a run as its `client` identity (the CLI and dashboard: read streams, ask the coordinator). */
+export async function connectClient(state: ClusterState): Promise<NatsConnection> {
+  const creds = state.credsDir ? readCredentials(join(state.credsDir, "client.json")) : undefined;
   return connectNats({ url: state.natsUrl, creds, name: `${state.run}/cli-${process.pid}`, timeoutMs: 3000 });
 }
 
-/** Runs `use` on a fresh connection to the run, closed once it settles. */
-export async function withClient<T>(state: ClusterState, role: Role, use: (nc: NatsConnection) => Promise<T>): Promise<T> {
-  const nc = await connectClient(state, role);
+/** Runs `use` on a fresh client connection to the run, closed once it settles. */
+export async function withClient<T>(state: ClusterState, use: (nc: NatsConnection) => Promise<T>): Promise<T> {
+  const nc = await connectClient(state);
+  try {
+    return await use(nc);
+  } finally {
+    await nc.close();
+  }
+}
+
+async function withConnection<T>(state: ClusterState, creds: Secret | undefined, use: (nc: NatsConnection) => Promise<T>): Promise<T> {
+  const nc = await connectNats({ url: state.natsUrl, creds, name: `${state.run}/cli-${process.pid}`, timeoutMs: 3000 });
   try {
     return await use(nc);
   } finally {
@@ -198,40 +205,39 @@ export async function clusterUp(opts: UpOptions): Promise<ClusterState> {
   }
   if (config) writeFileSync(join(dir, "config.json"), `${JSON.stringify(config, null, 2)}\n`);
 
-  // The server: ours, with generated credentials, or an existing one. From here on the
-  // run is recorded in cluster.json, so whatever fails, `cluster down` stops what started.
-  const creds = opts.nats ? undefined : generateCredentials(run);
-  if (creds) {
-    const server = await startNatsServer({ dir, run, creds });
+  // The server: ours, trusting the run's own keys, or an existing one. From here on the run
+  // is recorded in cluster.json, so whatever fails, `cluster down` stops what started.
+  const authority = opts.nats ? undefined : await createAuthority(run, maxPayloadBytes);
+  if (authority) {
+    const server = await startNatsServer({ dir, run, authority });
     state.natsUrl = server.url;
     state.natsPid = server.pid;
     state.credsDir = join(dir, "creds");
   }
   writeClusterState(state, runsRoot);
   try {
-    const agentCreds = creds
-      ? readCredentials(writeCredentialsFiles(state.credsDir!, creds, state.natsUrl)["node-agent"])
-      : opts.creds
-        ? readCredentials(opts.creds)
-        : undefined;
-    const agentSpec: ActorSpec = {
-      kind: "node-agent",
-      id: agentId,
-      run,
-      runDir: dir,
-      natsUrl: state.natsUrl,
-      creds: agentCreds,
-      options: { childCreds: agentCreds?.children ?? (agentCreds ? sameCredsForAll(agentCreds) : undefined) },
-    };
+    const files = authority ? await writeRunCredentials(state.credsDir!, authority, state.natsUrl, agentId) : undefined;
+    const agentCreds = files ? readCredentials(files["node-agent"]) : opts.creds ? readCredentials(opts.creds) : undefined;
+    const agentSpec: ActorSpec = { kind: "node-agent", id: agentId, run, runDir: dir, natsUrl: state.natsUrl, creds: agentCreds, options: {} };
     state.agentPid = spawnActor(agentSpec, { detached: true }).pid;
     writeClusterState(state, runsRoot);
-    await withClient(state, "coordinator", async (nc) => {
+    // `cluster up` itself connects with an identity that may only start the coordinator and
+    // watch the run come up; it is minted here and kept nowhere.
+    const launcher = authority ? await mintIdentity(authority.issuer, "launcher", `launcher-${process.pid}`) : agentCreds;
+    await withConnection(state, launcher, async (nc) => {
       const failed = firstStartFailure(nc, run);
       await askUntilAnswered(nc, subjects(run).agent(agentId), {
         op: "spawn",
         kind: "coordinator",
         id: "coordinator",
-        options: { ...counts, heartbeatTimeoutMs: config?.cluster.heartbeatTimeoutMs, backend: opts.backend ?? config?.cluster.backend ?? "auto", training },
+        options: {
+          ...counts,
+          heartbeatTimeoutMs: config?.cluster.heartbeatTimeoutMs,
+          backend: opts.backend ?? config?.cluster.backend ?? "auto",
+          training,
+          ...(files ? { issuerFile: files.issuer, mainAgent: agentId } : {}),
+        },
+        creds: files ? readCredentials(files.coordinator) : undefined,
       });
       await waitForShape(nc, run, counts, 30_000, failed);
     });
@@ -240,12 +246,6 @@ export async function clusterUp(opts: UpOptions): Promise<ClusterState> {
     throw err;
   }
   return state;
-}
-
-/** With an existing server and one creds file, every kind uses the same credentials. */
-function sameCredsForAll(c: Credentials): Partial<Record<Role, { user: string; password: string }>> {
-  const pair = { user: c.user, password: c.password };
-  return { coordinator: pair, "param-shard": pair, "data-loader": pair, compute: pair };
 }
 
 /** The agent needs a moment to connect: ask until it answers or 10 s pass. */
@@ -314,7 +314,7 @@ export async function clusterDown(opts: { run?: string; runsRoot?: string; quiet
   const dir = runDir(run, opts.runsRoot);
   const pids = new Set<number>(state.agentPid ? [state.agentPid] : []);
   try {
-    await withClient(state, "client", async (nc) => {
+    await withClient(state, async (nc) => {
       const status = await fetchStatus(nc, run, 2000).catch(() => undefined);
       for (const a of status?.actors ?? []) if (a.host === hostname()) pids.add(a.pid);
       await requestMessage(nc, subjects(run).shutdown, {}, replySchema, 5000).catch(() => undefined);
@@ -377,7 +377,7 @@ async function stopPids(pids: number[], graceMs: number): Promise<void> {
 
 export async function clusterScale(opts: { run?: string; compute: number; runsRoot?: string }): Promise<{ compute: number; warning?: string }> {
   const run = resolveRun(opts.run, opts.runsRoot);
-  return withClient(readClusterState(run, opts.runsRoot)!, "client", async (nc) => {
+  return withClient(readClusterState(run, opts.runsRoot)!, async (nc) => {
     const reply = await requestMessage(nc, subjects(run).scale, { compute: opts.compute }, scaleReplySchema);
     if (!reply.ok) throw new UserError(`scale refused: ${reply.error}`);
     return { compute: reply.compute ?? opts.compute, warning: reply.warning };
@@ -386,22 +386,40 @@ export async function clusterScale(opts: { run?: string; compute: number; runsRo
 
 // ---- worker join ----------------------------------------------------------------------
 
-/** Runs a node agent for another host in this process, until Ctrl-C. */
+/**
+ * Runs a node agent for another host in this process, until Ctrl-C. With the run's own
+ * server, `worker.json` only lets it ask to join: it makes a key, sends the public half, and
+ * the coordinator mints an agent identity bound to that key (the seed stays here).
+ */
 export async function workerJoin(opts: { nats: string; creds: string; runsRoot?: string }): Promise<void> {
   const creds = readCredentials(opts.creds);
-  if (creds.role !== "node-agent") throw new UserError(`${opts.creds} holds credentials for "${creds.role}"; worker join needs runs/<name>/creds/worker.json.`);
+  if (creds.role !== "worker" && creds.role !== "node-agent")
+    throw new UserError(`${opts.creds} holds credentials for "${creds.role}"; worker join needs runs/<name>/creds/worker.json.`);
+  const joined = creds.role === "worker" ? await askToJoin(opts.nats, creds) : { id: `agent-${hostname()}-${process.pid}`, creds };
   const { NodeAgent } = await import("../actors/node-agent.js");
   const agent = new NodeAgent({
     kind: "node-agent",
-    id: `agent-${hostname()}-${process.pid}`,
+    id: joined.id,
     run: creds.run,
     runDir: runDir(creds.run, opts.runsRoot ?? runsRootDefault()),
     natsUrl: opts.nats,
-    creds,
-    options: { childCreds: creds.children },
+    creds: joined.creds,
+    options: {},
   });
   agent.stopOnSignals();
   await agent.start();
   process.stdout.write(`joined run "${creds.run}" at ${opts.nats} as ${agent.id}; Ctrl-C to leave.\n`);
   await agent.whenStopped();
+}
+
+async function askToJoin(url: string, worker: Credentials): Promise<{ id: string; creds: Secret }> {
+  const key = newUserKey();
+  const nc = await connectNats({ url, creds: worker, name: `${worker.run}/joining-${hostname()}`, timeoutMs: 5000 });
+  try {
+    const reply = await requestMessage(nc, subjects(worker.run).join, { host: hostname(), publicKey: key.publicKey }, joinReplySchema, 10_000);
+    if (!reply.ok) throw new UserError(`the run's coordinator refused to let this host join: ${reply.error}`);
+    return { id: reply.id, creds: { name: reply.id, jwt: reply.jwt, seed: key.seed } };
+  } finally {
+    await nc.close();
+  }
 }

@@ -36,7 +36,7 @@ export function registerClusterCommands(program: Command): void {
     .option("--no-tui", "plain progress lines instead of the dashboard")
     .action(async (opts) => {
       const state = await clusterUp(opts);
-      const status = await withClient(state, "client", (nc) => fetchStatus(nc, state.run));
+      const status = await withClient(state, (nc) => fetchStatus(nc, state.run));
       const kinds: Record<string, number> = {};
       for (const a of status.actors) kinds[a.kind] = (kinds[a.kind] ?? 0) + 1;
       const counts = Object.entries(kinds).map(([k, n]) => `${n} ${k}`);
@@ -55,7 +55,7 @@ export function registerClusterCommands(program: Command): void {
       const run = resolveRun(opts.run);
       const state = readClusterState(run)!;
       if (state.state !== "up") throw new UserError(`run "${run}" is down: start it with \`aze-run cluster up --run ${run}\`.`);
-      const status = await withClient(state, "client", (nc) => fetchStatus(nc, run));
+      const status = await withClient(state, (nc) => fetchStatus(nc, run));
       if (opts.json) return void process.stdout.write(`${JSON.stringify({ ...status, natsUrl: state.natsUrl }, null, 2)}\n`);
       const now = Date.now();
       process.stdout.write(`run ${run} at ${state.natsUrl}\n${trainingLine(status)}\n`);

@@ -1,15 +1,15 @@
 // Starting and stopping a local nats-server for a run.
 //
-// Owns: finding the nats-server binary, the server config (users per role with subject
-// permissions, payload limits), the credentials files, and the server process.
+// Owns: finding the nats-server binary, the server config (the run's trust root, payload
+// limits), the credentials files of the run's fixed identities, and the server process.
 // Never: installs anything; a missing binary is an error that says how to install it.
 import { spawn, spawnSync } from "node:child_process";
-import { randomBytes } from "node:crypto";
 import { chmodSync, existsSync, mkdirSync, openSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
 import { UserError } from "./errors.js";
-import { permissionsFor, roles, type Role } from "./subjects.js";
+import { mintIdentity, writeIssuer, type Authority } from "./identity.js";
+import type { Role } from "./subjects.js";
 
 /**
  * The largest NATS message we allow. 8 MiB is nats-server's recommended ceiling; bigger
@@ -20,20 +20,25 @@ export const maxPayloadBytes = 8 * 1024 * 1024;
 /** How much a slow subscriber may have queued before the server drops it. */
 const maxPendingBytes = 512 * 1024 * 1024;
 
-/** What a process needs to join a run: written to `<run>/creds/<role>.json`, mode 0600. */
+/**
+ * What a process needs to join a run: written to `<run>/creds/<name>.json`, mode 0600.
+ * An identity minted by the run (runtime/identity.ts): a user JWT and its key's seed; or,
+ * for an existing server given with `--nats`, that server's user and password.
+ */
 export interface Credentials {
   run: string;
   role: Role;
   url: string;
-  user: string;
-  password: string;
-  /**
-   * For a node agent: the credentials of the actors it may spawn, by kind. An agent that
-   * joins from another host (`worker join`) gets those of compute, data-loader and
-   * param-shard, never the coordinator's.
-   */
-  children?: Partial<Record<Role, { user: string; password: string }>>;
+  /** The identity's name: an actor id, "client" or "worker". */
+  name: string;
+  jwt?: string;
+  seed?: string;
+  user?: string;
+  password?: string;
 }
+
+/** The part of credentials a connection uses. */
+export type Secret = Pick<Credentials, "name" | "jwt" | "seed" | "user" | "password">;
 
 export function findNatsServer(): string {
   const fromPath = spawnSync("sh", ["-c", "command -v nats-server"], { encoding: "utf8" }).stdout.trim();
@@ -42,32 +47,40 @@ export function findNatsServer(): string {
   throw new UserError("nats-server is not installed: run scripts/setup.sh (or `sudo apt-get install nats-server`), or use an existing server with --nats URL.");
 }
 
-/** Generates one user per role with a random password. */
-export function generateCredentials(run: string): Credentials[] {
-  return roles.map((role) => ({ run, role, url: "", user: `${role}`, password: randomBytes(18).toString("base64url") }));
+/**
+ * Mints the fixed identities of a run and writes one file each into `dir` (mode 0600):
+ * `coordinator.json` and `node-agent.json` (this host's agent, `agentId`), `client.json`
+ * for the CLI and dashboard, `worker.json` to copy to other hosts for `worker join` (it may
+ * only ask the coordinator to join, which mints the agent an identity of its own), and
+ * `issuer.json`, the run's signing key, which never leaves this host. Every other actor's
+ * identity is minted by the coordinator when it places the actor.
+ */
+export async function writeRunCredentials(
+  dir: string,
+  authority: Authority,
+  url: string,
+  agentId: string,
+): Promise<Record<"coordinator" | "node-agent" | "client" | "worker" | "issuer", string>> {
+  mkdirSync(dir, { recursive: true, mode: 0o700 });
+  const { issuer } = authority;
+  const file = (name: string) => join(dir, `${name}.json`);
+  writeIssuer(file("issuer"), issuer);
+  const write = async (fileName: string, role: Role, name: string) => {
+    writeCredentials(file(fileName), { run: issuer.run, role, url, ...(await mintIdentity(issuer, role, name)) });
+    return file(fileName);
+  };
+  return {
+    coordinator: await write("coordinator", "coordinator", "coordinator"),
+    "node-agent": await write("node-agent", "node-agent", agentId),
+    client: await write("client", "client", "client"),
+    worker: await write("worker", "worker", "worker"),
+    issuer: file("issuer"),
+  };
 }
 
-/**
- * Writes one file per role (mode 0600) into `dir`, with the server URL filled in. The
- * node agent's file also carries the credentials of every kind it spawns; `worker.json`
- * is the one to copy to another host for `worker join` (no coordinator credentials).
- */
-export function writeCredentialsFiles(dir: string, creds: Credentials[], url: string): Record<Role | "worker", string> {
-  mkdirSync(dir, { recursive: true, mode: 0o700 });
-  const byRole = Object.fromEntries(creds.map((c) => [c.role, { user: c.user, password: c.password }])) as Record<Role, { user: string; password: string }>;
-  const { client: _client, "node-agent": _agent, ...spawnable } = byRole;
-  const { coordinator: _coordinator, ...remoteSpawnable } = spawnable;
-  const files = {} as Record<Role | "worker", string>;
-  const write = (name: Role | "worker", content: Credentials) => {
-    const file = join(dir, `${name}.json`);
-    writeFileSync(file, `${JSON.stringify(content, null, 2)}\n`, { mode: 0o600 });
-    chmodSync(file, 0o600);
-    files[name] = file;
-  };
-  for (const c of creds) write(c.role, { ...c, url, ...(c.role === "node-agent" ? { children: spawnable } : {}) });
-  const agent = creds.find((c) => c.role === "node-agent")!;
-  write("worker", { ...agent, url, children: remoteSpawnable });
-  return files;
+export function writeCredentials(file: string, creds: Credentials): void {
+  writeFileSync(file, `${JSON.stringify(creds, null, 2)}\n`, { mode: 0o600 });
+  chmodSync(file, 0o600);
 }
 
 export function readCredentials(file: string): Credentials {
@@ -77,26 +90,23 @@ export function readCredentials(file: string): Credentials {
   } catch (err) {
     throw new UserError(`cannot read credentials file ${file}: ${(err as Error).message}. Copy it from the run folder of the host that ran \`cluster up\`.`);
   }
-  for (const key of ["run", "role", "user", "password"] as const)
+  for (const key of ["run", "role", "name"] as const)
     if (typeof parsed[key] !== "string") throw new UserError(`credentials file ${file} has no "${key}": copy it again from runs/<name>/creds/.`);
+  const minted = typeof parsed.jwt === "string" && typeof parsed.seed === "string";
+  const password = typeof parsed.user === "string" && typeof parsed.password === "string";
+  if (!minted && !password)
+    throw new UserError(`credentials file ${file} holds neither a token and seed nor a user and password: copy it again from runs/<name>/creds/.`);
   return parsed as Credentials;
 }
 
-function serverConfig(port: number, creds: Credentials[], run: string): string {
-  const users = creds.map((c) => {
-    const perms = permissionsFor(c.role, run);
-    return `    { user: ${JSON.stringify(c.user)}, password: ${JSON.stringify(c.password)}, permissions: { publish: { allow: ${JSON.stringify(perms.publish)} }, subscribe: { allow: ${JSON.stringify(perms.subscribe)} } } }`;
-  });
-  return `# Written by aze-run for run "${run}". Holds passwords: keep it private (mode 0600).
+function serverConfig(port: number, authority: Authority, run: string): string {
+  return `# Written by aze-run for run "${run}". Trusts the run's own operator: every user is a token
+# its issuer signed (runtime/identity.ts), with the permissions of one actor.
 listen: "127.0.0.1:${port}"
 max_payload: ${maxPayloadBytes}
 max_pending: ${maxPendingBytes}
 write_deadline: "20s"
-authorization {
-  users = [
-${users.join(",\n")}
-  ]
-}
+${authority.serverConfig}
 `;
 }
 
@@ -104,12 +114,12 @@ ${users.join(",\n")}
  * Starts nats-server bound to 127.0.0.1 (on a free port when `port` is 0) as a detached
  * process that outlives this one, and waits until it accepts clients.
  */
-export async function startNatsServer(opts: { dir: string; run: string; creds: Credentials[]; port?: number }) {
+export async function startNatsServer(opts: { dir: string; run: string; authority: Authority; port?: number }) {
   const binary = findNatsServer();
   mkdirSync(join(opts.dir, "logs"), { recursive: true });
   const configFile = join(opts.dir, "nats-server.conf");
   const logFile = join(opts.dir, "logs", "nats-server.log");
-  writeFileSync(configFile, serverConfig(opts.port || -1, opts.creds, opts.run), { mode: 0o600 });
+  writeFileSync(configFile, serverConfig(opts.port || -1, opts.authority, opts.run), { mode: 0o600 });
   chmodSync(configFile, 0o600);
   const log = openSync(logFile, "a");
   const child = spawn(binary, ["-c", configFile], { detached: true, stdio: ["ignore", "ignore", log] });
@@ -117,7 +127,7 @@ export async function startNatsServer(opts: { dir: string; run: string; creds: C
   const port = await waitForListening(logFile, child.pid!, () => child.exitCode, opts.port);
   // Pin the port it chose, so `nats-server -c <config>` restarts the run's server where
   // every actor will look for it when it reconnects.
-  writeFileSync(configFile, serverConfig(port, opts.creds, opts.run), { mode: 0o600 });
+  writeFileSync(configFile, serverConfig(port, opts.authority, opts.run), { mode: 0o600 });
   return { pid: child.pid!, port, url: `nats://127.0.0.1:${port}` };
 }
 

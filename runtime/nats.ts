@@ -2,17 +2,18 @@
 //
 // Owns: how every aze-run process (actors, CLI, dashboard) connects to a run's server, and
 // sending tensors with the codec. Never: decides what a message means.
-import { connect, type NatsConnection, type Msg } from "@nats-io/transport-node";
+import { connect, jwtAuthenticator, type NatsConnection, type Msg } from "@nats-io/transport-node";
 import type { z } from "zod";
 import { decodeChecked, encodeMessage, encodeTensorChunks, type Tensor } from "./codec.js";
 import { UserError } from "./errors.js";
-import type { Credentials } from "./nats-server.js";
+import type { Secret } from "./nats-server.js";
+import { inboxPrefix } from "./subjects.js";
 
 export type { NatsConnection, Msg };
 
 export interface ConnectOptions {
   url: string;
-  creds?: Pick<Credentials, "user" | "password">;
+  creds?: Secret;
   /** Shown in the server's connection list: `<run>/<actor id>`. */
   name: string;
   /** Give up on the first connection after this long (ms). Reconnects never give up. */
@@ -20,12 +21,17 @@ export interface ConnectOptions {
 }
 
 export async function connectNats(opts: ConnectOptions): Promise<NatsConnection> {
+  const creds = opts.creds;
+  // A minted identity proves itself with its token and key, and reads replies only under
+  // its own inbox prefix (its permissions allow no other); a plain user uses the default.
+  const auth = creds?.jwt
+    ? { authenticator: jwtAuthenticator(creds.jwt, new TextEncoder().encode(creds.seed)), inboxPrefix: inboxPrefix(creds.name) }
+    : { user: creds?.user, pass: creds?.password };
   try {
     return await connect({
       servers: opts.url,
       name: opts.name,
-      user: opts.creds?.user,
-      pass: opts.creds?.password,
+      ...auth,
       timeout: opts.timeoutMs ?? 5000,
       // A run must survive a restarted server: keep trying, every 250 ms.
       reconnect: true,
@@ -39,7 +45,7 @@ export async function connectNats(opts: ConnectOptions): Promise<NatsConnection>
     const message = (err as Error).message ?? String(err);
     if (/auth|authorization/i.test(message))
       throw new UserError(
-        `NATS at ${opts.url} refused the credentials${opts.creds ? ` of user "${opts.creds.user}"` : " (none given)"}: use the creds file of this run (runs/<name>/creds/).`,
+        `NATS at ${opts.url} refused the credentials${creds ? ` of "${creds.name}"` : " (none given)"}: use the creds file of this run (runs/<name>/creds/).`,
       );
     throw new UserError(`cannot reach NATS at ${opts.url} (${message}): is the run up? Check \`aze-run cluster status\` or the --nats URL.`);
   }

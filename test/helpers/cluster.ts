@@ -5,7 +5,9 @@ import { existsSync, mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { promisify } from "node:util";
+import type { Credentials } from "../../runtime/nats-server.js";
 import { cliEntry } from "../../runtime/spawn.js";
+import type { Role } from "../../runtime/subjects.js";
 
 const execFileAsync = promisify(execFile);
 
@@ -61,14 +63,24 @@ export async function waitFor<T>(what: string, probe: () => Promise<T | undefine
   throw new Error(`timed out waiting for ${what}${lastError ? `: ${String(lastError)}` : ""}`);
 }
 
-/** A real nats-server with this run's generated role credentials, in a temp folder. */
+/** An identity of `role` named `name`, minted with a run's own issuer key, as its coordinator would. */
+export async function mintFor(state: { run: string; natsUrl: string; credsDir?: string }, role: Role, name: string): Promise<Credentials> {
+  const { mintIdentity, readIssuer } = await import("../../runtime/identity.js");
+  const issuer = readIssuer(join(state.credsDir!, "issuer.json"));
+  return { run: state.run, role, url: state.natsUrl, ...(await mintIdentity(issuer, role, name)) };
+}
+
+/**
+ * A real nats-server trusting a new run authority, in a temp folder. `credsOf(role, name)`
+ * mints an identity of that role (named `name`, by default the role) as the run would.
+ */
 export async function startTestServer(run = "t", port?: number) {
-  const { generateCredentials, startNatsServer, writeCredentialsFiles, readCredentials } = await import("../../runtime/nats-server.js");
+  const { startNatsServer, maxPayloadBytes } = await import("../../runtime/nats-server.js");
+  const { createAuthority, mintIdentity } = await import("../../runtime/identity.js");
   const dir = tempDir("aze-nats-");
-  const creds = generateCredentials(run);
-  const server = await startNatsServer({ dir, run, creds, port });
-  const files = writeCredentialsFiles(join(dir, "creds"), creds, server.url);
-  const credsOf = (role: keyof typeof files) => readCredentials(files[role]);
+  const authority = await createAuthority(run, maxPayloadBytes);
+  const server = await startNatsServer({ dir, run, authority, port });
+  const credsOf = async (role: Role, name: string = role) => ({ run, role, url: server.url, ...(await mintIdentity(authority.issuer, role, name)) });
   const stop = (signal: NodeJS.Signals = "SIGTERM") => {
     try {
       process.kill(server.pid, signal);
@@ -77,7 +89,7 @@ export async function startTestServer(run = "t", port?: number) {
     }
   };
   const restart = async () => {
-    const again = await startNatsServer({ dir, run, creds, port: server.port });
+    const again = await startNatsServer({ dir, run, authority, port: server.port });
     server.pid = again.pid;
   };
   return {

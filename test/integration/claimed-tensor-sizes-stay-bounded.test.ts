@@ -11,7 +11,7 @@ import { readCredentials } from "../../runtime/nats-server.js";
 import { connectNats, requestMessage } from "../../runtime/nats.js";
 import { subjects } from "../../runtime/subjects.js";
 import { replySchema, type StepMetrics } from "../../actors/protocol.js";
-import { removeDir, tempDir, waitFor } from "../helpers/cluster.js";
+import { mintFor, removeDir, tempDir, waitFor } from "../helpers/cluster.js";
 import { writeTinyConfig } from "../helpers/training.js";
 
 /** VmSize of a process, in bytes, from /proc/<pid>/status. */
@@ -45,13 +45,13 @@ describe("claimed tensor sizes", () => {
     await client.close();
     const before = virtualBytes(shard.pid);
 
-    const intruder = await connectNats({ url: state.natsUrl, creds: readCredentials(join(state.credsDir!, "compute.json")), name: "claims/intruder" });
+    const intruder = await connectNats({ url: state.natsUrl, creds: await mintFor(state, "compute", "intruder"), name: "claims/intruder" });
     const [first] = encodeTensorChunks(tensorFrom(new Float32Array(1000), [1000]), { step: 1, block: { lo: 0, hi: 1 }, shard: 0, from: "intruder" }, 2048);
     const real = decodeMessage<Record<string, unknown>>(first!);
     const n = 1_040_000_000; // 3.9 GiB of f32
     for (let i = 0; i < 40; i++)
       intruder.publish(
-        s.gradients(0),
+        s.gradients(0, "intruder"),
         encodeMessage({ ...real, id: `intruder.${i}`, shape: [n], byteLength: n * 4, count: Math.ceil((n * 4) / (real.stride as number)) }),
       );
     await intruder.flush();

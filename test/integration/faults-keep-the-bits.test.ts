@@ -12,7 +12,7 @@ import { readCredentials } from "../../runtime/nats-server.js";
 import { connectNats, requestMessage, type NatsConnection } from "../../runtime/nats.js";
 import { subjects } from "../../runtime/subjects.js";
 import { replySchema, snapshotSchema, type StepMetrics, type StepOrder } from "../../actors/protocol.js";
-import { removeDir, runCli, tempDir, waitFor } from "../helpers/cluster.js";
+import { mintFor, removeDir, runCli, tempDir, waitFor } from "../helpers/cluster.js";
 import { checkpointParamBytes, lastCheckpoint, writeTinyConfig } from "../helpers/training.js";
 
 const steps = 12;
@@ -182,21 +182,21 @@ describe("faults and scaling keep the bits", () => {
     await pauseAt(r, "garbage", 2);
     // A step already under way when the pause arrived still finishes: let it.
     await new Promise((done) => setTimeout(done, 1500));
-    const compute = readCredentials(join(r.state.credsDir!, "compute.json"));
-    const intruder = await connectNats({ url: r.state.natsUrl, creds: compute, name: "garbage/intruder" });
+    // An identity a compute actor could have: minted by the run, but never dealt a group.
+    const intruder = await connectNats({ url: r.state.natsUrl, creds: await mintFor(r.state, "compute", "intruder"), name: "garbage/intruder" });
     const s = subjects("garbage");
-    intruder.publish(s.gradients(0), new Uint8Array([0xc1, 0x00, 0xff])); // not msgpack
+    intruder.publish(s.gradients(0, "intruder"), new Uint8Array([0xc1, 0x00, 0xff])); // not msgpack
     const step = r.metrics.at(-1)!.step;
     const wrongShape = encodeTensorChunks(tensorFrom(new Float32Array(10), [10]), { step, block: { lo: 0, hi: 1 }, shard: 0, from: "intruder" }, 1 << 20);
-    for (const c of wrongShape) intruder.publish(s.gradients(0), c);
+    for (const c of wrongShape) intruder.publish(s.gradients(0, "intruder"), c);
     // A tensor of the shard's own size gets as far as its meta (a wrong size is refused first).
     const client = await connectClient(r.state);
     const shard = (await fetchStatus(client, "garbage")).actors.find((a) => a.kind === "param-shard")!;
     await client.close();
     const n = Number(shard.end) - Number(shard.start);
     const wrongMeta = encodeTensorChunks(tensorFrom(new Float32Array(n), [n]), { step: "now", block: { lo: 0 }, shard: 0, from: "intruder" }, 1 << 20);
-    for (const c of wrongMeta) intruder.publish(s.gradients(0), c);
-    intruder.publish(s.groupDone, encodeMessage({ step, groups: "all of them" })); // a wrong-shaped report
+    for (const c of wrongMeta) intruder.publish(s.gradients(0, "intruder"), c);
+    intruder.publish(s.groupDone("intruder"), encodeMessage({ step, groups: "all of them" })); // a wrong-shaped report
     intruder.publish(s.step, encodeMessage({ step: 0 })); // compute may not order steps: refused by the server
     await intruder.flush();
     await intruder.close();
@@ -208,7 +208,7 @@ describe("faults and scaling keep the bits", () => {
     expect(log).toMatch(/"event":"rejected".*does not fit this shard/);
     expect(log).toMatch(/"event":"rejected".*meta has the wrong shape: step/);
     const coordinatorLog = readFileSync(join(runsRoot, "garbage", "logs", "coordinator.jsonl"), "utf8");
-    expect(coordinatorLog).toMatch(/"event":"rejected".*train.group-done has the wrong shape/);
+    expect(coordinatorLog).toMatch(/"event":"rejected".*train.group-done.intruder has the wrong shape/);
     expect((await finalBytes("garbage", r.nc)).equals(reference)).toBe(true);
   }, 300_000);
 });

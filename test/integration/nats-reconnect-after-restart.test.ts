@@ -20,8 +20,8 @@ describe("reconnect", () => {
   it("a subscriber receives again after the server is killed and restarted", async () => {
     const server = await startTestServer("rc0");
     try {
-      const a = await connectNats({ url: server.url, name: "a", creds: server.credsOf("coordinator") });
-      const b = await connectNats({ url: server.url, name: "b", creds: server.credsOf("coordinator") });
+      const a = await connectNats({ url: server.url, name: "a", creds: await server.credsOf("coordinator", "a") });
+      const b = await connectNats({ url: server.url, name: "b", creds: await server.credsOf("coordinator", "b") });
       const got: number[] = [];
       a.subscribe("aze.rc0.metrics", {
         callback: (_e, m) => {

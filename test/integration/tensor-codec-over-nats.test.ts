@@ -13,8 +13,8 @@ describe("tensor codec over NATS", () => {
   let receiver: NatsConnection;
   beforeAll(async () => {
     server = await startTestServer("codec");
-    sender = await connectNats({ url: server.url, name: "sender", creds: server.credsOf("compute") });
-    receiver = await connectNats({ url: server.url, name: "receiver", creds: server.credsOf("param-shard") });
+    sender = await connectNats({ url: server.url, name: "sender", creds: await server.credsOf("compute", "sender") });
+    receiver = await connectNats({ url: server.url, name: "receiver", creds: await server.credsOf("coordinator", "receiver") });
   });
   afterAll(async () => {
     await sender?.close();
@@ -44,9 +44,9 @@ describe("tensor codec over NATS", () => {
     expect(sender.info!.max_payload).toBe(maxPayloadBytes);
     const values = new Float32Array(25 * 1024 * 1024);
     for (let i = 0; i < values.length; i++) values[i] = Math.sin(i) * 1e3;
-    const { done } = listen("aze.codec.train.grad.0");
+    const { done } = listen("aze.codec.train.grad.0.sender");
     await receiver.flush();
-    publishTensor(sender, "aze.codec.train.grad.0", tensorFrom(values, [25, 1024, 1024]), { step: 7 });
+    publishTensor(sender, "aze.codec.train.grad.0.sender", tensorFrom(values, [25, 1024, 1024]), { step: 7 });
     await sender.flush();
     const got = await waitFor("the whole tensor", () => done[0], 30_000);
     expect(got.meta).toEqual({ step: 7 });
@@ -56,14 +56,14 @@ describe("tensor codec over NATS", () => {
   });
 
   it("rejects a tensor whose chunk was corrupted in flight", async () => {
-    const { done, rejected } = listen("aze.codec.train.grad.1");
+    const { done, rejected } = listen("aze.codec.train.grad.1.sender");
     await receiver.flush();
     const chunks = encodeTensorChunks(tensorFrom(new Float32Array(3 * 1024 * 1024).fill(1), [3, 1024, 1024]), { step: 8 }, sender.info!.max_payload);
     expect(chunks.length).toBeGreaterThan(1);
     const broken = decodeMessage<Record<string, unknown> & { bytes: Uint8Array }>(chunks[1]!);
     broken.bytes[12345]! ^= 0x40;
     chunks[1] = encodeMessage(broken);
-    for (const c of chunks) sender.publish("aze.codec.train.grad.1", c);
+    for (const c of chunks) sender.publish("aze.codec.train.grad.1.sender", c);
     await sender.flush();
     await waitFor("the rejection", () => rejected[0]);
     expect(rejected[0]).toMatch(/fails its checksum/);

@@ -49,7 +49,10 @@ describe("worker join", () => {
   it("refuses credentials of the wrong role", async () => {
     const dir = tempDir();
     const { writeFileSync } = await import("node:fs");
-    writeFileSync(join(dir, "client.json"), JSON.stringify({ run: "x", role: "client", user: "client", password: "p", url: "nats://127.0.0.1:1" }));
+    writeFileSync(
+      join(dir, "client.json"),
+      JSON.stringify({ run: "x", role: "client", name: "client", user: "client", password: "p", url: "nats://127.0.0.1:1" }),
+    );
     const r = await runCli(["worker", "join", "--nats", "nats://127.0.0.1:1", "--creds", join(dir, "client.json")], dir);
     expect(r.code).not.toBe(0);
     expect(r.stderr).toMatch(/needs runs\/<name>\/creds\/worker.json/);
