@@ -3,7 +3,6 @@ import { type Command, InvalidArgumentError, Option } from "commander";
 import { existsSync, readdirSync, readFileSync } from "node:fs";
 import { join, relative } from "node:path";
 import { clusterDown, clusterScale, clusterUp, connectClient, fetchStatus, readClusterState, resolveRun, runDir, withClient, workerJoin } from "./cluster.js";
-import { runDashboard } from "../tui/dashboard.js";
 import { NatsDashboardSource } from "../tui/dashboard-source.js";
 import type { ClusterStatus } from "../actors/protocol.js";
 import { UserError } from "./errors.js";
@@ -116,6 +115,7 @@ async function followInForeground(run: string, tui: boolean): Promise<void> {
   for (const signal of signals) process.once(signal, onSignal);
   let how: string;
   try {
+    const { runDashboard } = await import("../tui/dashboard.js"); // Ink and React load only for commands that draw
     how = await runDashboard(new NatsDashboardSource(nc, run), { plain: !tui, signal: stop.signal, exitOnEnd: true });
   } finally {
     for (const signal of signals) process.off(signal, onSignal);

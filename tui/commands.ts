@@ -12,7 +12,7 @@ import { NatsDashboardSource } from "./dashboard-source.js";
 import { UserError } from "../runtime/errors.js";
 import { connectNats, type NatsConnection } from "../runtime/nats.js";
 import { readCredentials } from "../runtime/nats-server.js";
-import { runDashboard, type DashboardExit } from "./dashboard.js";
+import type { DashboardExit } from "./dashboard.js";
 import { MemorySource, parseUpdates } from "./memory-source.js";
 import { sampleRun, SAMPLE_TOTAL_STEPS } from "./sample-run.js";
 import type { DashboardUpdate } from "./types.js";
@@ -64,6 +64,7 @@ async function attach(opts: DashboardCommandOptions): Promise<DashboardExit> {
   const onSignal = () => stop.abort();
   process.once("SIGINT", onSignal);
   try {
+    const { runDashboard } = await import("./dashboard.js"); // Ink and React: loaded by the commands that draw
     return await runDashboard(new NatsDashboardSource(nc, run), { plain: opts.plain, signal: stop.signal });
   } finally {
     process.off("SIGINT", onSignal);
@@ -119,6 +120,7 @@ async function replayUpdates(updates: DashboardUpdate[], opts: ReplayOptions): P
   })();
   const onInterrupt = () => abort.abort();
   process.once("SIGINT", onInterrupt);
+  const { runDashboard } = await import("./dashboard.js");
   try {
     return await runDashboard(source, {
       stdout: opts.stdout,
