@@ -69,7 +69,7 @@ export class NodeAgent extends Actor {
     if (this.children.has(request.id)) return { ok: false, error: `an actor named ${request.id} already runs here` };
     // Each child connects as itself, with the identity the coordinator minted for it; only
     // with an existing server (no minting) do children share the agent's credentials.
-    const creds = request.creds ?? this.spec.creds;
+    const creds = request.creds ? { ...request.creds, ca: this.spec.creds?.ca } : this.spec.creds;
     if (this.spec.creds?.jwt && !request.creds?.jwt)
       return { ok: false, error: `spawning ${request.id} needs an identity minted for it, and the request carries none` };
     const { run, runDir, natsUrl } = this.spec;

@@ -198,6 +198,7 @@ export const secretSchema = z.object({
   seed: z.string().optional(),
   user: z.string().optional(),
   password: z.string().optional(),
+  ca: z.string().optional(),
 });
 
 /**

@@ -19,6 +19,7 @@ import { maxPayloadBytes, readCredentials, startNatsServer, writeRunCredentials,
 import { actorEntry, spawnActor } from "./spawn.js";
 import { planTraining } from "../model/training.js";
 import { subjects } from "./subjects.js";
+import { isLoopback, makeRunTls } from "./tls.js";
 
 /** What `cluster up` records about a run, in `runs/<name>/cluster.json`. */
 export interface ClusterState {
@@ -46,6 +47,8 @@ export interface UpOptions {
   backend?: "auto" | "wasm" | "cuda";
   nats?: string;
   creds?: string;
+  /** The address the run's nats-server listens on (default 127.0.0.1); beyond loopback it uses TLS. */
+  listen?: string;
   run?: string;
   steps?: number;
   /** A checkpoint folder to continue from (any number of shards and compute actors). */
@@ -208,22 +211,25 @@ export async function clusterUp(opts: UpOptions): Promise<ClusterState> {
   // The server: ours, trusting the run's own keys, or an existing one. From here on the run
   // is recorded in cluster.json, so whatever fails, `cluster down` stops what started.
   const authority = opts.nats ? undefined : await createAuthority(run, maxPayloadBytes);
+  if (opts.nats && opts.listen) throw new UserError("--listen sets the address of the run's own nats-server; with --nats the run uses an existing one.");
+  const host = opts.listen ?? "127.0.0.1";
+  const tls = authority && !isLoopback(host) ? makeRunTls(join(dir, "tls"), run, host) : undefined;
   if (authority) {
-    const server = await startNatsServer({ dir, run, authority });
+    const server = await startNatsServer({ dir, run, authority, host, tls });
     state.natsUrl = server.url;
     state.natsPid = server.pid;
     state.credsDir = join(dir, "creds");
   }
   writeClusterState(state, runsRoot);
   try {
-    const files = authority ? await writeRunCredentials(state.credsDir!, authority, state.natsUrl, agentId) : undefined;
+    const files = authority ? await writeRunCredentials(state.credsDir!, authority, state.natsUrl, agentId, tls?.ca) : undefined;
     const agentCreds = files ? readCredentials(files["node-agent"]) : opts.creds ? readCredentials(opts.creds) : undefined;
     const agentSpec: ActorSpec = { kind: "node-agent", id: agentId, run, runDir: dir, natsUrl: state.natsUrl, creds: agentCreds, options: {} };
     state.agentPid = spawnActor(agentSpec, { detached: true }).pid;
     writeClusterState(state, runsRoot);
     // `cluster up` itself connects with an identity that may only start the coordinator and
     // watch the run come up; it is minted here and kept nowhere.
-    const launcher = authority ? await mintIdentity(authority.issuer, "launcher", `launcher-${process.pid}`) : agentCreds;
+    const launcher = authority ? { ...(await mintIdentity(authority.issuer, "launcher", `launcher-${process.pid}`)), ca: tls?.ca } : agentCreds;
     await withConnection(state, launcher, async (nc) => {
       const failed = firstStartFailure(nc, run);
       await askUntilAnswered(nc, subjects(run).agent(agentId), {
@@ -418,7 +424,7 @@ async function askToJoin(url: string, worker: Credentials): Promise<{ id: string
   try {
     const reply = await requestMessage(nc, subjects(worker.run).join, { host: hostname(), publicKey: key.publicKey }, joinReplySchema, 10_000);
     if (!reply.ok) throw new UserError(`the run's coordinator refused to let this host join: ${reply.error}`);
-    return { id: reply.id, creds: { name: reply.id, jwt: reply.jwt, seed: key.seed } };
+    return { id: reply.id, creds: { name: reply.id, jwt: reply.jwt, seed: key.seed, ca: worker.ca } };
   } finally {
     await nc.close();
   }

@@ -27,6 +27,7 @@ export function registerClusterCommands(program: Command): void {
     .addOption(new Option("--backend <name>", "compute backend").choices(["auto", "wasm", "cuda"]))
     .option("--nats <url>", "use an existing NATS server instead of starting one")
     .option("--creds <file>", "credentials for --nats")
+    .option("--listen <address>", "where the run's nats-server listens (default 127.0.0.1); any other address uses TLS with the run's own CA")
     .option("--run <name>", 'run name (default: the config\'s name, else "default")')
     .option("--steps <n>", "stop after this many steps", count("--steps"))
     .option("--resume <checkpoint>", "continue from a checkpoint folder (any number of shards)")

@@ -10,6 +10,7 @@ import { setTimeout as sleep } from "node:timers/promises";
 import { UserError } from "./errors.js";
 import { mintIdentity, writeIssuer, type Authority } from "./identity.js";
 import type { Role } from "./subjects.js";
+import { isLoopback, type RunTls } from "./tls.js";
 
 /**
  * The largest NATS message we allow. 8 MiB is nats-server's recommended ceiling; bigger
@@ -35,10 +36,12 @@ export interface Credentials {
   seed?: string;
   user?: string;
   password?: string;
+  /** The run's CA certificate (PEM), when its server listens beyond loopback with TLS. */
+  ca?: string;
 }
 
 /** The part of credentials a connection uses. */
-export type Secret = Pick<Credentials, "name" | "jwt" | "seed" | "user" | "password">;
+export type Secret = Pick<Credentials, "name" | "jwt" | "seed" | "user" | "password" | "ca">;
 
 export function findNatsServer(): string {
   const fromPath = spawnSync("sh", ["-c", "command -v nats-server"], { encoding: "utf8" }).stdout.trim();
@@ -60,13 +63,15 @@ export async function writeRunCredentials(
   authority: Authority,
   url: string,
   agentId: string,
+  /** The run's CA certificate, when its server uses TLS: every file carries it. */
+  ca?: string,
 ): Promise<Record<"coordinator" | "node-agent" | "client" | "worker" | "issuer", string>> {
   mkdirSync(dir, { recursive: true, mode: 0o700 });
   const { issuer } = authority;
   const file = (name: string) => join(dir, `${name}.json`);
   writeIssuer(file("issuer"), issuer);
   const write = async (fileName: string, role: Role, name: string) => {
-    writeCredentials(file(fileName), { run: issuer.run, role, url, ...(await mintIdentity(issuer, role, name)) });
+    writeCredentials(file(fileName), { run: issuer.run, role, url, ...(await mintIdentity(issuer, role, name)), ...(ca ? { ca } : {}) });
     return file(fileName);
   };
   return {
@@ -99,27 +104,43 @@ export function readCredentials(file: string): Credentials {
   return parsed as Credentials;
 }
 
-function serverConfig(port: number, authority: Authority, run: string): string {
+function serverConfig(opts: ServerOptions, port: number): string {
+  const { authority, run, tls } = opts;
+  // Beyond loopback, clients must speak TLS and check the server against the run's CA.
+  const tlsBlock = tls
+    ? `tls {\n  cert_file: ${JSON.stringify(tls.certFile)}\n  key_file: ${JSON.stringify(tls.keyFile)}\n  ca_file: ${JSON.stringify(tls.caFile)}\n  timeout: 5\n}\n`
+    : "";
   return `# Written by aze-run for run "${run}". Trusts the run's own operator: every user is a token
 # its issuer signed (runtime/identity.ts), with the permissions of one actor.
-listen: "127.0.0.1:${port}"
+listen: "${opts.host ?? "127.0.0.1"}:${port}"
 max_payload: ${maxPayloadBytes}
 max_pending: ${maxPendingBytes}
 write_deadline: "20s"
-${authority.serverConfig}
+${tlsBlock}${authority.serverConfig}
 `;
 }
 
+interface ServerOptions {
+  dir: string;
+  run: string;
+  authority: Authority;
+  port?: number;
+  /** The address to listen on (default 127.0.0.1); anything else needs `tls`. */
+  host?: string;
+  tls?: RunTls;
+}
+
 /**
- * Starts nats-server bound to 127.0.0.1 (on a free port when `port` is 0) as a detached
+ * Starts nats-server bound to 127.0.0.1 or `host` (on a free port when `port` is 0) as a detached
  * process that outlives this one, and waits until it accepts clients.
  */
-export async function startNatsServer(opts: { dir: string; run: string; authority: Authority; port?: number }) {
+export async function startNatsServer(opts: ServerOptions) {
+  if (opts.host && !isLoopback(opts.host) && !opts.tls) throw new Error(`a server listening on ${opts.host} needs TLS`);
   const binary = findNatsServer();
   mkdirSync(join(opts.dir, "logs"), { recursive: true });
   const configFile = join(opts.dir, "nats-server.conf");
   const logFile = join(opts.dir, "logs", "nats-server.log");
-  writeFileSync(configFile, serverConfig(opts.port || -1, opts.authority, opts.run), { mode: 0o600 });
+  writeFileSync(configFile, serverConfig(opts, opts.port || -1), { mode: 0o600 });
   chmodSync(configFile, 0o600);
   const log = openSync(logFile, "a");
   const child = spawn(binary, ["-c", configFile], { detached: true, stdio: ["ignore", "ignore", log] });
@@ -127,8 +148,10 @@ export async function startNatsServer(opts: { dir: string; run: string; authorit
   const port = await waitForListening(logFile, child.pid!, () => child.exitCode, opts.port);
   // Pin the port it chose, so `nats-server -c <config>` restarts the run's server where
   // every actor will look for it when it reconnects.
-  writeFileSync(configFile, serverConfig(port, opts.authority, opts.run), { mode: 0o600 });
-  return { pid: child.pid!, port, url: `nats://127.0.0.1:${port}` };
+  writeFileSync(configFile, serverConfig(opts, port), { mode: 0o600 });
+  // Local clients reach a wildcard address through loopback, which the certificate names.
+  const host = !opts.host || opts.host === "0.0.0.0" || opts.host === "::" ? "127.0.0.1" : opts.host;
+  return { pid: child.pid!, port, url: `nats://${host}:${port}` };
 }
 
 async function waitForListening(logFile: string, pid: number, exitCode: () => number | null, wanted?: number): Promise<number> {

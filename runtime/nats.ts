@@ -32,6 +32,8 @@ export async function connectNats(opts: ConnectOptions): Promise<NatsConnection>
       servers: opts.url,
       name: opts.name,
       ...auth,
+      // A run listening beyond loopback speaks TLS; its server is checked against the run's CA.
+      ...(creds?.ca ? { tls: { ca: creds.ca } } : {}),
       timeout: opts.timeoutMs ?? 5000,
       // A run must survive a restarted server: keep trying, every 250 ms.
       reconnect: true,
@@ -46,6 +48,10 @@ export async function connectNats(opts: ConnectOptions): Promise<NatsConnection>
     if (/auth|authorization/i.test(message))
       throw new UserError(
         `NATS at ${opts.url} refused the credentials${creds ? ` of "${creds.name}"` : " (none given)"}: use the creds file of this run (runs/<name>/creds/).`,
+      );
+    if (/certificate|self.signed/i.test(message))
+      throw new UserError(
+        `NATS at ${opts.url} speaks TLS with a certificate this client does not trust (${message}): use this run's credentials file (runs/<name>/creds/), which carries the run's CA.`,
       );
     throw new UserError(`cannot reach NATS at ${opts.url} (${message}): is the run up? Check \`aze-run cluster status\` or the --nats URL.`);
   }

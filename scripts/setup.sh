@@ -12,6 +12,8 @@ command -v nats-server >/dev/null 2>&1 || packages+=(nats-server)
 command -v g++ >/dev/null 2>&1 || packages+=(g++)
 command -v make >/dev/null 2>&1 || packages+=(make)
 command -v python3 >/dev/null 2>&1 || packages+=(python3)
+# openssl makes a run's TLS certificates when its server listens beyond loopback (--listen).
+command -v openssl >/dev/null 2>&1 || packages+=(openssl)
 if [ ${#packages[@]} -gt 0 ]; then
   echo "setup: installing ${packages[*]} from the distribution's packages"
   as_root apt-get update -qq
