@@ -1,14 +1,16 @@
 // bench:train — training throughput on one core: forward + backward + AdamW for `tiny` and
 // `allma-small` at sequence length 128, in tokens/s, with the model FLOPs per token and the
 // achieved GFLOP/s; and, where /usr/bin/python3 (or python3) imports torch, the same model
-// and batch in PyTorch on one thread in the same run, with the ratio.
+// and batch in PyTorch on one thread and on all cores in the same run, with the BLAS PyTorch
+// really used (no ratio against a reference BLAS) and the ratio.
 import { createWasmKernels } from "../kernels-wasm/index.js";
 import { presets } from "../model/config.js";
 import { Encoder } from "../model/encoder.js";
 import { initParameters, parameterCount, parameterLayout } from "../model/layout.js";
 import { applyAdamW } from "../model/optimizer.js";
 import { trainingDefaults as training } from "../runtime/config.js";
-import { median, pythonFigure } from "./peers.js";
+import { availableParallelism } from "node:os";
+import { median, pythonFigure, ratioAgainst } from "./peers.js";
 
 const T = 128;
 const vocab = 8192;
@@ -29,9 +31,9 @@ function batchOf(B: number) {
   };
 }
 
-const torchScript = (preset: string, B: number, reps: number) => `
+const torchScript = (preset: string, B: number, reps: number, threads: number) => `
 import time, torch
-torch.set_num_threads(1)
+torch.set_num_threads(${threads})
 from torch import nn
 H, L, NH, I = ${presets[preset]!.hidden}, ${presets[preset]!.layers}, ${presets[preset]!.heads}, ${presets[preset]!.intermediate}
 V, T, B = ${vocab}, ${T}, ${B}
@@ -81,11 +83,15 @@ for (const { preset, batch: B } of cases) {
   const tokensPerSec = (B * T) / (ms / 1000);
   const params = parameterCount(layout);
   const flopsPerToken = 6 * params;
-  const torch = pythonFigure(torchScript(preset, B, 3), ["/usr/bin/python3", "python3"]);
+  const pythons = ["/usr/bin/python3", "python3"];
+  const install = "PyTorch is not installed (apt-get install python3-torch libopenblas0-pthread)";
+  const one = pythonFigure(torchScript(preset, B, 3, 1), pythons);
+  const cores = availableParallelism();
+  const all = one && cores > 1 ? pythonFigure(torchScript(preset, B, 3, cores), pythons, { threads: cores }) : undefined;
   console.log(
     `${preset.padEnd(12)} ${(params / 1e6).toFixed(1)}M params, batch ${B}×${T}: ${tokensPerSec.toFixed(0)} tok/s, ${(flopsPerToken / 1e6).toFixed(1)} MFLOP/token, ${((tokensPerSec * flopsPerToken) / 1e9).toFixed(2)} GFLOP/s` +
-      (torch
-        ? ` | PyTorch 1 thread ${torch.toFixed(0)} tok/s, ratio ${(tokensPerSec / torch).toFixed(2)}`
-        : " | PyTorch: not installed (apt-get install python3-torch libopenblas0-pthread)"),
+      ` | PyTorch 1 thread ${one ? `${one.value.toFixed(0)} tok/s, ` : ""}${ratioAgainst(tokensPerSec, one, install)}` +
+      (all ? ` | PyTorch ${cores} threads ${all.value.toFixed(0)} tok/s, ${ratioAgainst(tokensPerSec, all, install)} (aze-run on one core)` : "") +
+      (one ? ` | PyTorch's BLAS: ${one.blas} (${one.libraries.join(", ") || "none mapped"})` : ""),
   );
 }
