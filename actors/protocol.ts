@@ -178,8 +178,17 @@ export const actorStatusSchema = z.object({
 /** An actor as the coordinator knows it: its last heartbeat, when that came, and who placed it. */
 export const actorEntrySchema = heartbeatSchema.extend({ lastHeartbeat: z.number(), agent: z.string().optional() });
 
-/** Where a training run stands: `finished` once its last step is applied and checkpointed. */
-export const trainingStatusSchema = z.object({ step: count, steps: count, finished: z.boolean(), lastCheckpoint: z.string().optional() });
+/**
+ * Where a training run stands: `finished` once its last step is applied and checkpointed;
+ * `stopped`, why it ended before its last step (an actor kind that cannot start).
+ */
+export const trainingStatusSchema = z.object({
+  step: count,
+  steps: count,
+  finished: z.boolean(),
+  lastCheckpoint: z.string().optional(),
+  stopped: z.string().optional(),
+});
 
 /** The reply to `cluster status`; `training` is absent for a run started with --empty. */
 export const clusterStatusSchema = z.object({
@@ -217,6 +226,8 @@ export const coordinatorOptionsSchema = workerOptionsSchema.extend({
   shards: count.default(1),
   loaders: count.default(1),
   heartbeatTimeoutMs: z.number().int().positive().default(3000),
+  /** Set by the node agent when it restarts a coordinator that died: rebuild the state from the cluster, do not start afresh. */
+  recovering: z.boolean().default(false),
 });
 
 /** A node agent: the credentials it hands each kind of actor it spawns (none: its own). */
