@@ -11,7 +11,7 @@ import { decodeMessage } from "../../runtime/codec.js";
 import { readCredentials } from "../../runtime/nats-server.js";
 import { connectNats } from "../../runtime/nats.js";
 import { subjects } from "../../runtime/subjects.js";
-import type { ClusterEvent, ShardReport } from "../../actors/protocol.js";
+import type { ClusterEvent, ShardReport, StepOrder } from "../../actors/protocol.js";
 import { removeDir, runCli, tempDir, waitFor } from "../helpers/cluster.js";
 import { checkpointParamBytes, lastCheckpoint, writeTinyConfig } from "../helpers/training.js";
 
@@ -63,15 +63,27 @@ describe("a coordinator killed mid-run", () => {
       process.kill(first, "SIGKILL");
       const second = await restarted(first);
 
-      // ...and once mid-step, the moment the shard has reduced a later step's gradient.
-      const reduced = await waitFor("a step past 8 reduced", () => reports.find((r) => r.phase === "reduced" && r.step >= 9), 120_000);
+      // ...and once mid-step: frozen (SIGSTOP) the moment it deals a later step, so it cannot
+      // send that step's clip order, and killed once the shard has reduced the step's gradient.
+      let frozenAt = -1;
+      nc.subscribe(s.step, {
+        callback: (_e, m) => {
+          const order = decodeMessage<StepOrder>(m.data);
+          if (frozenAt < 0 && order.step >= 9) {
+            process.kill(second, "SIGSTOP");
+            frozenAt = order.step;
+          }
+        },
+      });
+      await waitFor("the shard to reduce the frozen coordinator's step", () => reports.find((r) => r.phase === "reduced" && r.step === frozenAt), 120_000);
       process.kill(second, "SIGKILL");
       await restarted(second);
 
       const end = await waitFor("the run to finish by itself", () => events.find((e) => e.end), 240_000);
       expect(end.end).toBe("finished");
       expect(events.filter((e) => e.type === "info" && /restarted it/.test(e.message))).toHaveLength(2);
-      expect(reduced.step).toBeLessThan(steps);
+      // The second restart found the shard still at the step it had reduced, not applied.
+      expect(events.some((e) => e.message.startsWith(`recovered at step ${frozenAt}:`))).toBe(true);
 
       // The restarted coordinator found the actors that ran on, and placed no second set.
       const status = await fetchStatus(client, run);
