@@ -469,11 +469,11 @@ export class Coordinator extends Actor {
 
   /** `cluster down`: every placed actor stops cleanly, then every agent, then this. */
   protected override async onStop(): Promise<void> {
-    // Training stops between steps and leaves a checkpoint of where it stands.
+    // Training stops between steps and leaves a checkpoint of where it stands (once known).
     if (this.driver && !this.driver.finished) {
       this.driver.stop();
       await this.driverDone;
-      await this.driver.checkpoint().catch((err) => this.log.error("checkpoint-failed", { error: String(err) }));
+      if (this.driver.located) await this.driver.checkpoint().catch((err) => this.log.error("checkpoint-failed", { error: String(err) }));
     }
     this.shuttingDown = true;
     clearInterval(this.reconcileTimer);

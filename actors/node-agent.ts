@@ -113,7 +113,7 @@ export class NodeAgent extends Actor {
     this.coordinatorFailures = [...this.coordinatorFailures.filter((t) => now - t < restartWindowMs), now];
     const failures = this.coordinatorFailures.length;
     if (failures >= maxCoordinatorFailures) {
-      const why = lastLoggedError(this.spec.runDir, request.id, startedAt) ?? how;
+      const why = lastLoggedError(this.spec.runDir, request.id, startedAt) ?? `it died (${how})`;
       this.log.error("coordinator-given-up", { failures, error: why });
       this.publishEvent(
         "error",

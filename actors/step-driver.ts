@@ -66,6 +66,8 @@ export class StepDriver {
   private checkpointAsked = false;
   private shardDied = false;
   lastCheckpoint?: string;
+  /** Whether `step` says where the shards stand: not yet while a restarted coordinator finds out. */
+  located: boolean;
   private stopping = false;
 
   constructor(
@@ -75,6 +77,7 @@ export class StepDriver {
     private readonly recovering = false,
   ) {
     this.totalSteps = training.steps;
+    this.located = !recovering;
     this.step = training.startStep;
     this.lastCheckpoint = training.options.resume;
     host.on(host.subjects.shardReport, shardReportSchema, (r) => this.onReport(r));
@@ -369,6 +372,7 @@ export class StepDriver {
     const [version] = versions;
     if (versions.length === 1 && typeof version === "number" && !this.shardDied) {
       this.step = version;
+      this.located = true;
       const saved = await this.checkpoint();
       if (saved && !this.shardDied) {
         this.host.event("info", undefined, `recovered at step ${version}: every shard reloads ${saved} and training goes on`);
@@ -411,6 +415,7 @@ export class StepDriver {
       for (const key of [...this.reports.keys()]) if (key.endsWith(`:${s}`) && !key.startsWith("loaded:")) this.reports.delete(key);
     }
     this.step = target;
+    this.located = true;
     await this.until(() => !!this.shardsReport("loaded", target), 60_000);
   }
 }

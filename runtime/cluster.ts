@@ -302,7 +302,9 @@ function coordinatorSilent(state: ClusterState, runsRoot: string): UserError {
   });
   const spawned = entries.filter((e) => e.event === "spawned" && e.id === "coordinator").at(-1);
   const gaveUp = entries.filter((e) => e.event === "coordinator-given-up").at(-1);
-  if (spawned?.pid && isAlive(spawned.pid))
+  // A coordinator its agent has not reaped yet (a zombie) is dead all the same.
+  const zombie = (pid: number) => existsSync(`/proc/${pid}/stat`) && /^\d+ \(.*\) Z/.test(readFileSync(`/proc/${pid}/stat`, "utf8"));
+  if (spawned?.pid && isAlive(spawned.pid) && !zombie(spawned.pid))
     return new UserError(`the coordinator of run "${state.run}" (pid ${spawned.pid}) is alive but not answering: see logs/coordinator.out; ${down}.`);
   if (gaveUp)
     return new UserError(
