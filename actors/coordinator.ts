@@ -86,8 +86,9 @@ export class Coordinator extends Actor {
     this.on(this.subjects.events, clusterEventSchema, (event) => {
       // A child that exited is gone now; do not wait for its heartbeat deadline.
       if ((event.type === "death" || event.type === "leave") && event.actor) this.forget(event.actor, event.type === "death" ? "died" : "left");
-      // An actor whose start fails says so itself before it exits (runtime/actor.ts).
-      if (event.type === "error" && event.actor && this.unheard.has(event.actor)) this.startFailed(event.actor, event.message);
+      // An actor whose start fails says so itself before it exits, in these words (runtime/actor.ts).
+      if (event.type === "error" && event.actor && this.unheard.has(event.actor) && event.message.includes(`${event.actor} failed to start: `))
+        this.startFailed(event.actor, event.message);
     });
     this.handle(this.subjects.status, emptySchema, () => this.clusterStatus());
     this.handle(this.subjects.scale, scaleRequestSchema, (body) => this.scale(body.compute));
