@@ -1,10 +1,14 @@
 // The coordinator: one per run. Owns membership and the desired shape of the cluster.
 //
 // Owns: who is alive (from heartbeats), how many actors of each kind should run, placing
-// new actors on node agents, replacing the dead, stopping the surplus, answering
-// `cluster status`, `cluster scale` and `cluster down`.
+// new actors on node agents, replacing the dead, stopping the surplus (and giving up on a
+// kind that keeps failing to start), answering `cluster status`, `cluster scale` and
+// `cluster down`. Restarted by its node agent after a crash, it rebuilds all of this from
+// the cluster: see `settle`.
 // Never: computes gradients or holds parameters.
-import type { z } from "zod";
+import { readdirSync } from "node:fs";
+import { join } from "node:path";
+import { z } from "zod";
 import { openPlan, type TrainingPlan } from "../model/training.js";
 import { Actor, heartbeatSchema, type Heartbeat } from "../runtime/actor.js";
 import { mintIdentity, readIssuer, type Issuer } from "../runtime/identity.js";
@@ -32,7 +36,14 @@ import { StepDriver } from "./step-driver.js";
 /** Kinds the coordinator places; node agents join by themselves. */
 type PlacedKind = "param-shard" | "data-loader" | "compute";
 
+const placedKinds = ["param-shard", "data-loader", "compute"] as const;
 const idPrefix: Record<PlacedKind, string> = { "param-shard": "shard", "data-loader": "loader", compute: "compute" };
+
+/** Start failures of one kind in a row (no start of that kind succeeding between) after which none is placed again. */
+const maxStartFailures = 3;
+
+/** What a node agent's heartbeat says about its children. */
+const agentChildrenSchema = z.array(z.object({ kind: z.string(), id: z.string() }));
 
 export class Coordinator extends Actor {
   private readonly members = new Map<string, ActorEntry>();
@@ -50,6 +61,17 @@ export class Coordinator extends Actor {
   private nextAgent = 0;
   /** The run's signing key: mints each placed actor's identity. Absent with an existing server. */
   private issuer?: Issuer;
+  /**
+   * False while a restarted coordinator is still hearing who runs: it places, retires and
+   * trains nothing until every live actor has had time to send a heartbeat.
+   */
+  private settled = !this.options.recovering;
+  /** Actors this coordinator placed that have not sent a heartbeat yet: id → kind. Outlives `starting`, so a start failure is counted whatever arrives first. */
+  private readonly unheard = new Map<string, PlacedKind>();
+  /** Start failures in a row, per kind. */
+  private readonly startFailures: Record<PlacedKind, number> = { "param-shard": 0, "data-loader": 0, compute: 0 };
+  /** Set when a kind failed to start `maxStartFailures` times in a row: why the run stopped. */
+  private gaveUp?: string;
   private reconcileTimer?: NodeJS.Timeout;
   private snapshotTimer?: NodeJS.Timeout;
   private metricsServer?: import("node:http").Server;
@@ -78,8 +100,11 @@ export class Coordinator extends Actor {
     this.on(this.subjects.events, clusterEventSchema, (event, msg) => {
       // A child that exited is gone now; do not wait for its heartbeat deadline. Only its
       // own node agent (or the actor itself) can say so: anyone else's word is ignored.
-      if ((event.type === "death" || event.type === "leave") && event.actor && this.speaksFor(senderOf(msg.subject), event.actor))
-        this.forget(event.actor, event.type === "death" ? "died" : "left");
+      if (!event.actor || !this.speaksFor(senderOf(msg.subject), event.actor)) return;
+      if (event.type === "death" || event.type === "leave") this.forget(event.actor, event.type === "death" ? "died" : "left");
+      // An actor whose start fails says so itself before it exits, in these words (runtime/actor.ts).
+      if (event.type === "error" && this.unheard.has(event.actor) && event.message.includes(`${event.actor} failed to start: `))
+        this.startFailed(event.actor, event.message);
     });
     this.handle(this.subjects.join, joinRequestSchema, (body) => this.join(body));
     this.handle(this.subjects.status, emptySchema, () => this.clusterStatus());
@@ -96,17 +121,73 @@ export class Coordinator extends Actor {
     this.metricsUrl = prometheus.url;
     if (this.options.training) {
       this.training = openPlan(this.options.training);
-      const driver = new StepDriver(this.driverHost(), this.training);
-      this.driver = driver;
-      // Runs once this actor is ready and the shards have loaded their slices.
-      setImmediate(() => {
-        this.publish(this.subjects.runInfo, this.runInfo());
-        this.driverDone = driver.run().catch((err) => {
-          this.log.error("training-failed", { error: String((err as Error).stack ?? err) });
-          this.event("error", undefined, `training stopped: ${(err as Error).message}`, { end: "error" });
-        });
-      });
+      this.driver = new StepDriver(this.driverHost(), this.training, this.options.recovering);
     }
+    // Training runs once this actor is ready; a restarted one first hears out the cluster
+    // (heartbeats come every 500 ms; half the deadline hears each live actor several times).
+    if (this.options.recovering) setTimeout(() => this.settle(), this.silenceMs);
+    else setImmediate(() => this.startTraining());
+  }
+
+  private startTraining(): void {
+    const driver = this.driver;
+    if (!driver) return;
+    this.publish(this.subjects.runInfo, this.runInfo());
+    this.driverDone = driver.run().catch((err) => {
+      this.log.error("training-failed", { error: String((err as Error).stack ?? err) });
+      this.event("error", undefined, `training stopped: ${(err as Error).message}`, { end: "error" });
+    });
+  }
+
+  /**
+   * A restarted coordinator has heard every live actor's heartbeat. It adopts what the
+   * agents are still starting (their heartbeats list their children), so nothing is placed
+   * twice; keeps the number of compute actors it found (a \`cluster scale\` survives); and
+   * then places and trains. The step driver rebuilds the training state from the shards.
+   */
+  private settle(): void {
+    if (this.shuttingDown) return;
+    const now = Date.now();
+    for (const agent of this.members.values()) {
+      const children = agent.kind === "node-agent" ? agentChildrenSchema.safeParse(agent.children) : undefined;
+      for (const child of children?.data ?? []) {
+        this.noteId(child.id);
+        const kind = placedKinds.find((k) => k === child.kind);
+        if (kind && !this.members.has(child.id)) this.starting.set(child.id, { kind, agent: agent.id, since: now });
+      }
+    }
+    // Ids of actors that ran on this host and are gone: a new one never takes an old one's id.
+    for (const file of readdirSync(join(this.spec.runDir, "logs"))) this.noteId(file.replace(/\.(jsonl|out)$/, ""));
+    const compute = [...this.members.values(), ...this.starting.values()].filter((m) => m.kind === "compute").length;
+    if (compute > 0) this.desired.compute = compute;
+    const found = [...this.members.values()].map((m) => m.id).sort((a, b) => a.localeCompare(b, undefined, { numeric: true }));
+    this.event("info", undefined, `the coordinator restarted and found ${found.length} actors (${found.join(", ")}); ${this.starting.size} still starting`);
+    this.settled = true;
+    this.startTraining();
+  }
+
+  /** Keeps new ids past every id seen, so a restarted coordinator never reuses one. */
+  private noteId(id: string): void {
+    for (const kind of placedKinds) {
+      const index = new RegExp(`^${idPrefix[kind]}-(\\d+)$`).exec(id)?.[1];
+      if (index !== undefined) this.nextIndex[kind] = Math.max(this.nextIndex[kind], Number(index) + 1);
+    }
+  }
+
+  /**
+   * An actor this coordinator placed failed to start. Start-up errors (a corrupt token
+   * shard, a damaged checkpoint) do not mend: after \`maxStartFailures\` in a row of one kind
+   * no more are placed, training stops, and the run ends with the actor's own error.
+   */
+  private startFailed(id: string, message: string): void {
+    const kind = this.unheard.get(id)!;
+    this.unheard.delete(id);
+    const failures = ++this.startFailures[kind];
+    this.log.warn("start-failed", { id, failures, message });
+    if (failures < maxStartFailures || this.gaveUp) return;
+    this.gaveUp = `${message} (${failures} ${kind} actors in a row failed to start: none is placed again and training is stopped)`;
+    this.driver?.stop();
+    this.event("error", id, this.gaveUp, { end: "error" });
   }
 
   /** Whether `sender` may report on `actor`: the actor itself, or the node agent that runs it. */
@@ -142,6 +223,9 @@ export class Coordinator extends Actor {
       runDir: this.spec.runDir,
       liveCompute: () => live("compute"),
       liveShards: () => live("param-shard"),
+      computeBusy: () => [...this.members.values()].some((m) => m.kind === "compute" && Array.isArray(m.groups) && m.groups.length > 0),
+      shardVersions: () =>
+        [...this.members.values()].filter((m) => m.kind === "param-shard" && m.state === "ready" && !this.leaving.has(m.id)).map((m) => m.version),
       event: (type: ClusterEventType, actor: string | undefined, message: string, extra?: Record<string, unknown>) => this.event(type, actor, message, extra),
       publish: (subject: string, body: unknown) => this.publish(subject, body),
       on: <S extends z.ZodType>(subject: string, schema: S, handler: (body: z.infer<S>, msg: Msg) => void) => this.on(subject, schema, handler),
@@ -237,7 +321,17 @@ export class Coordinator extends Actor {
   clusterStatus(): ClusterStatus {
     const actors = [...this.members.values()].sort((a, b) => a.kind.localeCompare(b.kind) || a.id.localeCompare(b.id, undefined, { numeric: true }));
     const d = this.driver;
-    const training = d ? { training: { step: d.step, steps: d.totalSteps, finished: d.finished, lastCheckpoint: d.lastCheckpoint } } : {};
+    const training = d
+      ? {
+          training: {
+            step: d.step,
+            steps: d.totalSteps,
+            finished: d.finished,
+            lastCheckpoint: d.lastCheckpoint,
+            ...(this.gaveUp ? { stopped: this.gaveUp } : {}),
+          },
+        }
+      : {};
     return { run: this.spec.run, desired: { ...this.desired }, actors: [this.selfEntry(), ...actors], ...training };
   }
 
@@ -294,9 +388,16 @@ export class Coordinator extends Actor {
     const known = this.members.get(hb.id);
     const started = this.starting.get(hb.id);
     this.starting.delete(hb.id);
+    this.noteId(hb.id);
+    const placed = this.unheard.get(hb.id);
+    if (placed) this.startFailures[placed] = 0; // it started: the failures before it were not a loop
+    this.unheard.delete(hb.id);
+    // One the dead coordinator was retiring: it no longer counts towards the desired numbers.
+    if (hb.state === "draining") this.leaving.add(hb.id);
     if (!known || known.state !== hb.state) setImmediate(() => this.driver?.membershipChanged(hb.kind, false));
     this.members.set(hb.id, { ...hb, lastHeartbeat: Date.now(), agent: known?.agent ?? started?.agent ?? (hb.agent as string | undefined) });
-    if (!known) this.event("join", hb.id, `${hb.kind} ${hb.id} joined on ${hb.host} (pid ${hb.pid})`);
+    // A restarted coordinator finds the actors that ran on; they did not join (settle says what it found).
+    if (!known && this.settled) this.event("join", hb.id, `${hb.kind} ${hb.id} joined on ${hb.host} (pid ${hb.pid})`);
     // The dashboard's model FLOP utilisation needs a compute actor's peak: publish it once known.
     if (hb.kind === "compute" && typeof hb.peakFlops === "number" && hb.peakFlops !== this.peakFlops && this.training) {
       this.peakFlops = hb.peakFlops;
@@ -318,7 +419,7 @@ export class Coordinator extends Actor {
 
   /** Brings the cluster to the desired shape: detect the dead, start the missing, stop the surplus. */
   private async reconcile(): Promise<void> {
-    if (this.reconciling || this.shuttingDown || this.state !== "ready" || !this.connected) return;
+    if (this.reconciling || this.shuttingDown || !this.settled || this.state !== "ready" || !this.connected) return;
     // Nobody's heartbeat arrives, the coordinator's own included: no deadline means anything.
     if (Date.now() - this.lastTraffic > this.silenceMs) return;
     this.reconciling = true;
@@ -351,6 +452,7 @@ export class Coordinator extends Actor {
    * to the agent of the host that ran `cluster up`, never to a joined worker host.
    */
   private async place(kind: PlacedKind): Promise<void> {
+    if (this.gaveUp) return;
     const trusted = (agent: ActorEntry) => kind !== "param-shard" || !this.options.mainAgent || agent.id === this.options.mainAgent;
     const agents = [...this.members.values()].filter((m) => m.kind === "node-agent" && m.state === "ready" && trusted(m));
     if (agents.length === 0) return;
@@ -362,10 +464,12 @@ export class Coordinator extends Actor {
     const agent = agents.sort((a, b) => load(a) - load(b) || a.id.localeCompare(b.id))[0]!;
     const id = this.newId(kind);
     this.starting.set(id, { kind, agent: agent.id, since: Date.now() });
+    this.unheard.set(id, kind);
     const creds = this.issuer ? await mintIdentity(this.issuer, kind, id) : undefined;
     const reply = await this.askAgent(agent.id, { op: "spawn", kind, id, options: { training: this.options.training, backend: this.options.backend }, creds });
     if (!reply.ok) {
       this.starting.delete(id);
+      this.unheard.delete(id);
       this.log.warn("spawn-failed", { id, agent: agent.id, error: reply.error });
     }
   }
@@ -409,11 +513,11 @@ export class Coordinator extends Actor {
 
   /** `cluster down`: every placed actor stops cleanly, then every agent, then this. */
   protected override async onStop(): Promise<void> {
-    // Training stops between steps and leaves a checkpoint of where it stands.
+    // Training stops between steps and leaves a checkpoint of where it stands (once known).
     if (this.driver && !this.driver.finished) {
       this.driver.stop();
       await this.driverDone;
-      await this.driver.checkpoint().catch((err) => this.log.error("checkpoint-failed", { error: String(err) }));
+      if (this.driver.located) await this.driver.checkpoint().catch((err) => this.log.error("checkpoint-failed", { error: String(err) }));
     }
     this.shuttingDown = true;
     clearInterval(this.reconcileTimer);

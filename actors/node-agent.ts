@@ -1,9 +1,13 @@
 // The node agent: one per host. Spawns and stops actor processes on request and reports
 // the host's resources (cores, memory, GPUs seen by nvidia-smi).
 //
-// Owns: the actor processes of its host. Never: decides how many actors run (the
-// coordinator asks), and never leaves a child behind when it stops.
+// Owns: the actor processes of its host, and restarting the coordinator it spawned when
+// that process dies (the coordinator replaces every other kind itself, so nothing else is
+// restarted here). Never: decides how many actors run (the coordinator asks), and never
+// leaves a child behind when it stops.
 import { spawnSync, type ChildProcess } from "node:child_process";
+import { existsSync, readFileSync } from "node:fs";
+import { join } from "node:path";
 import { cpus, freemem, totalmem } from "node:os";
 import { Actor, type ActorSpec } from "../runtime/actor.js";
 import { spawnActor } from "../runtime/spawn.js";
@@ -32,11 +36,21 @@ interface Child {
   id: string;
   process: ChildProcess;
   startedAt: number;
+  /** What it was spawned with: a coordinator that dies is spawned again from it. */
+  request: SpawnRequest;
 }
+
+type SpawnRequest = Extract<AgentRequest, { op: "spawn" }>;
+
+/** A coordinator that dies this many times within `restartWindowMs` is not restarted again: it would only crash-loop. */
+const maxCoordinatorFailures = 3;
+const restartWindowMs = 60_000;
 
 export class NodeAgent extends Actor {
   private readonly children = new Map<string, Child>();
   private readonly gpus = detectGpus();
+  /** When the coordinator this agent runs died, within the last `restartWindowMs`. */
+  private coordinatorFailures: number[] = [];
 
   protected override async onStart(): Promise<void> {
     this.handle(this.subjects.agent(this.id), agentRequestSchema, (request) => {
@@ -64,7 +78,7 @@ export class NodeAgent extends Actor {
     return [...this.children.values()].map((c) => ({ kind: c.kind, id: c.id, pid: c.process.pid }));
   }
 
-  private spawnChild(request: Extract<AgentRequest, { op: "spawn" }>) {
+  private spawnChild(request: SpawnRequest) {
     if (this.state !== "ready") return { ok: false, error: `agent ${this.id} is ${this.state}` };
     if (this.children.has(request.id)) return { ok: false, error: `an actor named ${request.id} already runs here` };
     // Each child connects as itself, with the identity the coordinator minted for it; only
@@ -75,16 +89,48 @@ export class NodeAgent extends Actor {
     const { run, runDir, natsUrl } = this.spec;
     const spec: ActorSpec = { kind: request.kind, id: request.id, run, runDir, natsUrl, creds, options: { ...request.options, agent: this.id } };
     const child = spawnActor(spec);
-    this.children.set(request.id, { kind: request.kind, id: request.id, process: child, startedAt: Date.now() });
+    const startedAt = Date.now();
+    this.children.set(request.id, { kind: request.kind, id: request.id, process: child, startedAt, request });
     child.on("exit", (code, signal) => {
       this.children.delete(request.id);
       const clean = code === 0;
       if (clean) this.log.info("child-exited", { id: request.id, code, signal });
       else this.log.warn("child-died", { id: request.id, code, signal });
-      this.publishEvent(clean ? "leave" : "death", request.id, clean ? `${request.id} stopped` : `${request.id} died (${signal ?? `exit ${code}`})`);
+      const how = signal ?? `exit ${code}`;
+      this.publishEvent(clean ? "leave" : "death", request.id, clean ? `${request.id} stopped` : `${request.id} died (${how})`);
+      if (!clean && request.kind === "coordinator" && this.state === "ready") this.restartCoordinator(request, how, startedAt);
     });
     this.log.info("spawned", { kind: request.kind, id: request.id, pid: child.pid });
     return { ok: true, pid: child.pid };
+  }
+
+  /**
+   * The coordinator died while the run goes on: spawn it again with the same spec, told
+   * that it recovers (it rebuilds membership and the training step from the cluster rather
+   * than starting afresh). A coordinator that keeps dying is left dead, with an error event
+   * naming its last error, since restarting it again would only crash-loop.
+   */
+  private restartCoordinator(request: SpawnRequest, how: string, startedAt: number): void {
+    const now = Date.now();
+    this.coordinatorFailures = [...this.coordinatorFailures.filter((t) => now - t < restartWindowMs), now];
+    const failures = this.coordinatorFailures.length;
+    if (failures >= maxCoordinatorFailures) {
+      const why = lastLoggedError(this.spec.runDir, request.id, startedAt) ?? `it died (${how})`;
+      this.log.error("coordinator-given-up", { failures, error: why });
+      this.publishEvent(
+        "error",
+        request.id,
+        `the coordinator died ${failures} times within ${restartWindowMs / 1000} s and is not restarted again; its last error: ${why} (see logs/${request.id}.out; \`aze-run cluster down\` stops the run)`,
+        { end: "error" },
+      );
+      return;
+    }
+    const reply = this.spawnChild({ ...request, options: { ...request.options, recovering: true } });
+    const message = reply.ok
+      ? `the coordinator died (${how}); ${this.id} restarted it (pid ${reply.pid}, failure ${failures} of ${maxCoordinatorFailures} allowed within ${restartWindowMs / 1000} s)`
+      : `the coordinator died (${how}) and ${this.id} could not restart it: ${reply.error}`;
+    this.log[reply.ok ? "warn" : "error"]("coordinator-restarted", { ok: reply.ok, pid: reply.pid, error: reply.error });
+    this.publishEvent(reply.ok ? "info" : "error", request.id, message, reply.ok ? undefined : { end: "error" });
   }
 
   private stopChild(id: string, kill: boolean) {
@@ -94,8 +140,8 @@ export class NodeAgent extends Actor {
     return { ok: true, pid: child.process.pid };
   }
 
-  private publishEvent(type: ClusterEventType, actor: string, message: string): void {
-    this.publish(this.subjects.event(this.id), { time: Date.now(), type, actor, message });
+  private publishEvent(type: ClusterEventType, actor: string, message: string, extra?: { end: string }): void {
+    this.publish(this.subjects.event(this.id), { time: Date.now(), type, actor, message, ...extra });
   }
 
   /** Stops every child: SIGTERM, then SIGKILL for any still alive after the grace period. */
@@ -107,4 +153,20 @@ export class NodeAgent extends Actor {
     for (const c of this.children.values()) c.process.kill("SIGKILL");
     while (this.children.size > 0 && Date.now() < deadline + 2000) await new Promise((r) => setTimeout(r, 20));
   }
+}
+
+/** The last error an actor logged since `since` (its `logs/<id>.jsonl`), if any: what a crash loop is about. */
+function lastLoggedError(runDir: string, id: string, since: number): string | undefined {
+  const file = join(runDir, "logs", `${id}.jsonl`);
+  if (!existsSync(file)) return undefined;
+  let last: string | undefined;
+  for (const line of readFileSync(file, "utf8").split("\n")) {
+    try {
+      const entry = JSON.parse(line) as { time?: string; level?: string; error?: unknown; message?: unknown };
+      if (entry.level === "error" && Date.parse(entry.time ?? "") >= since) last = String(entry.error ?? entry.message ?? line).split("\n")[0];
+    } catch {
+      /* a line cut short by the crash */
+    }
+  }
+  return last;
 }

@@ -178,8 +178,17 @@ export const actorStatusSchema = z.object({
 /** An actor as the coordinator knows it: its last heartbeat, when that came, and who placed it. */
 export const actorEntrySchema = heartbeatSchema.extend({ lastHeartbeat: z.number(), agent: z.string().optional() });
 
-/** Where a training run stands: `finished` once its last step is applied and checkpointed. */
-export const trainingStatusSchema = z.object({ step: count, steps: count, finished: z.boolean(), lastCheckpoint: z.string().optional() });
+/**
+ * Where a training run stands: `finished` once its last step is applied and checkpointed;
+ * `stopped`, why it ended before its last step (an actor kind that cannot start).
+ */
+export const trainingStatusSchema = z.object({
+  step: count,
+  steps: count,
+  finished: z.boolean(),
+  lastCheckpoint: z.string().optional(),
+  stopped: z.string().optional(),
+});
 
 /** The reply to `cluster status`; `training` is absent for a run started with --empty. */
 export const clusterStatusSchema = z.object({
@@ -243,6 +252,8 @@ export const coordinatorOptionsSchema = workerOptionsSchema.extend({
   issuerFile: z.string().optional(),
   /** The node agent of the host that ran `cluster up`: the only one given param-shards. */
   mainAgent: z.string().optional(),
+  /** Set by the node agent when it restarts a coordinator that died: rebuild the state from the cluster, do not start afresh. */
+  recovering: z.boolean().default(false),
 });
 
 export type StepOrder = z.infer<typeof stepOrderSchema>;

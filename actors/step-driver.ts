@@ -2,12 +2,13 @@
 //
 // Owns: the step counter, the dealing of gradient groups to live compute actors (again,
 // for the groups still missing, when one dies or stalls), the global gradient norm from the
-// shards' per-chunk partial sums, the clip/skip decision, metrics, checkpoints, pause, and
-// the rollback to the last checkpoint when a shard dies.
+// shards' per-chunk partial sums, the clip/skip decision, metrics, checkpoints, pause, the
+// rollback to the last checkpoint when a shard dies, and picking training up again where
+// the shards stand when the coordinator was restarted after a crash.
 // Never: touches a gradient or a parameter; shards and compute actors do.
 import { appendFileSync, rmSync } from "node:fs";
 import { join, resolve } from "node:path";
-import { abandonCheckpoint, beginCheckpoint, readManifest, stepFolderName } from "../model/checkpoint.js";
+import { abandonCheckpoint, beginCheckpoint, listCheckpoints, readManifest, removeInterruptedWrites, stepFolderName } from "../model/checkpoint.js";
 import { learningRate } from "../model/optimizer.js";
 import { assignGroups } from "../model/reduction-tree.js";
 import { finishStep, sealCheckpoint, type StepMetrics, type TrainingPlan } from "../model/training.js";
@@ -36,6 +37,10 @@ export interface DriverHost {
   liveCompute(): string[];
   /** Ids of the param-shards alive and ready now. */
   liveShards(): string[];
+  /** The parameter version each live shard's last heartbeat carried. */
+  shardVersions(): unknown[];
+  /** Whether a live compute actor's last heartbeat says it is computing groups. */
+  computeBusy(): boolean;
   event(type: ClusterEventType, actor: string | undefined, message: string, extra?: Record<string, unknown>): void;
   publish(subject: string, body: unknown): void;
   /** Subscribes with the actor's own checks: a wrong-shaped message is logged as rejected. */
@@ -63,13 +68,18 @@ export class StepDriver {
   private checkpointAsked = false;
   private shardDied = false;
   lastCheckpoint?: string;
+  /** Whether `step` says where the shards stand: not yet while a restarted coordinator finds out. */
+  located: boolean;
   private stopping = false;
 
   constructor(
     private readonly host: DriverHost,
     private readonly training: TrainingPlan,
+    /** The coordinator was restarted after a crash: training goes on where the shards stand, not from the start. */
+    private readonly recovering = false,
   ) {
     this.totalSteps = training.steps;
+    this.located = !recovering;
     this.step = training.startStep;
     this.lastCheckpoint = training.options.resume;
     // Each shard reports on its own subject and each compute actor on its own: the server lets
@@ -161,10 +171,11 @@ export class StepDriver {
 
   /** The loop: runs until the last step, a stop, or an unrecoverable error. */
   async run(): Promise<void> {
-    await this.until(() => this.host.liveShards().length === this.training.shards && !!this.shardsReport("loaded", this.step));
+    if (this.recovering) await this.recover();
+    else await this.until(() => this.host.liveShards().length === this.training.shards && !!this.shardsReport("loaded", this.step));
     while (!this.stopping && this.step < this.totalSteps) {
       if (this.shardDied) {
-        await this.rollback();
+        await this.rollback(`a shard died at step ${this.step}`);
         continue;
       }
       if (this.paused) {
@@ -353,24 +364,76 @@ export class StepDriver {
   }
 
   /**
+   * The coordinator was restarted: the dead one's step counter and reports are gone, and it
+   * may have died mid-step, leaving shards with some blocks of a step, or with a reduced
+   * gradient waiting for a clip order that never came. Where the shards stand decides:
+   *
+   * - every shard at one version v: write a checkpoint of v (or take the one sealed at v),
+   *   and every shard reloads it, which drops whatever of step v it held; step v then runs
+   *   from the start. Blocks are deterministic, so a compute actor still sending a block of
+   *   the old dealing sends the bits the new one would.
+   * - shards at different versions (a clip order applied by some only), or a checkpoint of
+   *   v that cannot be written: roll back to the newest sealed checkpoint, as when a shard dies.
+   *
+   * Either way the steps that follow give the bits of an undisturbed run.
+   */
+  private async recover(): Promise<void> {
+    // A write the dead coordinator began is never sealed now.
+    removeInterruptedWrites(this.host.runDir);
+    this.lastCheckpoint = this.newestCheckpoint();
+    await this.until(() => this.host.liveShards().length === this.training.shards);
+    // Groups still computed for the dead coordinator's order would report done after the
+    // reload below, and a later re-deal would skip them: let that work end first.
+    await this.until(() => !this.host.computeBusy(), 30_000);
+    if (this.stopping) return;
+    const versions = [...new Set(this.host.shardVersions())];
+    const [version] = versions;
+    if (versions.length === 1 && typeof version === "number" && !this.shardDied) {
+      this.step = version;
+      this.located = true;
+      const saved = await this.checkpoint();
+      if (saved && !this.shardDied) {
+        this.host.event("info", undefined, `recovered at step ${version}: every shard reloads ${saved} and training goes on`);
+        await this.reload(saved);
+        return;
+      }
+    }
+    await this.rollback(`the restarted coordinator found the shards at versions ${versions.join(", ")}`);
+  }
+
+  /** The newest sealed checkpoint of the run folder, or the one the run resumed from if newer; none before the first. */
+  private newestCheckpoint(): string | undefined {
+    const candidates = [listCheckpoints(this.host.runDir).at(-1), this.training.options.resume].filter((p): p is string => !!p);
+    return candidates.sort((a, b) => readManifest(b).step - readManifest(a).step)[0];
+  }
+
+  /**
    * A shard died: its slice and moments are gone. Wait for its replacement, then every
    * shard loads the last checkpoint (or starts over from the seeded initialisation), and
    * the steps since replay: they give the same bits, since every step is deterministic.
    */
-  private async rollback(): Promise<void> {
-    this.host.event("rollback", undefined, `a shard died at step ${this.step}: rolling back to ${this.lastCheckpoint ?? "the initial parameters"}`);
+  private async rollback(why: string): Promise<void> {
+    this.host.event("rollback", undefined, `${why}: rolling back to ${this.lastCheckpoint ?? "the initial parameters"}`);
     await new Promise((r) => setTimeout(r, 500));
     this.shardDied = false;
     await this.until(() => this.host.liveShards().length === this.training.shards);
     if (this.stopping) return;
+    await this.reload(this.lastCheckpoint);
+  }
+
+  /** Every shard loads `path` (none: the seeded initialisation), dropping whatever step it held; training goes on from there. */
+  private async reload(path: string | undefined): Promise<void> {
     this.reports.clear();
-    const target = this.lastCheckpoint ? readManifest(this.lastCheckpoint).step : 0;
-    const order: CheckpointOrder = { op: "load", path: this.lastCheckpoint ?? "" };
+    const target = path ? readManifest(path).step : 0;
+    const order: CheckpointOrder = { op: "load", path: path ?? "" };
     for (let s = 0; s < this.training.shards; s++) {
       const reply = await this.askShard(s, order);
-      if (!reply.ok) throw new Error(`shard ${s} could not load ${this.lastCheckpoint}: ${reply.error}`);
+      if (!reply.ok) throw new Error(`shard ${s} could not load ${path ?? "the initial parameters"}: ${reply.error}`);
+      // What it reported before it loaded is void (its reply comes after its reports).
+      for (const key of [...this.reports.keys()]) if (key.endsWith(`:${s}`) && !key.startsWith("loaded:")) this.reports.delete(key);
     }
     this.step = target;
+    this.located = true;
     await this.until(() => !!this.shardsReport("loaded", target), 60_000);
   }
 }

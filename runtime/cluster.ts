@@ -275,6 +275,53 @@ export async function fetchStatus(nc: NatsConnection, run: string, timeoutMs = 3
 }
 
 /**
+ * `cluster status`: the coordinator's answer. Its node agent restarts a coordinator that
+ * died, which takes a few seconds: while the agent lives, ask again for `patienceMs`, then
+ * say in one line where the coordinator stands.
+ */
+export async function askClusterStatus(state: ClusterState, runsRoot = runsRootDefault(), patienceMs = 10_000): Promise<ClusterStatus> {
+  const deadline = Date.now() + patienceMs;
+  return withClient(state, async (nc) => {
+    for (;;) {
+      try {
+        return await fetchStatus(nc, state.run, 2000);
+      } catch (err) {
+        if (!(err instanceof UserError) || !isAlive(state.agentPid) || Date.now() > deadline) throw coordinatorSilent(state, runsRoot);
+        await sleep(250);
+      }
+    }
+  });
+}
+
+/** Why the coordinator does not answer, as far as this host can tell from its node agent's pid and log. */
+function coordinatorSilent(state: ClusterState, runsRoot: string): UserError {
+  const down = `\`aze-run cluster down --run ${state.run}\` stops the run`;
+  if (!isAlive(state.agentPid))
+    return new UserError(`the coordinator of run "${state.run}" is not answering and its node agent (pid ${state.agentPid}) is gone: ${down}.`);
+  const log = join(runDir(state.run, runsRoot), "logs", `${state.agentId}.jsonl`);
+  const entries = (existsSync(log) ? readFileSync(log, "utf8").split("\n") : []).flatMap((line) => {
+    try {
+      return [JSON.parse(line) as { event?: string; id?: string; pid?: number; error?: string }];
+    } catch {
+      return [];
+    }
+  });
+  const spawned = entries.filter((e) => e.event === "spawned" && e.id === "coordinator").at(-1);
+  const gaveUp = entries.filter((e) => e.event === "coordinator-given-up").at(-1);
+  // A coordinator its agent has not reaped yet (a zombie) is dead all the same.
+  const zombie = (pid: number) => existsSync(`/proc/${pid}/stat`) && /^\d+ \(.*\) Z/.test(readFileSync(`/proc/${pid}/stat`, "utf8"));
+  if (spawned?.pid && isAlive(spawned.pid) && !zombie(spawned.pid))
+    return new UserError(`the coordinator of run "${state.run}" (pid ${spawned.pid}) is alive but not answering: see logs/coordinator.out; ${down}.`);
+  if (gaveUp)
+    return new UserError(
+      `the coordinator of run "${state.run}" kept dying and its node agent ${state.agentId} no longer restarts it (last error: ${gaveUp.error}); ${down}.`,
+    );
+  return new UserError(
+    `the coordinator of run "${state.run}" is not answering; it is being restarted by node agent ${state.agentId} (pid ${state.agentPid}): try again in a few seconds.`,
+  );
+}
+
+/**
  * Watches the run's events for an actor that fails to start: the message of the first
  * such failure, once one has come. Start-up errors (a corrupt shard, a damaged checkpoint)
  * do not mend by retrying, so `cluster up` stops on the first.

@@ -2,7 +2,19 @@
 import { type Command, InvalidArgumentError, Option } from "commander";
 import { existsSync, readdirSync, readFileSync } from "node:fs";
 import { join, relative } from "node:path";
-import { clusterDown, clusterScale, clusterUp, connectClient, fetchStatus, readClusterState, resolveRun, runDir, withClient, workerJoin } from "./cluster.js";
+import {
+  askClusterStatus,
+  clusterDown,
+  clusterScale,
+  clusterUp,
+  connectClient,
+  fetchStatus,
+  readClusterState,
+  resolveRun,
+  runDir,
+  withClient,
+  workerJoin,
+} from "./cluster.js";
 import { NatsDashboardSource } from "../tui/dashboard-source.js";
 import type { ClusterStatus } from "../actors/protocol.js";
 import { UserError } from "./errors.js";
@@ -55,7 +67,7 @@ export function registerClusterCommands(program: Command): void {
       const run = resolveRun(opts.run);
       const state = readClusterState(run)!;
       if (state.state !== "up") throw new UserError(`run "${run}" is down: start it with \`aze-run cluster up --run ${run}\`.`);
-      const status = await withClient(state, (nc) => fetchStatus(nc, run));
+      const status = await askClusterStatus(state);
       if (opts.json) return void process.stdout.write(`${JSON.stringify({ ...status, natsUrl: state.natsUrl }, null, 2)}\n`);
       const now = Date.now();
       process.stdout.write(`run ${run} at ${state.natsUrl}\n${trainingLine(status)}\n`);
@@ -99,6 +111,7 @@ export function registerClusterCommands(program: Command): void {
 function trainingLine({ training: t }: ClusterStatus): string {
   if (!t) return "trains nothing (started with --empty)";
   const checkpoint = t.lastCheckpoint ? relative(process.cwd(), t.lastCheckpoint) : "none";
+  if (t.stopped) return `stopped: step ${t.step} of ${t.steps}, last checkpoint ${checkpoint}: ${t.stopped}`;
   return `${t.finished ? "finished" : "training"}: step ${t.step} of ${t.steps}, last checkpoint ${checkpoint}`;
 }
 
