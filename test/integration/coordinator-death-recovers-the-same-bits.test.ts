@@ -44,7 +44,7 @@ describe("a coordinator killed mid-run", () => {
       const reports: ShardReport[] = [];
       const s = subjects(run);
       nc.subscribe(s.events, { callback: (_e, m) => void events.push(decodeMessage(m.data)) });
-      nc.subscribe(s.shardReport, { callback: (_e, m) => void reports.push(decodeMessage(m.data)) });
+      nc.subscribe(s.shardReports, { callback: (_e, m) => void reports.push(decodeMessage(m.data)) });
       await nc.flush();
       const coordinatorPid = async () => (await fetchStatus(client, run, 1000)).actors.find((a) => a.kind === "coordinator")!.pid;
       const restarted = (before: number) =>
