@@ -6,6 +6,7 @@
 // `cluster down`. Restarted by its node agent after a crash, it rebuilds all of this from
 // the cluster: see `settle`.
 // Never: computes gradients or holds parameters.
+import { randomBytes } from "node:crypto";
 import { readdirSync } from "node:fs";
 import { join } from "node:path";
 import { z } from "zod";
@@ -58,7 +59,6 @@ export class Coordinator extends Actor {
     compute: this.options.compute,
   };
   private nextIndex: Record<PlacedKind, number> = { "param-shard": 0, "data-loader": 0, compute: 0 };
-  private nextAgent = 0;
   /** The run's signing key: mints each placed actor's identity. Absent with an existing server. */
   private issuer?: Issuer;
   /**
@@ -204,7 +204,8 @@ export class Coordinator extends Actor {
   private async join(body: z.infer<typeof joinRequestSchema>): Promise<z.infer<typeof joinReplySchema>> {
     if (!this.issuer) return { ok: false, error: "this run uses an existing NATS server: join with that server's credentials instead" };
     const host = body.host.replace(/[^A-Za-z0-9_-]/g, "-").slice(0, 60) || "host";
-    const id = `agent-${host}-${this.nextAgent++}`;
+    // Random, not counted: a restarted coordinator must never hand out an id already in use.
+    const id = `agent-${host}-${randomBytes(3).toString("hex")}`;
     const identity = await mintIdentity(this.issuer, "node-agent", id, body.publicKey);
     this.log.info("joined", { id, host: body.host });
     return { ok: true, id, jwt: identity.jwt };
