@@ -6,6 +6,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { promisify } from "node:util";
 import type { Credentials } from "../../runtime/nats-server.js";
+import type { NatsConnection } from "../../runtime/nats.js";
 import { cliEntry } from "../../runtime/spawn.js";
 import type { Role } from "../../runtime/subjects.js";
 
@@ -104,4 +105,13 @@ export async function startTestServer(run = "t", port?: number) {
       removeDir(dir);
     },
   };
+}
+
+/** The permission errors the server sends `nc` from now on, as text (the server refuses without closing). */
+export function violations(nc: NatsConnection): string[] {
+  const errors: string[] = [];
+  void (async () => {
+    for await (const st of nc.status()) if (st.type === "error") errors.push(String((st as { error?: unknown }).error));
+  })();
+  return errors;
 }

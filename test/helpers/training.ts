@@ -4,6 +4,7 @@
 import { existsSync, readdirSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { packageRoot } from "../../runtime/spawn.js";
+import { runCli } from "./cluster.js";
 
 export const sampleText = join(packageRoot, "corpus", "sample", "az-sample.txt");
 
@@ -78,4 +79,14 @@ export function checkpointParamBytes(dir: string, tensor = "params"): Buffer {
   }
   slices.sort((a, b) => a.start - b.start);
   return Buffer.concat(slices.map((s) => s.bytes));
+}
+
+/**
+ * Trains `config` in one process (`train --local`, run "reference" under `cwd/runs`) and
+ * returns its final parameter bytes: what every cluster run of the config must equal.
+ */
+export async function referenceBytes(cwd: string, config: string): Promise<Buffer> {
+  const local = await runCli(["train", "--local", "--config", config, "--run", "reference"], cwd, 180_000);
+  if (local.code !== 0) throw new Error(`train --local failed: ${local.stderr}`);
+  return checkpointParamBytes(lastCheckpoint(join(cwd, "runs", "reference")));
 }

@@ -12,8 +12,8 @@ import { readCredentials } from "../../runtime/nats-server.js";
 import { connectNats, requestMessage, type NatsConnection } from "../../runtime/nats.js";
 import { subjects } from "../../runtime/subjects.js";
 import { replySchema, snapshotSchema, type StepMetrics, type StepOrder } from "../../actors/protocol.js";
-import { mintFor, removeDir, runCli, tempDir, waitFor } from "../helpers/cluster.js";
-import { checkpointParamBytes, lastCheckpoint, writeTinyConfig } from "../helpers/training.js";
+import { mintFor, removeDir, tempDir, waitFor } from "../helpers/cluster.js";
+import { checkpointParamBytes, lastCheckpoint, referenceBytes, writeTinyConfig } from "../helpers/training.js";
 
 const steps = 12;
 
@@ -25,9 +25,7 @@ describe("faults and scaling keep the bits", () => {
 
   beforeAll(async () => {
     config = writeTinyConfig(cwd, { steps, every: 4 });
-    const local = await runCli(["train", "--local", "--config", config, "--run", "reference"], cwd, 180_000);
-    expect(local.code, local.stderr).toBe(0);
-    reference = checkpointParamBytes(lastCheckpoint(join(runsRoot, "reference")));
+    reference = await referenceBytes(cwd, config);
   }, 240_000);
   afterAll(async () => {
     for (const run of ["kill-compute", "scale", "kill-shard", "kill-loader", "resume-a", "resume-b", "garbage"])

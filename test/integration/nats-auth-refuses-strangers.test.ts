@@ -5,18 +5,11 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { encodeMessage } from "../../runtime/codec.js";
 import { createAuthority, mintIdentity } from "../../runtime/identity.js";
 import { maxPayloadBytes } from "../../runtime/nats-server.js";
-import { connectNats, type NatsConnection } from "../../runtime/nats.js";
+import { connectNats, } from "../../runtime/nats.js";
 import { subjects } from "../../runtime/subjects.js";
-import { startTestServer, waitFor } from "../helpers/cluster.js";
+import { startTestServer, violations, waitFor } from "../helpers/cluster.js";
 
 /** Permission errors the server sent this connection, as text. */
-function violations(nc: NatsConnection): string[] {
-  const errors: string[] = [];
-  void (async () => {
-    for await (const st of nc.status()) if (st.type === "error") errors.push(String((st as { error?: unknown }).error));
-  })();
-  return errors;
-}
 
 describe("NATS identities", () => {
   let server: Awaited<ReturnType<typeof startTestServer>>;

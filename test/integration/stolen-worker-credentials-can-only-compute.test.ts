@@ -11,21 +11,13 @@ import type { StepMetrics, StepOrder } from "../../actors/protocol.js";
 import { clusterDown, clusterScale, clusterUp, connectClient, fetchStatus, isAlive } from "../../runtime/cluster.js";
 import { decodeMessage, encodeMessage, encodeTensorChunks, tensorFrom } from "../../runtime/codec.js";
 import { readCredentials } from "../../runtime/nats-server.js";
-import { connectNats, type NatsConnection } from "../../runtime/nats.js";
+import { connectNats, } from "../../runtime/nats.js";
 import { cliEntry } from "../../runtime/spawn.js";
 import { subjects } from "../../runtime/subjects.js";
-import { mintFor, removeDir, runCli, tempDir, waitFor } from "../helpers/cluster.js";
-import { checkpointParamBytes, lastCheckpoint, writeTinyConfig } from "../helpers/training.js";
+import { mintFor, removeDir, tempDir, violations, waitFor } from "../helpers/cluster.js";
+import { checkpointParamBytes, lastCheckpoint, referenceBytes, writeTinyConfig } from "../helpers/training.js";
 
 const steps = 8;
-
-function violations(nc: NatsConnection): string[] {
-  const errors: string[] = [];
-  void (async () => {
-    for await (const st of nc.status()) if (st.type === "error") errors.push(String((st as { error?: unknown }).error));
-  })();
-  return errors;
-}
 
 describe("stolen worker credentials", () => {
   const cwd = tempDir();
@@ -36,9 +28,7 @@ describe("stolen worker credentials", () => {
 
   beforeAll(async () => {
     config = writeTinyConfig(cwd, { steps });
-    const local = await runCli(["train", "--local", "--config", config, "--run", "reference"], cwd, 180_000);
-    expect(local.code, local.stderr).toBe(0);
-    reference = checkpointParamBytes(lastCheckpoint(join(runsRoot, "reference")));
+    reference = await referenceBytes(cwd, config);
   }, 240_000);
   afterAll(async () => {
     for (const run of ["forge", "join"]) await clusterDown({ run, runsRoot }).catch(() => undefined);
