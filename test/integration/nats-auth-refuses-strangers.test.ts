@@ -5,7 +5,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { encodeMessage } from "../../runtime/codec.js";
 import { createAuthority, mintIdentity } from "../../runtime/identity.js";
 import { maxPayloadBytes } from "../../runtime/nats-server.js";
-import { connectNats, } from "../../runtime/nats.js";
+import { connectNats } from "../../runtime/nats.js";
 import { subjects } from "../../runtime/subjects.js";
 import { startTestServer, violations, waitFor } from "../helpers/cluster.js";
 

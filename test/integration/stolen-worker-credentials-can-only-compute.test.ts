@@ -11,7 +11,7 @@ import type { StepMetrics, StepOrder } from "../../actors/protocol.js";
 import { clusterDown, clusterScale, clusterUp, connectClient, fetchStatus, isAlive } from "../../runtime/cluster.js";
 import { decodeMessage, encodeMessage, encodeTensorChunks, tensorFrom } from "../../runtime/codec.js";
 import { readCredentials } from "../../runtime/nats-server.js";
-import { connectNats, } from "../../runtime/nats.js";
+import { connectNats } from "../../runtime/nats.js";
 import { cliEntry } from "../../runtime/spawn.js";
 import { subjects } from "../../runtime/subjects.js";
 import { mintFor, removeDir, tempDir, violations, waitFor } from "../helpers/cluster.js";
