@@ -283,7 +283,7 @@ export class Coordinator extends Actor {
     return Math.max(unresponsiveFloorMs, this.options.heartbeatTimeoutMs, unresponsiveFactor * (this.driver?.longestRecentStepMs ?? 0));
   }
 
-  private forget(id: string, why: "died" | "left" | "missed heartbeats" | `did not answer for ${number} s (deadline ${number} s)`): void {
+  private forget(id: string, why: "died" | "left" | "missed heartbeats" | `did not answer for ${string}`): void {
     const entry = this.members.get(id);
     this.starting.delete(id);
     if (!entry) return;
@@ -310,7 +310,12 @@ export class Coordinator extends Actor {
         const silentMs = now - entry.lastHeartbeat;
         const lagMs = (entry.mainThreadLagMs ?? 0) + silentMs;
         if (silentMs > this.options.heartbeatTimeoutMs) this.forget(entry.id, "missed heartbeats");
-        else if (lagMs > unresponsiveMs) this.forget(entry.id, `did not answer for ${Math.round(lagMs / 1000)} s (deadline ${Math.round(unresponsiveMs / 1000)} s)`);
+        else if (lagMs > unresponsiveMs) {
+          // Its process lives on: its agent kills it, or it would wake up beside its replacement
+          // (and the agent would refuse a second actor of the same id).
+          if (entry.agent) void this.askAgent(entry.agent, { op: "stop", id: entry.id, kill: true });
+          this.forget(entry.id, `did not answer for ${(lagMs / 1000).toFixed(1)} s (deadline ${(unresponsiveMs / 1000).toFixed(1)} s)`);
+        }
       }
       for (const [id, s] of this.starting) if (now - s.since > 20_000) this.starting.delete(id); // never came up
       for (const kind of ["param-shard", "data-loader", "compute"] as const) {

@@ -87,7 +87,11 @@ describe("busy cores and a blocked main thread", () => {
     await requestMessage(nc, s.command, { type: "resume" }, replySchema);
 
     // Stops at the first death or rollback, so the old code fails here at once, not by a timeout.
-    const first = await waitFor("the run to end, or a death or rollback", () => events.find((e) => e.end || e.type === "death" || e.type === "rollback"), 300_000);
+    const first = await waitFor(
+      "the run to end, or a death or rollback",
+      () => events.find((e) => e.end || e.type === "death" || e.type === "rollback"),
+      300_000,
+    );
     stopBusyLoops();
     expect(events.filter((e) => e.type === "death" || e.type === "rollback").map((e) => e.message)).toEqual([]);
     expect(first.end).toBe("finished");
