@@ -46,6 +46,17 @@ const maxStartFailures = 3;
 /** What a node agent's heartbeat says about its children. */
 const agentChildrenSchema = z.array(z.object({ kind: z.string(), id: z.string() }));
 
+/**
+ * The deadline for a main thread that does not answer while its heartbeat thread still beats
+ * (the process lives, but makes no progress): five times the longest recent step, and never
+ * under 30 s. One synchronous call (a kernel call, AdamW over a slice, hashing a checkpoint)
+ * belongs to a step, so it never takes several whole steps in a healthy run; five leaves room
+ * for a machine that got busier. A death is costly (a shard's rolls the run back), so the
+ * floor is generous: it holds before any step is measured, and in runs without training.
+ */
+const unresponsiveFloorMs = 30_000;
+const unresponsiveFactor = 5;
+
 export class Coordinator extends Actor {
   private readonly members = new Map<string, ActorEntry>();
   /** Actors asked to start that have not sent a heartbeat yet: id → when asked. */
@@ -406,7 +417,12 @@ export class Coordinator extends Actor {
     }
   }
 
-  private forget(id: string, why: "died" | "left" | "missed heartbeats"): void {
+  /** How long an actor's main thread may go without answering before it counts as dead (see unresponsiveFloorMs). */
+  private get unresponsiveMs(): number {
+    return Math.max(unresponsiveFloorMs, this.options.heartbeatTimeoutMs, unresponsiveFactor * (this.driver?.longestRecentStepMs ?? 0));
+  }
+
+  private forget(id: string, why: "died" | "left" | "missed heartbeats" | `did not answer for ${string}`): void {
     const entry = this.members.get(id);
     this.starting.delete(id);
     if (!entry) return;
@@ -426,8 +442,20 @@ export class Coordinator extends Actor {
     this.reconciling = true;
     try {
       const now = Date.now();
-      for (const entry of [...this.members.values()])
-        if (now - entry.lastHeartbeat > this.options.heartbeatTimeoutMs) this.forget(entry.id, "missed heartbeats");
+      // Two deadlines: heartbeats that stop say the process or its connection is gone; a
+      // main thread silent for long (its heartbeat thread says how long) says it is stuck.
+      const unresponsiveMs = this.unresponsiveMs;
+      for (const entry of [...this.members.values()]) {
+        const silentMs = now - entry.lastHeartbeat;
+        const lagMs = (entry.mainThreadLagMs ?? 0) + silentMs;
+        if (silentMs > this.options.heartbeatTimeoutMs) this.forget(entry.id, "missed heartbeats");
+        else if (lagMs > unresponsiveMs) {
+          // Its process lives on: its agent kills it, or it would wake up beside its replacement
+          // (and the agent would refuse a second actor of the same id).
+          if (entry.agent) void this.askAgent(entry.agent, { op: "stop", id: entry.id, kill: true });
+          this.forget(entry.id, `did not answer for ${(lagMs / 1000).toFixed(1)} s (deadline ${(unresponsiveMs / 1000).toFixed(1)} s)`);
+        }
+      }
       for (const [id, s] of this.starting) if (now - s.since > 20_000) this.starting.delete(id); // never came up
       for (const kind of ["param-shard", "data-loader", "compute"] as const) {
         const running = [...this.members.values()].filter((m) => m.kind === kind && !this.leaving.has(m.id));

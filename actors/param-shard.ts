@@ -153,6 +153,12 @@ export class ParamShard extends Actor {
 
   private async onClip(order: ClipOrder): Promise<void> {
     if (order.step !== this.version || !this.reduced) return; // not this step, or already applied
+    // Test hook: the main thread blocks for AZE_TEST_BLOCK_MS (a busy wait, as a long kernel
+    // call does) before applying the steps listed in AZE_TEST_BLOCK_STEPS (counted from 0), so
+    // a test can check that a busy actor is not declared dead.
+    const blockMs = Number(process.env.AZE_TEST_BLOCK_MS ?? 0);
+    if (blockMs > 0 && process.env.AZE_TEST_BLOCK_STEPS?.split(",").includes(String(order.step)))
+      for (const until = performance.now() + blockMs; performance.now() < until; );
     const gradient = this.reduced;
     this.reduced = undefined;
     this.blocks = new Map();

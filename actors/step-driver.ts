@@ -47,8 +47,18 @@ export interface DriverHost {
   on<S extends z.ZodType>(subject: string, schema: S, handler: (body: z.infer<S>, msg: Msg) => void): void;
 }
 
-/** How long a step may make no progress before its missing groups are dealt again. */
-const stallMs = 20_000;
+/**
+ * How long a step may go without its reduction before its missing groups are dealt again:
+ * three times the longest recent step, and never under 20 s. A compute actor that takes three
+ * whole steps for its share is stuck or far slower than its peers, and re-dealing costs
+ * little (the first result of each group wins, so a late one is simply dropped); the floor
+ * covers the first steps, before any is measured, and a tiny model's sub-second steps,
+ * where a busy core's hiccup would otherwise re-deal every step.
+ */
+const stallFloorMs = 20_000;
+const stallFactor = 3;
+/** Steps whose wall times the deadlines look at: recent enough to follow a change of pace (a scale-down, a busier host). */
+const recentSteps = 10;
 
 class Rollback extends Error {}
 
@@ -71,6 +81,8 @@ export class StepDriver {
   /** Whether `step` says where the shards stand: not yet while a restarted coordinator finds out. */
   located: boolean;
   private stopping = false;
+  /** Wall times (ms) of the last steps, from the first deal until every shard applied the update. */
+  private readonly recentStepMs: number[] = [];
 
   constructor(
     private readonly host: DriverHost,
@@ -159,6 +171,19 @@ export class StepDriver {
     for (const check of [...this.waiters]) check();
   }
 
+  /**
+   * The longest of the recent steps' wall times (0 before the first): the coordinator's
+   * deadline for an unresponsive main thread scales with it, and so does the stall deadline.
+   * The longest rather than the mean, so one slow step raises both at once.
+   */
+  get longestRecentStepMs(): number {
+    return Math.max(0, ...this.recentStepMs);
+  }
+
+  private get stallMs(): number {
+    return Math.max(stallFloorMs, stallFactor * this.longestRecentStepMs);
+  }
+
   private shardsReport(phase: ShardReport["phase"], step: number): ShardReport[] | undefined {
     const out: ShardReport[] = [];
     for (let s = 0; s < this.training.shards; s++) {
@@ -214,7 +239,7 @@ export class StepDriver {
       if (this.shardDied) throw new Rollback();
       const live = this.host.liveCompute();
       const lost = dealtTo.some((id) => !live.includes(id));
-      const stalled = Date.now() - lastDeal > stallMs;
+      const stalled = Date.now() - lastDeal > this.stallMs;
       if (live.length > 0 && (attempt === 0 || lost || stalled)) {
         const missing = attempt === 0 ? groups : groups.filter((g) => !this.done.has(g));
         const assignment = Object.fromEntries(assignGroups(missing, live));
@@ -261,6 +286,9 @@ export class StepDriver {
       return;
     }
     for (const key of [...this.reports.keys()]) if (Number(key.split(":")[1]) <= step) this.reports.delete(key);
+    // The whole step, the shards' update included: a shard's AdamW blocks its main thread too.
+    this.recentStepMs.push(performance.now() - t0);
+    if (this.recentStepMs.length > recentSteps) this.recentStepMs.shift();
     this.step = step + 1;
     this.lastMetrics = metrics;
     this.host.publish(this.host.subjects.metrics, metrics);

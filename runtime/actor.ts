@@ -1,14 +1,21 @@
 // The actor base: the lifecycle, messaging and heartbeats every actor kind shares.
 //
 // Owns: start → ready → draining → stopped, request/reply and pub/sub handlers with msgpack
-// bodies, the heartbeat loop, the actor's log, and a clean stop on SIGTERM/SIGINT.
-// Never: knows what a kind does; subclasses fill in onStart, onStop and status.
+// bodies, the heartbeat thread (runtime/heartbeat-thread.ts) and the status it publishes,
+// the actor's log, and a clean stop on SIGTERM/SIGINT.
+// Never: knows what a kind does; subclasses fill in onStart, onStop and status. Never sends
+// a heartbeat from the main thread while the heartbeat thread lives: a busy main thread
+// would make them late.
 import { hostname } from "node:os";
+import { join } from "node:path";
+import { Worker } from "node:worker_threads";
 import { z } from "zod";
 import { checkMessage, CodecError, decodeChecked, encodeMessage, type Reassembled, type TensorAssembler } from "./codec.js";
 import { createLogger, type Logger } from "./log.js";
 import { connectNats, type Msg, type NatsConnection } from "./nats.js";
 import type { Secret } from "./nats-server.js";
+import type { FromHeartbeatThread, HeartbeatThreadData, ToHeartbeatThread } from "./heartbeat-thread.js";
+import { packageRoot } from "./spawn.js";
 import { actorKinds, subjects, type ActorKind, type Subjects } from "./subjects.js";
 
 export const actorStates = ["starting", "ready", "draining", "stopped"] as const;
@@ -36,6 +43,8 @@ export const heartbeatSchema = z.looseObject({
   host: z.string(),
   state: z.enum(actorStates),
   time: z.number(),
+  /** How long ago the actor's main thread last posted its status to its heartbeat thread. */
+  mainThreadLagMs: z.number().optional(),
 });
 export type Heartbeat = z.infer<typeof heartbeatSchema>;
 
@@ -43,6 +52,14 @@ export type Heartbeat = z.infer<typeof heartbeatSchema>;
 const controlSchema = z.object({ op: z.string(), reason: z.string().optional() });
 
 const heartbeatIntervalMs = 500;
+/**
+ * How often the main thread posts its status to the heartbeat thread: twice per heartbeat,
+ * so a heartbeat's status is at most this old and `mainThreadLagMs` of an idle main thread
+ * stays below it.
+ */
+const statusPostMs = heartbeatIntervalMs / 2;
+/** The compiled thread, also when this file runs from sources (tests import them): threads load JavaScript. */
+const heartbeatThreadEntry = join(packageRoot, "dist", "runtime", "heartbeat-thread.js");
 
 export abstract class Actor {
   readonly kind: ActorKind;
@@ -52,7 +69,10 @@ export abstract class Actor {
   readonly log: Logger;
   state: ActorState = "starting";
   protected nc!: NatsConnection;
-  private heartbeatTimer?: NodeJS.Timeout;
+  private statusTimer?: NodeJS.Timeout;
+  private heartbeatThread?: Worker;
+  /** Resolves when the heartbeat thread is connected; rejects when it failed before that. */
+  private heartbeatThreadConnected?: Promise<void>;
   private stopping?: Promise<void>;
   private readonly stopped: Promise<void>;
   private resolveStopped!: () => void;
@@ -76,7 +96,10 @@ export abstract class Actor {
 
   async start(): Promise<void> {
     try {
+      // The thread connects while this thread does; its first heartbeat waits for `ready`.
+      this.startHeartbeatThread();
       await this.connect();
+      await this.heartbeatThreadConnected;
       await this.onStart();
     } catch (err) {
       // Said on the run's event stream too, so `cluster up` can stop with this actor's own words.
@@ -91,12 +114,76 @@ export abstract class Actor {
         });
         await this.nc.flush().catch(() => undefined);
       }
+      void this.heartbeatThread?.terminate();
       throw err;
     }
     this.state = "ready";
     this.log.info("ready", { pid: process.pid, host: this.host });
-    this.sendHeartbeat();
-    this.heartbeatTimer = setInterval(() => this.sendHeartbeat(), heartbeatIntervalMs);
+    // Heartbeats travel on another connection: the server must have every subscription and
+    // message of onStart before anyone learns from a heartbeat that this actor is ready.
+    await this.nc.flush().catch(() => undefined); // closed: the stop under way says so
+    if (this.state !== "ready") return; // stopped meanwhile
+    this.postStatus();
+    this.statusTimer = setInterval(() => this.postStatus(), statusPostMs);
+  }
+
+  /**
+   * Starts the heartbeat thread with the actor's URL and credentials (passed on unchanged).
+   * It never holds the process open (unref). A thread that fails before it connects fails
+   * the start; one that ends later stops the actor, since without heartbeats the coordinator
+   * would replace it while it ran on.
+   */
+  private startHeartbeatThread(): void {
+    const workerData: HeartbeatThreadData = {
+      url: this.spec.natsUrl,
+      creds: this.spec.creds,
+      name: `${this.spec.run}/${this.id}/heartbeat`,
+      subject: this.subjects.heartbeat(this.kind, this.id),
+      intervalMs: heartbeatIntervalMs,
+    };
+    const thread = new Worker(heartbeatThreadEntry, { workerData });
+    thread.unref();
+    this.heartbeatThread = thread;
+    this.heartbeatThreadConnected = new Promise<void>((resolve, reject) => {
+      thread.on("message", (m: FromHeartbeatThread) => m.type === "connected" && resolve());
+      thread.on("error", (err) => {
+        this.log.error("heartbeat-thread-failed", { error: err.message });
+        reject(new Error(`its heartbeat thread failed: ${err.message}`));
+      });
+      thread.on("exit", (code) => {
+        if (this.heartbeatThread === thread) this.heartbeatThread = undefined;
+        reject(new Error(`its heartbeat thread exited (code ${code}) before it connected`));
+        if (this.state === "ready") void this.stop(`its heartbeat thread ended (code ${code})`);
+      });
+    });
+    this.heartbeatThreadConnected.catch(() => undefined); // start() awaits it; a later failure is logged above
+  }
+
+  /** Gives the heartbeat thread the latest state and status (it publishes them on its own clock). */
+  private postStatus(type: ToHeartbeatThread["type"] = "status"): void {
+    this.heartbeatThread?.postMessage({ type, heartbeat: this.heartbeat() } satisfies ToHeartbeatThread);
+  }
+
+  /**
+   * The final heartbeat (state stopped): the thread publishes it, drains its connection and
+   * ends. Waits for that (5 s at most: a stuck thread must not hold the stop); without a live
+   * thread the main connection says it, and its drain delivers it.
+   */
+  private async lastHeartbeat(): Promise<void> {
+    const thread = this.heartbeatThread;
+    if (!thread) {
+      this.publish(this.subjects.heartbeat(this.kind, this.id), this.heartbeat());
+      return;
+    }
+    let timer: NodeJS.Timeout | undefined;
+    await new Promise<void>((resolve) => {
+      thread.on("message", (m: FromHeartbeatThread) => m.type === "done" && resolve());
+      thread.once("exit", () => resolve());
+      timer = setTimeout(resolve, 5000);
+      this.postStatus("last");
+    });
+    clearTimeout(timer);
+    await thread.terminate();
   }
 
   /** Connects, watches the connection, and answers control requests (stop, status). */
@@ -129,11 +216,11 @@ export abstract class Actor {
     this.stopping ??= (async () => {
       this.log.info("stopping", { reason });
       this.state = "draining";
-      this.sendHeartbeat();
+      this.postStatus();
       await this.onStop(reason).catch((err) => this.log.error("stop-failed", { error: String(err) }));
-      clearInterval(this.heartbeatTimer);
+      clearInterval(this.statusTimer);
       this.state = "stopped";
-      this.sendHeartbeat();
+      await this.lastHeartbeat();
       await this.nc.drain().catch(() => undefined); // already closed
       this.log.info("stopped", { reason });
       this.resolveStopped();
@@ -157,10 +244,6 @@ export abstract class Actor {
       memoryBytes: process.memoryUsage.rss(),
       ...this.status(),
     };
-  }
-
-  private sendHeartbeat(): void {
-    this.publish(this.subjects.heartbeat(this.kind, this.id), this.heartbeat());
   }
 
   protected encode(body: unknown): Uint8Array {
