@@ -105,6 +105,11 @@ export class Coordinator extends Actor {
       runDir: this.spec.runDir,
       liveCompute: () => live("compute"),
       liveShards: () => live("param-shard"),
+      hostOf: (id: string) => this.members.get(id)?.host,
+      retire: (id: string, reason: string) => {
+        const member = this.members.get(id);
+        if (member && !this.leaving.has(id)) void this.retire(member, reason);
+      },
       event: (type: ClusterEventType, actor: string | undefined, message: string, extra?: Record<string, unknown>) => this.event(type, actor, message, extra),
       publish: (subject: string, body: unknown) => this.publish(subject, body),
       on: <S extends z.ZodType>(subject: string, schema: S, handler: (body: z.infer<S>) => void) => this.on(subject, schema, handler),
@@ -340,10 +345,10 @@ export class Coordinator extends Actor {
     return `shard-${i}`;
   }
 
-  private async retire(member: ActorEntry): Promise<void> {
+  private async retire(member: ActorEntry, reason = "scaled down"): Promise<void> {
     this.leaving.add(member.id);
     try {
-      await requestMessage(this.nc, this.subjects.control(member.id), { op: "stop", reason: "scaled down" }, replySchema, 2000);
+      await requestMessage(this.nc, this.subjects.control(member.id), { op: "stop", reason }, replySchema, 2000);
     } catch {
       // Not answering: its agent stops the process instead.
       if (member.agent) await this.askAgent(member.agent, { op: "stop", id: member.id });
@@ -359,7 +364,7 @@ export class Coordinator extends Actor {
   }
 
   private event(type: ClusterEventType, actor: string | undefined, message: string, extra?: Record<string, unknown>): void {
-    const level = type === "error" ? "error" : type === "death" || type === "rejected" ? "warn" : "info";
+    const level = type === "error" ? "error" : type === "death" || type === "rejected" || type === "quarantine" ? "warn" : "info";
     this.log[level](`event-${type}`, { target: actor, message });
     this.publish(this.subjects.events, { time: Date.now(), type, actor, message, ...extra });
   }

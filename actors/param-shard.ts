@@ -4,8 +4,10 @@
 // Each step it receives gradient blocks for its slice, reduces them along the fixed tree,
 // reports its per-chunk sums of squares, and when the coordinator sends the clip factor it
 // applies AdamW and publishes the next version of its slice. It writes and loads its slice
-// of checkpoints. Never: adds a block twice, applies a step twice, or applies a gradient
-// whose reduction is incomplete or not finite.
+// of checkpoints. With `verify: 2` it reads the step orders too, and accepts a block only
+// when the copies of two actors dealt it agree bit for bit (actors/gradient-votes.ts).
+// Never: adds a block twice, applies a step twice, or applies a gradient whose reduction is
+// incomplete or not finite.
 import { existsSync, writeFileSync } from "node:fs";
 import { setTimeout as sleep } from "node:timers/promises";
 import { createBackend } from "../model/backend.js";
@@ -16,6 +18,7 @@ import { applyAdamWOnHost, chunkSumSquares } from "../model/optimizer.js";
 import { addF32, blockKey, reduceTree, shardRanges } from "../model/reduction-tree.js";
 import { openPlan, readSlice, type TrainingPlan } from "../model/training.js";
 import { Actor } from "../runtime/actor.js";
+import { GradientVotes } from "./gradient-votes.js";
 import { tensorData, tensorFrom, TensorAssembler } from "../runtime/codec.js";
 import { publishTensor } from "../runtime/nats.js";
 import {
@@ -23,11 +26,14 @@ import {
   clipOrderSchema,
   gradientMetaSchema,
   paramsRequestSchema,
+  stepOrderSchema,
   workerOptionsSchema,
   type CheckpointOrder,
   type CheckpointSaved,
   type ClipOrder,
+  type GradientMeta,
   type ShardReport,
+  type StepOrder,
 } from "./protocol.js";
 
 export class ParamShard extends Actor {
@@ -47,6 +53,11 @@ export class ParamShard extends Actor {
   private reduced?: Float32Array;
   private bytesReceived = 0;
   private assembler!: TensorAssembler;
+  /** `verify: 2`: the copies of this step's blocks and who was dealt them; the step orders seen, by step. */
+  private votes?: GradientVotes;
+  private orders = new Map<number, StepOrder[]>();
+  /** Blocks of this step already reported as disagreed (by how many copies) or outvoted (by actor). */
+  private voteReported = new Set<string>();
 
   protected override async onStart(): Promise<void> {
     // A run without a training config only lives: registers, heartbeats, obeys stop.
@@ -75,6 +86,7 @@ export class ParamShard extends Actor {
     this.nc.subscribe(this.subjects.gradients(this.index), { callback: (_e, msg) => this.onGradientChunk(msg.data) });
     this.on(this.subjects.paramsRequest(this.index), paramsRequestSchema, () => this.publishParams());
     this.on(this.subjects.clip, clipOrderSchema, (order) => this.onClip(order));
+    if (this.training.config.cluster.verify === 2) this.on(this.subjects.step, stepOrderSchema, (order) => this.onStepOrder(order));
     this.handle(this.subjects.checkpoint(this.index), checkpointOrderSchema, (order) => this.onCheckpoint(order));
     this.publishParams();
     this.report({ phase: "loaded", step: this.version, shard: this.index, version: this.version });
@@ -103,10 +115,68 @@ export class ParamShard extends Actor {
     if (meta.shard !== this.index) return reject(`gradient for shard ${meta.shard} sent to shard ${this.index}`);
     if (!(meta.block.lo >= 0 && meta.block.hi <= this.training.groups && meta.block.lo < meta.block.hi))
       return reject(`block ${JSON.stringify(meta.block)} is outside the ${this.training.groups} groups`);
+    if (this.training.config.cluster.verify === 2) return this.onCopy(meta, tensor.bytes);
     const key = blockKey(meta.block);
     if (this.blocks.has(key)) return; // duplicate
     this.blocks.set(key, tensorData(tensor) as Float32Array);
     this.bytesReceived += tensor.bytes.byteLength;
+    this.reduceIfComplete();
+  }
+
+  /** `verify: 2`: a step order says who computes which groups: the blocks those make are theirs. */
+  private onStepOrder(order: StepOrder): void {
+    if (order.step < this.version) return;
+    this.orders.set(order.step, [...(this.orders.get(order.step) ?? []), order]);
+    if (order.step !== this.version || this.reduced) return;
+    if (this.votes) this.votes.deal(order.assignment);
+    const votes = this.votesOfStep(); // a new one deals every order of the step, this one included
+    for (const key of votes.blocks()) this.settle(key);
+  }
+
+  /** This step's votes, with every order of this step dealt (orders may arrive before the step's first copy). */
+  private votesOfStep(): GradientVotes {
+    if (!this.votes) {
+      this.votes = new GradientVotes(this.training.groups);
+      for (const order of this.orders.get(this.version) ?? []) this.votes.deal(order.assignment);
+      for (const step of [...this.orders.keys()]) if (step < this.version) this.orders.delete(step);
+    }
+    return this.votes;
+  }
+
+  /** `verify: 2`: one actor's copy of a block (`meta.from` names the sender for now). */
+  private onCopy(meta: GradientMeta, bytes: Uint8Array): void {
+    if (!this.votesOfStep().add(meta.block, meta.from, bytes)) return; // that actor's duplicate
+    this.bytesReceived += bytes.byteLength;
+    this.settle(blockKey(meta.block));
+  }
+
+  /** Accepts a block once two dealt copies agree; reports a disagreement, and the actor outvoted. */
+  private settle(key: string): void {
+    const vote = this.votesOfStep().vote(key);
+    const [lo, hi] = key.split("-").map(Number) as [number, number];
+    const step = this.version;
+    const once = (what: string) => {
+      if (this.voteReported.has(what)) return false;
+      this.voteReported.add(what);
+      return true;
+    };
+    if (vote.verdict === "disagreed" && once(`${key}:${vote.actors.length}`)) {
+      this.log.warn("disagreed", { step, block: key, actors: vote.actors });
+      this.report({ phase: "disagreed", step, shard: this.index, block: { lo, hi }, actors: vote.actors });
+    }
+    if (vote.verdict !== "accepted") return;
+    for (const actor of vote.odd)
+      if (once(`${key}:${actor}`)) {
+        this.log.warn("outvoted", { step, block: key, actor, by: vote.by });
+        this.report({ phase: "outvoted", step, shard: this.index, block: { lo, hi }, actor, by: vote.by });
+      }
+    if (this.reduced || this.blocks.has(key)) return;
+    this.blocks.set(key, tensorData({ dtype: "f32", shape: [vote.bytes.byteLength / 4], bytes: vote.bytes }) as Float32Array);
+    this.reduceIfComplete();
+  }
+
+  /** Reports the reduced gradient once the tree over every group is complete. */
+  private reduceIfComplete(): void {
     const sum = reduceTree(this.blocks, 0, this.training.groups, addF32);
     if (!sum) return;
     this.reduced = sum;
@@ -119,6 +189,8 @@ export class ParamShard extends Actor {
     const gradient = this.reduced;
     this.reduced = undefined;
     this.blocks = new Map();
+    this.votes = undefined;
+    this.voteReported.clear();
     this.bytesReceived = 0;
     if (order.apply)
       applyAdamWOnHost(
@@ -150,6 +222,9 @@ export class ParamShard extends Actor {
     this.version = loaded.step;
     this.blocks = new Map();
     this.reduced = undefined;
+    this.votes = undefined;
+    this.voteReported.clear();
+    this.orders.clear();
     this.publishParams();
     this.report({ phase: "loaded", step: this.version, shard: this.index, version: this.version });
     return { ok: true };

@@ -65,7 +65,7 @@ export function permissionsFor(role: Role, run: string): { publish: string[]; su
     case "param-shard":
       return {
         publish: [ownHeartbeat("param-shard"), `${p}.train.params.*`, `${p}.train.shard-report`, `${p}.events`, inbox],
-        subscribe: [`${p}.ctl.*`, `${p}.train.grad.*`, `${p}.train.params-req.*`, `${p}.train.clip`, `${p}.train.checkpoint.*`, inbox],
+        subscribe: [`${p}.ctl.*`, `${p}.train.grad.*`, `${p}.train.params-req.*`, `${p}.train.clip`, `${p}.train.checkpoint.*`, `${p}.train.step`, inbox],
       };
     case "data-loader":
       return {
