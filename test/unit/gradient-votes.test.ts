@@ -3,6 +3,7 @@
 // majority. Pairs prefer actors of different hosts.
 import { describe, expect, it } from "vitest";
 import { GradientVotes, pairActors } from "../../actors/gradient-votes.js";
+import { configHash, parseRunConfig } from "../../runtime/config.js";
 
 const bytes = (...xs: number[]) => new Uint8Array(Float32Array.from(xs).buffer);
 const block = { lo: 0, hi: 2 };
@@ -96,5 +97,10 @@ describe("gradient votes", () => {
     // One host: pairs of different actors; an odd actor out is the spare.
     expect(pairActors(["c0", "c1", "c2"].map((id) => ({ id, host: "h" })))).toEqual({ pairs: [["c0", "c1"]], sameHost: true });
     expect(pairActors([{ id: "c0", host: "h" }])).toEqual({ pairs: [], sameHost: false });
+  });
+
+  it("leaves verify out of the config hash: a run resumes with verification turned on or off", () => {
+    const config = (cluster: Record<string, unknown>) => parseRunConfig({ model: { preset: "tiny" }, data: { shards: "prepared" }, cluster });
+    expect(configHash(config({ verify: 2 }))).toBe(configHash(config({})));
   });
 });
