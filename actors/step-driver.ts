@@ -321,14 +321,11 @@ export class StepDriver {
         "verify: 2 pairs compute actors of the same host, as too few hosts run compute actors: two copies then guard against a faulty actor, not a faulty host",
       );
     }
+    const partnerOf = new Map(pairs);
     const assignment: Record<string, number[]> = {};
-    for (const [first, held] of assignGroups(
-      missing,
-      pairs.map(([a]) => a),
-    )) {
-      const partner = pairs.find(([a]) => a === first)![1];
+    for (const [first, held] of assignGroups(missing, [...partnerOf.keys()])) {
       assignment[first] = held;
-      assignment[partner] = held;
+      assignment[partnerOf.get(first)!] = held;
     }
     return assignment;
   }
