@@ -167,7 +167,7 @@ export class ParamShard extends Actor {
     if (vote.verdict !== "accepted") return;
     for (const actor of vote.odd)
       if (once(`${key}:${actor}`)) {
-        this.log.warn("outvoted", { step, block: key, actor, by: vote.by });
+        this.log.warn("outvoted", { step, block: key, outvoted: actor, by: vote.by });
         this.report({ phase: "outvoted", step, shard: this.index, block: { lo, hi }, actor, by: vote.by });
       }
     if (this.reduced || this.blocks.has(key)) return;
