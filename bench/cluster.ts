@@ -49,7 +49,9 @@ try {
       results.push({ compute, verify, tokensPerSec: Number.NaN, commShare: Number.NaN, mbPerStep: Number.NaN, failed: why });
       try {
         cli("down");
-      } catch {}
+      } catch {
+        // already down
+      }
     };
     try {
       cli("up", "--config", config, "--compute", String(compute), "--no-tui");
