@@ -154,7 +154,14 @@ export class Compute extends Actor {
       const sum = reduceTree(leaves, block.lo, block.hi, addF32)!;
       this.ranges.forEach(({ start, end }, shard) => {
         const meta: GradientMeta = { step: order.step, block, shard, from: this.id };
-        bytesSent += publishTensor(this.nc, this.subjects.gradients(shard, this.id), tensorFrom(sum.subarray(start, end), [end - start]), meta);
+        let slice = sum.subarray(start, end);
+        // Test hook: the compute actor this names lies, flipping the lowest bit of the first
+        // element of every gradient slice it sends, so a test can watch `verify: 2` catch it.
+        if (process.env.AZE_TEST_CORRUPT_GRADIENT === this.id) {
+          slice = slice.slice();
+          new Uint32Array(slice.buffer)[0]! ^= 1;
+        }
+        bytesSent += publishTensor(this.nc, this.subjects.gradients(shard, this.id), tensorFrom(slice, [end - start]), meta);
       });
     }
     await this.nc.flush();

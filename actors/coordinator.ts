@@ -238,6 +238,11 @@ export class Coordinator extends Actor {
       computeBusy: () => [...this.members.values()].some((m) => m.kind === "compute" && Array.isArray(m.groups) && m.groups.length > 0),
       shardVersions: () =>
         [...this.members.values()].filter((m) => m.kind === "param-shard" && m.state === "ready" && !this.leaving.has(m.id)).map((m) => m.version),
+      hostOf: (id: string) => this.members.get(id)?.host,
+      retire: (id: string, reason: string) => {
+        const member = this.members.get(id);
+        if (member && !this.leaving.has(id)) void this.retire(member, reason);
+      },
       event: (type: ClusterEventType, actor: string | undefined, message: string, extra?: Record<string, unknown>) => this.event(type, actor, message, extra),
       publish: (subject: string, body: unknown) => this.publish(subject, body),
       on: <S extends z.ZodType>(subject: string, schema: S, handler: (body: z.infer<S>, msg: Msg) => void) => this.on(subject, schema, handler),
@@ -516,10 +521,10 @@ export class Coordinator extends Actor {
     return `shard-${i}`;
   }
 
-  private async retire(member: ActorEntry): Promise<void> {
+  private async retire(member: ActorEntry, reason = "scaled down"): Promise<void> {
     this.leaving.add(member.id);
     try {
-      await requestMessage(this.nc, this.subjects.control(member.id), { op: "stop", reason: "scaled down" }, replySchema, 2000);
+      await requestMessage(this.nc, this.subjects.control(member.id), { op: "stop", reason }, replySchema, 2000);
     } catch {
       // Not answering: its agent stops the process instead.
       if (member.agent) await this.askAgent(member.agent, { op: "stop", id: member.id });
@@ -535,7 +540,7 @@ export class Coordinator extends Actor {
   }
 
   private event(type: ClusterEventType, actor: string | undefined, message: string, extra?: Record<string, unknown>): void {
-    const level = type === "error" ? "error" : type === "death" || type === "rejected" ? "warn" : "info";
+    const level = type === "error" ? "error" : type === "death" || type === "rejected" || type === "quarantine" ? "warn" : "info";
     this.log[level](`event-${type}`, { target: actor, message });
     this.publish(this.subjects.event(this.id), { time: Date.now(), type, actor, message, ...extra });
   }

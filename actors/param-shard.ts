@@ -4,9 +4,11 @@
 // Each step it receives gradient blocks for its slice, reduces them along the fixed tree,
 // reports its per-chunk sums of squares, and when the coordinator sends the clip factor it
 // applies AdamW and publishes the next version of its slice. It writes and loads its slice
-// of checkpoints. Never: adds a block twice, applies a step twice, or applies a gradient
-// whose reduction is incomplete or not finite, or a gradient block from an actor that was
-// not dealt its groups in that step.
+// of checkpoints. It reads the step orders, and takes a gradient block only from an actor
+// dealt every group of it in that step; with `verify: 2`, only when the copies of two actors
+// dealt it agree bit for bit (actors/gradient-votes.ts).
+// Never: adds a block twice, applies a step twice, or applies a gradient whose reduction is
+// incomplete or not finite.
 import { existsSync, writeFileSync } from "node:fs";
 import { setTimeout as sleep } from "node:timers/promises";
 import { createBackend } from "../model/backend.js";
@@ -17,6 +19,7 @@ import { applyAdamWOnHost, chunkSumSquares } from "../model/optimizer.js";
 import { addF32, blockKey, reduceTree, shardRanges } from "../model/reduction-tree.js";
 import { openPlan, readSlice, type TrainingPlan } from "../model/training.js";
 import { Actor } from "../runtime/actor.js";
+import { GradientVotes } from "./gradient-votes.js";
 import { tensorData, tensorFrom, TensorAssembler, type Tensor } from "../runtime/codec.js";
 import { publishTensor } from "../runtime/nats.js";
 import { senderOf } from "../runtime/subjects.js";
@@ -52,10 +55,14 @@ export class ParamShard extends Actor {
   private reduced?: Float32Array;
   private bytesReceived = 0;
   private assembler!: TensorAssembler;
-  /** Each step's deal, from the coordinator's step orders: step → actor → groups. */
-  private deals = new Map<number, Map<string, Set<number>>>();
+  /** The step orders seen, by step: who was dealt which groups. */
+  private orders = new Map<number, StepOrder[]>();
   /** Gradient blocks whose sender was not (yet) dealt their groups. */
   private parked: { sender: string; meta: GradientMeta; tensor: Tensor }[] = [];
+  /** `verify: 2`: the copies of this step's blocks and who was dealt them. */
+  private votes?: GradientVotes;
+  /** Blocks of this step already reported as disagreed (by how many copies) or outvoted (by actor). */
+  private voteReported = new Set<string>();
 
   protected override async onStart(): Promise<void> {
     // A run without a training config only lives: registers, heartbeats, obeys stop.
@@ -102,17 +109,6 @@ export class ParamShard extends Actor {
     this.publish(this.subjects.shardReport(this.index), r);
   }
 
-  /** The coordinator's deal: which actor may send which groups' gradients in a step. */
-  private onStepOrder(order: StepOrder): void {
-    if (order.step < this.version) return;
-    const deal = this.deals.get(order.step) ?? new Map<string, Set<number>>();
-    for (const [actor, groups] of Object.entries(order.assignment)) deal.set(actor, new Set([...(deal.get(actor) ?? []), ...groups]));
-    this.deals.set(order.step, deal);
-    // Gradients that overtook their order (possible across a cluster of servers) may fit now.
-    const parked = this.parked.splice(0);
-    for (const p of parked) this.acceptGradient(p.sender, p.meta, p.tensor);
-  }
-
   private onGradientChunk(data: Uint8Array, sender: string): void {
     const whole = this.assemble(this.assembler, gradientMetaSchema, data);
     if (whole) this.acceptGradient(sender, whole.meta, whole.tensor);
@@ -131,8 +127,8 @@ export class ParamShard extends Actor {
     if (meta.shard !== this.index) return reject(`gradient for shard ${meta.shard} sent to shard ${this.index}`);
     if (!(meta.block.lo >= 0 && meta.block.hi <= this.training.groups && meta.block.lo < meta.block.hi))
       return reject(`block ${JSON.stringify(meta.block)} is outside the ${this.training.groups} groups`);
-    const dealt = this.deals.get(meta.step)?.get(sender);
-    const covered = !!dealt && Array.from({ length: meta.block.hi - meta.block.lo }, (_, i) => meta.block.lo + i).every((g) => dealt.has(g));
+    const dealt = new Set((this.orders.get(meta.step) ?? []).flatMap((order) => order.assignment[sender] ?? []));
+    const covered = Array.from({ length: meta.block.hi - meta.block.lo }, (_, i) => meta.block.lo + i).every((g) => dealt.has(g));
     if (!covered) {
       // Not (yet) dealt to the sender: held until the step ends, in case its order is late;
       // a step's worth at most, so a flood from one identity cannot grow the shard.
@@ -140,10 +136,73 @@ export class ParamShard extends Actor {
       if (this.parked.length > 2 * this.training.groups) this.rejectParked(this.parked.shift()!);
       return;
     }
+    if (this.training.config.cluster.verify === 2) return this.onCopy(sender, meta, tensor.bytes);
     const key = blockKey(meta.block);
     if (this.blocks.has(key)) return; // duplicate
     this.blocks.set(key, tensorData(tensor) as Float32Array);
     this.bytesReceived += tensor.bytes.byteLength;
+    this.reduceIfComplete();
+  }
+
+  /**
+   * A step order says who computes which groups: the blocks those make are theirs. Blocks
+   * that overtook their order (possible across a cluster of servers) may fit now.
+   */
+  private onStepOrder(order: StepOrder): void {
+    if (order.step < this.version) return;
+    this.orders.set(order.step, [...(this.orders.get(order.step) ?? []), order]);
+    if (order.step === this.version && !this.reduced && this.training.config.cluster.verify === 2) {
+      if (this.votes) this.votes.deal(order.assignment);
+      const votes = this.votesOfStep(); // a new one deals every order of the step, this one included
+      for (const key of votes.blocks()) this.settle(key);
+    }
+    for (const p of this.parked.splice(0)) this.acceptGradient(p.sender, p.meta, p.tensor);
+  }
+
+  /** This step's votes, with every order of this step dealt (orders may arrive before the step's first copy). */
+  private votesOfStep(): GradientVotes {
+    if (!this.votes) {
+      this.votes = new GradientVotes(this.training.groups);
+      for (const order of this.orders.get(this.version) ?? []) this.votes.deal(order.assignment);
+      for (const step of [...this.orders.keys()]) if (step < this.version) this.orders.delete(step);
+    }
+    return this.votes;
+  }
+
+  /** `verify: 2`: one dealt actor's copy of a block. */
+  private onCopy(sender: string, meta: GradientMeta, bytes: Uint8Array): void {
+    if (!this.votesOfStep().add(meta.block, sender, bytes)) return; // that actor's duplicate
+    this.bytesReceived += bytes.byteLength;
+    this.settle(blockKey(meta.block));
+  }
+
+  /** Accepts a block once two dealt copies agree; reports a disagreement, and the actor outvoted. */
+  private settle(key: string): void {
+    const vote = this.votesOfStep().vote(key);
+    const [lo, hi] = key.split("-").map(Number) as [number, number];
+    const step = this.version;
+    const once = (what: string) => {
+      if (this.voteReported.has(what)) return false;
+      this.voteReported.add(what);
+      return true;
+    };
+    if (vote.verdict === "disagreed" && once(`${key}:${vote.actors.length}`)) {
+      this.log.warn("disagreed", { step, block: key, actors: vote.actors });
+      this.report({ phase: "disagreed", step, shard: this.index, block: { lo, hi }, actors: vote.actors });
+    }
+    if (vote.verdict !== "accepted") return;
+    for (const actor of vote.odd)
+      if (once(`${key}:${actor}`)) {
+        this.log.warn("outvoted", { step, block: key, outvoted: actor, by: vote.by });
+        this.report({ phase: "outvoted", step, shard: this.index, block: { lo, hi }, actor, by: vote.by });
+      }
+    if (this.reduced || this.blocks.has(key)) return;
+    this.blocks.set(key, tensorData({ dtype: "f32", shape: [vote.bytes.byteLength / 4], bytes: vote.bytes }) as Float32Array);
+    this.reduceIfComplete();
+  }
+
+  /** Reports the reduced gradient once the tree over every group is complete. */
+  private reduceIfComplete(): void {
     const sum = reduceTree(this.blocks, 0, this.training.groups, addF32);
     if (!sum) return;
     this.reduced = sum;
@@ -162,6 +221,8 @@ export class ParamShard extends Actor {
     const gradient = this.reduced;
     this.reduced = undefined;
     this.blocks = new Map();
+    this.votes = undefined;
+    this.voteReported.clear();
     this.bytesReceived = 0;
     if (order.apply)
       applyAdamWOnHost(
@@ -176,9 +237,9 @@ export class ParamShard extends Actor {
     this.report({ phase: "applied", step: order.step, shard: this.index, version: this.version });
   }
 
-  /** The version moved: deals of older steps are done with, and what was parked never fit. */
+  /** The version moved: orders of older steps are done with, and what was parked never fit. */
   private forgetStep(): void {
-    for (const step of [...this.deals.keys()]) if (step < this.version) this.deals.delete(step);
+    for (const step of [...this.orders.keys()]) if (step < this.version) this.orders.delete(step);
     for (const p of this.parked.splice(0)) this.rejectParked(p);
   }
 
@@ -209,7 +270,9 @@ export class ParamShard extends Actor {
     this.version = loaded.step;
     this.blocks = new Map();
     this.reduced = undefined;
-    this.deals.clear(); // a rollback: steps from here on are dealt anew
+    this.votes = undefined;
+    this.voteReported.clear();
+    this.orders.clear(); // a rollback: steps from here on are dealt anew
     this.forgetStep();
     this.publishParams();
     this.report({ phase: "loaded", step: this.version, shard: this.index, version: this.version });

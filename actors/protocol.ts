@@ -13,6 +13,8 @@
 //   compute      ─ train.grad.<s> (tensor, meta GradientMeta) ─▶ shard s, per aligned block
 //   compute      ─ train.group-done ─▶ coordinator (loss, tokens, timings)
 //   shard s      ─ train.shard-report {reduced, partials} ─▶ coordinator
+//                  (verify: 2: the shard also reads train.step, to know who was dealt each
+//                  block, and reports {disagreed} or {outvoted} blocks)
 //   coordinator  ─ train.clip {t, clip, apply} ─▶ shards
 //   shard s      ─ applies AdamW, publishes version t+1, train.shard-report {applied}
 import { z } from "zod";
@@ -68,6 +70,13 @@ export const shardReportSchema = z.discriminatedUnion("phase", [
   z.object({ phase: z.literal("reduced"), step: count, shard: count, partials: bytes, bytesReceived: count }),
   z.object({ phase: z.literal("applied"), step: count, shard: count, version: count }),
   z.object({ phase: z.literal("loaded"), step: count, shard: count, version: count }),
+  /**
+   * `verify: 2`: the copies of a block from the actors dealt it all differ. Two actors: a
+   * third must compute the block; three or more: there is no majority.
+   */
+  z.object({ phase: z.literal("disagreed"), step: count, shard: count, block: blockSchema, actors: z.array(z.string()) }),
+  /** `verify: 2`: the block was accepted from the two actors `by`, and `actor`'s copy differs from theirs. */
+  z.object({ phase: z.literal("outvoted"), step: count, shard: count, block: blockSchema, actor: z.string(), by: z.array(z.string()) }),
 ]);
 
 export const clipOrderSchema = z.object({
@@ -110,7 +119,8 @@ export const checkpointSavedSchema = replySchema.extend({
 export const clusterEventSchema = z.object({
   /** ms epoch. */
   time: z.number(),
-  type: z.enum(["join", "leave", "death", "checkpoint", "rollback", "rejected", "scale", "pause", "resume", "stop", "info", "error"]),
+  /** quarantine: a compute actor outvoted under `verify: 2`, never dealt to again in this run, and stopped. */
+  type: z.enum(["join", "leave", "death", "checkpoint", "rollback", "rejected", "quarantine", "scale", "pause", "resume", "stop", "info", "error"]),
   /** The actor the event is about, when there is one. */
   actor: z.string().optional(),
   message: z.string(),

@@ -1,21 +1,23 @@
 // The step driver: the coordinator's training loop.
 //
 // Owns: the step counter, the dealing of gradient groups to live compute actors (again,
-// for the groups still missing, when one dies or stalls), the global gradient norm from the
-// shards' per-chunk partial sums, the clip/skip decision, metrics, checkpoints, pause, the
-// rollback to the last checkpoint when a shard dies, and picking training up again where
-// the shards stand when the coordinator was restarted after a crash.
+// for the groups still missing, when one dies or stalls; with `verify: 2` to pairs of actors,
+// a disputed block to a third, and never again to an actor outvoted), the global gradient
+// norm from the shards' per-chunk partial sums, the clip/skip decision, metrics, checkpoints,
+// pause, the rollback to the last checkpoint when a shard dies, and picking training up
+// again where the shards stand when the coordinator was restarted after a crash.
 // Never: touches a gradient or a parameter; shards and compute actors do.
 import { appendFileSync, rmSync } from "node:fs";
 import { join, resolve } from "node:path";
 import { abandonCheckpoint, beginCheckpoint, listCheckpoints, readManifest, removeInterruptedWrites, stepFolderName } from "../model/checkpoint.js";
 import { learningRate } from "../model/optimizer.js";
-import { assignGroups } from "../model/reduction-tree.js";
+import { assignGroups, blockKey, type Block } from "../model/reduction-tree.js";
 import { finishStep, sealCheckpoint, type StepMetrics, type TrainingPlan } from "../model/training.js";
 import type { z } from "zod";
 import type { Logger } from "../runtime/log.js";
 import { requestMessage, type Msg, type NatsConnection } from "../runtime/nats.js";
 import { senderOf, type Subjects } from "../runtime/subjects.js";
+import { pairActors } from "./gradient-votes.js";
 import {
   checkpointSavedSchema,
   groupDoneSchema,
@@ -41,6 +43,10 @@ export interface DriverHost {
   shardVersions(): unknown[];
   /** Whether a live compute actor's last heartbeat says it is computing groups. */
   computeBusy(): boolean;
+  /** The host a live actor runs on, from its heartbeats. */
+  hostOf(id: string): string | undefined;
+  /** Asks an actor to stop; the coordinator places a replacement. */
+  retire(id: string, reason: string): void;
   event(type: ClusterEventType, actor: string | undefined, message: string, extra?: Record<string, unknown>): void;
   publish(subject: string, body: unknown): void;
   /** Subscribes with the actor's own checks: a wrong-shaped message is logged as rejected. */
@@ -83,6 +89,18 @@ export class StepDriver {
   private stopping = false;
   /** Wall times (ms) of the last steps, from the first deal until every shard applied the update. */
   private readonly recentStepMs: number[] = [];
+  /** `verify: 2`: 1 or 2 copies of every group, from `cluster.verify`. */
+  private readonly verify: number;
+  /** `verify: 2`: compute actors outvoted in this run; never dealt to again. */
+  private readonly quarantined = new Set<string>();
+  /** `verify: 2`: this step's blocks whose two copies differ, and the third actors dealt them, by block key. */
+  private disputes = new Map<string, { block: Block; actors: string[]; thirds: string[]; waitSaid?: boolean }>();
+  /** `verify: 2`: set when a block's copies all differ: the run cannot go on. */
+  private noMajority?: string;
+  /** Counts the shards' vote reports, so a wait for the step ends when one arrives. */
+  private voteReports = 0;
+  private saidSameHost = false;
+  private saidTooFew = false;
 
   constructor(
     private readonly host: DriverHost,
@@ -94,6 +112,7 @@ export class StepDriver {
     this.located = !recovering;
     this.step = training.startStep;
     this.lastCheckpoint = training.options.resume;
+    this.verify = training.config.cluster.verify;
     // Each shard reports on its own subject and each compute actor on its own: the server lets
     // no one else publish there, so the subject says who sent it, whatever the body claims.
     host.on(host.subjects.shardReports, shardReportSchema, (r, msg) => {
@@ -111,8 +130,40 @@ export class StepDriver {
   }
 
   private onReport(r: ShardReport): void {
+    if (r.phase === "disagreed" || r.phase === "outvoted") return this.onVote(r);
     this.reports.set(`${r.phase}:${r.step}:${r.shard}`, r);
     this.wake();
+  }
+
+  /**
+   * `verify: 2`: a shard found a block's copies differing. Two: a third actor settles it (in
+   * the step loop). Three or more, all different: no majority, the run stops. Outvoted: that
+   * actor is quarantined.
+   */
+  private onVote(r: Extract<ShardReport, { phase: "disagreed" | "outvoted" }>): void {
+    if (r.step !== this.step) return;
+    const groups = `groups [${r.block.lo}, ${r.block.hi}) of step ${r.step + 1}`;
+    if (r.phase === "outvoted") this.quarantine(r.actor, `its gradient for ${groups} differs from the one ${r.by.join(" and ")} agree on`);
+    else if (r.actors.length >= 3) this.noMajority ??= `stopped: no two of ${r.actors.join(", ")} agree on the gradient for ${groups}`;
+    else if (!this.disputes.has(blockKey(r.block))) {
+      this.disputes.set(blockKey(r.block), { block: r.block, actors: r.actors, thirds: [] });
+      this.host.event("rejected", undefined, `${r.actors.join(" and ")} sent different gradients for ${groups}: a third compute actor settles it`);
+    }
+    this.voteReports++;
+    this.wake();
+  }
+
+  /** Never deals to the actor again in this run, says so, and stops it (the coordinator places a replacement). */
+  private quarantine(actor: string, why: string): void {
+    if (this.quarantined.has(actor)) return;
+    this.quarantined.add(actor);
+    this.host.event("quarantine", actor, `compute actor ${actor} is quarantined: ${why}; it is stopped and never dealt to again in this run`);
+    this.host.retire(actor, "quarantined: its gradient was outvoted");
+  }
+
+  /** The compute actors that may be dealt groups: alive, ready, and not quarantined. */
+  private liveCompute(): string[] {
+    return this.host.liveCompute().filter((id) => !this.quarantined.has(id));
   }
 
   private onGroupDone(d: GroupDone, msg: Msg): void {
@@ -229,6 +280,7 @@ export class StepDriver {
     this.done = new Map();
     this.doneBy = new Map();
     this.dealt = new Map();
+    this.disputes = new Map();
     let attempt = 0;
     const groups = Array.from({ length: this.training.groups }, (_, g) => g);
     let lastDeal = 0;
@@ -237,21 +289,36 @@ export class StepDriver {
     while (!this.shardsReport("reduced", step)) {
       if (this.stopping) return;
       if (this.shardDied) throw new Rollback();
-      const live = this.host.liveCompute();
+      if (this.noMajority) {
+        this.stopping = true;
+        this.host.event("error", undefined, this.noMajority, { end: "error" });
+        return;
+      }
+      const live = this.liveCompute();
       const lost = dealtTo.some((id) => !live.includes(id));
       const stalled = Date.now() - lastDeal > this.stallMs;
-      if (live.length > 0 && (attempt === 0 || lost || stalled)) {
-        const missing = attempt === 0 ? groups : groups.filter((g) => !this.done.has(g));
-        const assignment = Object.fromEntries(assignGroups(missing, live));
-        const order: StepOrder = { step, attempt, assignment };
-        for (const [actor, given] of Object.entries(assignment)) this.dealt.set(actor, new Set([...(this.dealt.get(actor) ?? []), ...given]));
-        this.host.publish(this.host.subjects.step, order);
+      if (live.length < this.verify && live.length > 0 && !this.saidTooFew) {
+        this.saidTooFew = true;
+        this.host.event(
+          "info",
+          undefined,
+          `verify: 2 deals every group to two compute actors, and ${live.length} is ready: step ${step + 1} waits for another`,
+        );
+      }
+      if (live.length >= this.verify && (attempt === 0 || lost || stalled)) {
+        this.saidTooFew = false;
+        // A group is missing while fewer actors than `verify` (not quarantined) reported it done.
+        const missing = attempt === 0 ? groups : groups.filter((g) => this.copiesDone(g) < this.verify);
+        const assignment = this.verify === 2 ? this.dealToPairs(missing, live) : Object.fromEntries(assignGroups(missing, live));
+        this.deal({ step, attempt, assignment });
         if (attempt > 0) this.host.log.info("re-dealt", { step, attempt, missing });
         dealtTo = Object.keys(assignment);
         attempt++;
         lastDeal = Date.now();
       }
-      await this.until(() => !!this.shardsReport("reduced", step) || this.host.liveCompute().join() !== live.join(), 1000);
+      attempt = this.dealDisputes(step, attempt);
+      const votes = this.voteReports;
+      await this.until(() => !!this.shardsReport("reduced", step) || this.liveCompute().join() !== live.join() || this.voteReports !== votes, 1000);
     }
     const tReduced = performance.now();
     // Each compute actor reports its groups' losses after sending their gradients: the
@@ -295,20 +362,96 @@ export class StepDriver {
     appendFileSync(join(this.host.runDir, "metrics.jsonl"), `${JSON.stringify(metrics)}\n`);
   }
 
+  /** Publishes a step order, and remembers whom it dealt which groups (their loss reports count only for those). */
+  private deal(order: StepOrder): void {
+    for (const [actor, given] of Object.entries(order.assignment)) this.dealt.set(actor, new Set([...(this.dealt.get(actor) ?? []), ...given]));
+    this.host.publish(this.host.subjects.step, order);
+  }
+
+  /**
+   * `verify: 2`: pairs the live actors (across hosts where it can) and deals the groups to
+   * the pairs; both actors of a pair get the same groups, so they send the same blocks.
+   */
+  private dealToPairs(missing: number[], live: string[]): Record<string, number[]> {
+    const { pairs, sameHost } = pairActors(live.map((id) => ({ id, host: this.host.hostOf(id) ?? "" })));
+    if (sameHost && !this.saidSameHost) {
+      this.saidSameHost = true;
+      this.host.event(
+        "info",
+        undefined,
+        "verify: 2 pairs compute actors of the same host, as too few hosts run compute actors: two copies then guard against a faulty actor, not a faulty host",
+      );
+    }
+    const partnerOf = new Map(pairs);
+    const assignment: Record<string, number[]> = {};
+    for (const [first, held] of assignGroups(missing, [...partnerOf.keys()])) {
+      assignment[first] = held;
+      assignment[partnerOf.get(first)!] = held;
+    }
+    return assignment;
+  }
+
+  /** How many actors (not quarantined) reported group `g` of this step done. */
+  private copiesDone(g: number): number {
+    let n = 0;
+    for (const [id, ds] of this.doneBy) if (!this.quarantined.has(id) && ds.some((d) => d.groups.includes(g))) n++;
+    return n;
+  }
+
+  /**
+   * `verify: 2`: deals each disputed block to a third actor, neither of the two (on another
+   * host where there is one), and again to another when that one is gone. Returns the next attempt.
+   */
+  private dealDisputes(step: number, attempt: number): number {
+    const live = this.liveCompute();
+    for (const d of this.disputes.values()) {
+      if (d.thirds.some((id) => live.includes(id))) continue;
+      const candidates = live.filter((id) => !d.actors.includes(id) && !d.thirds.includes(id));
+      const theirHosts = new Set(d.actors.map((id) => this.host.hostOf(id)));
+      const third = candidates.find((id) => !theirHosts.has(this.host.hostOf(id))) ?? candidates[0];
+      if (!third) {
+        if (!d.waitSaid)
+          this.host.event(
+            "info",
+            undefined,
+            `verify: 2 waits for a third compute actor to settle groups [${d.block.lo}, ${d.block.hi}) of step ${step + 1}: scale to at least 3 compute actors`,
+          );
+        d.waitSaid = true;
+        continue;
+      }
+      d.thirds.push(third);
+      const held = Array.from({ length: d.block.hi - d.block.lo }, (_, i) => d.block.lo + i);
+      this.deal({ step, attempt, assignment: { [third]: held } });
+      this.host.log.info("dealt-third", { step, attempt, block: blockKey(d.block), third, disputed: d.actors });
+      attempt++;
+    }
+    return attempt;
+  }
+
   /** The step's losses per group, in group order, and its tokens, from the compute actors' reports. */
   private groupLosses(): { lossSums: number[]; counts: number[]; tokens: number } {
     const lossSums: number[] = [];
     const counts: number[] = [];
+    const reports = new Set<GroupDone>();
     for (let g = 0; g < this.training.groups; g++) {
-      const d = this.done.get(g);
+      const d = this.reportOf(g);
       if (!d) continue;
+      reports.add(d);
       const i = d.groups.indexOf(g);
       lossSums.push(d.lossSums[i]!);
       counts.push(d.counts[i]!);
     }
     let tokens = 0;
-    for (const d of new Set(this.done.values())) tokens += d.tokens;
+    for (const d of reports) tokens += d.tokens;
     return { lossSums, counts, tokens };
+  }
+
+  /** The first report of group `g`, or, when its sender was quarantined, another actor's. */
+  private reportOf(g: number): GroupDone | undefined {
+    const first = this.done.get(g);
+    if (!first || !this.quarantined.has(first.from)) return first;
+    const honest = [...this.doneBy].filter(([id]) => !this.quarantined.has(id)).flatMap(([, ds]) => ds);
+    return honest.find((d) => d.groups.includes(g)) ?? first;
   }
 
   /** Where the step's time went, per compute actor and on average. */

@@ -96,6 +96,11 @@ const clusterSchema = z
     backend: z.enum(["auto", "wasm", "cuda"]).default("auto"),
     /** Milliseconds without a heartbeat after which an actor counts as dead. */
     heartbeatTimeoutMs: z.number().int().positive().default(3000),
+    /**
+     * How many compute actors compute each gradient group: 1, or 2 to accept a gradient
+     * block only when two actors' copies agree bit for bit (docs/training.md, "verify: 2").
+     */
+    verify: z.union([z.literal(1), z.literal(2)]).default(1),
   })
   .strict();
 
@@ -180,9 +185,17 @@ export function loadRunConfig(file: string): RunConfig {
 /** Where run folders live: $AZE_RUNS, else ./runs. */
 export const runsRootDefault = () => resolve(process.env.AZE_RUNS || "runs");
 
-/** A stable hash of the config: recorded in checkpoints so a resume can check it. */
+/**
+ * A stable hash of the config: recorded in checkpoints so a resume can check it.
+ * `cluster.verify` is left out: it changes who computes a gradient, never its bits, so a
+ * run may resume with verification turned on or off (and older checkpoints keep their hash).
+ */
 export function configHash(config: RunConfig): string {
-  return createHash("sha256").update(stableJson(config)).digest("hex").slice(0, 16);
+  const { verify: _verify, ...cluster } = config.cluster;
+  return createHash("sha256")
+    .update(stableJson({ ...config, cluster }))
+    .digest("hex")
+    .slice(0, 16);
 }
 
 function stableJson(value: unknown): string {
