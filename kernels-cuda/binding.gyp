@@ -3,7 +3,9 @@
   # plus compute_90 PTX that newer GPUs compile at load), the addon and the cuBLASLt loader by
   # the host compiler, the CUDA runtime linked statically (the GPU machine needs only a driver;
   # cuBLASLt is dlopen'ed at run time). scripts/build-native.mjs runs this only where nvcc is.
-  # Outputs go to kernels-cuda/build (git-ignored).
+  # Outputs go to kernels-cuda/build (git-ignored). libstdc++ stays dynamic: linked statically
+  # it drags in arc4random and _dl_find_object (glibc 2.36 and 2.35); dynamic, the addon built
+  # on Debian 12 needs glibc 2.34 and GLIBCXX 3.4.21 (Ubuntu 22.04 and later, RHEL 9).
   "variables": {
     "cuda_root": "<!(node cuda-root.cjs)"
   },
@@ -17,8 +19,6 @@
       "cflags_cc!": ["-fno-exceptions"],
       "cflags_cc": ["-O2", "-std=c++17"],
       "libraries": ["<(cuda_root)/lib64/libcudart_static.a", "-ldl", "-lrt", "-lpthread"],
-      # The C++ runtime too, so the GPU machine's older or newer libstdc++ does not matter.
-      "ldflags": ["-static-libstdc++", "-static-libgcc"],
       "rules": [
         {
           "rule_name": "nvcc",
