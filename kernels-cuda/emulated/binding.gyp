@@ -1,4 +1,8 @@
 {
+  # The CPU build of the CUDA backend: the same kernels (through the one-line .cc files that
+  # include ../src/*.cu) and the same addon.cc, compiled by g++ with AZE_EMULATE against
+  # src/emulate.h. No CUDA toolkit needed: this is how the kernels are tested on any machine.
+  # No fused multiply-add (-ffp-contract=off), so results do not depend on the host CPU.
   "targets": [
     {
       "target_name": "aze_cuda_emulated",
