@@ -81,8 +81,12 @@ export function cudaAddonPath(build: CudaBuild): string {
     : join(rootDir(), "kernels-cuda", "emulated", "build", "Release", "aze_cuda_emulated.node");
 }
 
-/** Loads the addon; throws with a sentence saying why it cannot. */
-export function loadCudaAddon(build: CudaBuild = "device"): CudaAddon {
+/**
+ * Loads the addon; throws with a sentence saying why it cannot. AZE_CUDA_ADDON=emulated makes
+ * the default the CPU emulation, so a whole training run can go through the CUDA kernels on a
+ * machine without a GPU (slowly: for tests).
+ */
+export function loadCudaAddon(build: CudaBuild = process.env.AZE_CUDA_ADDON === "emulated" ? "emulated" : "device"): CudaAddon {
   const file = cudaAddonPath(build);
   if (!existsSync(file))
     throw new Error(
