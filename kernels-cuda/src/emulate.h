@@ -3,8 +3,8 @@
 //
 // Owns: the keywords (__global__, __device__, __shared__, ...), the thread coordinates
 // (blockIdx, threadIdx, blockDim, gridDim), kernel launches, __syncthreads, __syncwarp and
-// the warp shuffles, plus the few runtime calls the addon makes (cudaMalloc as malloc,
-// copies as memcpy, one "device" that is the CPU).
+// the warp shuffles, plus the few runtime calls the addon makes (cudaMalloc as aligned
+// malloc, copies as memmove, one "device" that is the CPU).
 // Never: emulates timing, the memory model (host threads see each other's writes through
 // the barriers' mutexes, stronger than a GPU guarantees), tensor cores, inline PTX, atomics
 // or the real warp scheduler. A kernel that passes here computes the right values with a
@@ -12,12 +12,13 @@
 //
 // How a launch runs: `launch(grid, block, body)` hands one host thread (std::thread, from a
 // pool started once) to each CUDA thread of a block, and the threads walk the blocks of the
-// grid one after another, in order, all of them together. Within a block, __syncthreads is a barrier over the block's
-// threads; a warp is 32 consecutive threads, and a shuffle writes each lane's value into the
-// warp's slots, waits for the warp and reads the partner's slot (two sets of slots, used in
-// turn, so that no lane overwrites a value another has yet to read). A thread that
-// returns early leaves the barriers (as an exited thread does on a GPU), so a kernel whose
-// bounds check returns before a barrier behaves the same here.
+// grid one after another, in order, all of them together. Within a block, __syncthreads is a
+// barrier over the block's threads; a warp is 32 consecutive threads, and a shuffle writes
+// each lane's value into the warp's slots, waits for the warp and reads the partner's slot
+// (two sets of slots, used in turn, so that no lane overwrites a value another has yet to
+// read). A thread that returns early leaves the barriers (as an exited thread does on a
+// GPU), so a kernel whose bounds check returns before a barrier behaves the same here.
+// Launches run one at a time (the addon has one stream).
 //
 // `__shared__` becomes `static`: a static local is one object for every host thread, which
 // is what shared memory is for the threads of a block, and blocks run one at a time.
