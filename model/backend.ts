@@ -10,6 +10,7 @@ import type { Kernels } from "./kernels.js";
 import { createReferenceKernels } from "./kernels-reference.js";
 import { createWasmKernels } from "../kernels-wasm/index.js";
 import { type CudaAddon, createCudaKernels, loadCudaAddon } from "../kernels-cuda/index.js";
+import { UserError } from "../runtime/errors.js";
 
 export interface BackendOptions {
   /** Loads the CUDA addon; tests hand in the CPU emulation or a stand-in. Throws with the reason. */
@@ -51,10 +52,11 @@ export async function createBackend(backend: string, opts: BackendOptions = {}):
   if (backend === "cuda" || backend === "auto") {
     const cuda = tryCuda(opts.loadCuda);
     if ("kernels" in cuda) return cuda;
-    if (backend === "cuda") throw new Error(`--backend cuda: ${cuda.reason}`);
+    // A UserError: the CLI prints its message as one line, without a stack.
+    if (backend === "cuda") throw new UserError(`--backend cuda: ${cuda.reason}`);
     why = cuda.reason;
   } else if (backend !== "wasm") {
-    throw new Error(`unknown backend "${backend}": use auto, wasm, cuda or reference`);
+    throw new UserError(`unknown backend "${backend}": use auto, wasm, cuda or reference`);
   }
   const kernels = await createWasmKernels();
   const simd = kernels.name === "wasm-relaxed" ? "WebAssembly relaxed SIMD" : "WebAssembly SIMD";

@@ -7,6 +7,7 @@ import { existsSync } from "node:fs";
 import { describe, expect, it } from "vitest";
 import { type CudaAddon, cudaAddonPath, loadCudaAddon } from "../../kernels-cuda/index.js";
 import { createBackend } from "../../model/backend.js";
+import { UserError } from "../../runtime/errors.js";
 
 /** The emulated addon with deviceInfo replaced: what a machine without a GPU answers. */
 const noDevice = (): CudaAddon => {
@@ -37,6 +38,8 @@ describe("backend choice", () => {
     );
     const err = await createBackend("cuda", { loadCuda: notBuilt }).catch((e: Error) => e);
     expect(String((err as Error).message).split("\n")).toHaveLength(1);
+    // A UserError: the CLI prints it as that one line, without a stack trace.
+    expect(err).toBeInstanceOf(UserError);
   });
 
   it("on this machine, auto says why it does not use CUDA (or uses it, where a GPU answers)", async () => {
