@@ -113,6 +113,8 @@ export interface CudaKernels extends Kernels {
 /**
  * Kernels over `addon`. `matmul`: "tf32" (cuBLASLt with TF32 tensor cores, the default),
  * "fp32" (cuBLASLt in full fp32, for tests against the reference), "own" (the tiled GEMM).
+ * The addon has one device, one stream and one matmul mode per process: the latest call
+ * sets the mode for every Kernels object over it (the checks create them one after another).
  * Throws where no device answers.
  */
 export function createCudaKernels(addon: CudaAddon, { matmul = "tf32" }: { matmul?: "tf32" | "fp32" | "own" } = {}): CudaKernels {
