@@ -91,6 +91,8 @@ export class Coordinator extends Actor {
   /** When a heartbeat of any actor (this one's own echo included) last arrived: the server's pulse. */
   private lastTraffic = Date.now();
   private shuttingDown = false;
+  /** How the run ended (finished, an error...), once it has: the `end` of its last event. */
+  private ended?: string;
 
   private training?: TrainingPlan;
   private driver?: StepDriver;
@@ -292,7 +294,7 @@ export class Coordinator extends Actor {
   private async command(body: z.infer<typeof commandSchema>): Promise<{ ok: boolean; error?: string; [k: string]: unknown }> {
     switch (body.type) {
       case "snapshot":
-        return { ok: true, run: this.runInfo(), actors: this.actorStatuses() };
+        return { ok: true, run: this.runInfo(), actors: this.actorStatuses(), ...(this.ended ? { end: this.ended } : {}) };
       case "scale":
         return this.scale(body.compute);
       case "stop":
@@ -416,7 +418,7 @@ export class Coordinator extends Actor {
     // A restarted coordinator finds the actors that ran on; they did not join (settle says what it found).
     if (!known && this.settled) this.event("join", hb.id, `${hb.kind} ${hb.id} joined on ${hb.host} (pid ${hb.pid})`);
     // The dashboard's model FLOP utilisation needs a compute actor's peak: publish it once known.
-    if (hb.kind === "compute" && typeof hb.peakFlops === "number" && hb.peakFlops !== this.peakFlops && this.training) {
+    if (hb.kind === "compute" && typeof hb.peakFlops === "number" && hb.peakFlops > (this.peakFlops ?? 0) && this.training) {
       this.peakFlops = hb.peakFlops;
       this.publish(this.subjects.runInfo, this.runInfo());
     }
@@ -543,6 +545,8 @@ export class Coordinator extends Actor {
     const level = type === "error" ? "error" : type === "death" || type === "rejected" || type === "quarantine" ? "warn" : "info";
     this.log[level](`event-${type}`, { target: actor, message });
     this.publish(this.subjects.event(this.id), { time: Date.now(), type, actor, message, ...extra });
+    // A dashboard that attaches after the run ended learns it from its snapshot.
+    if (typeof extra?.end === "string") this.ended ??= extra.end;
   }
 
   /** `cluster down`: every placed actor stops cleanly, then every agent, then this. */

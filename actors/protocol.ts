@@ -208,7 +208,8 @@ export const clusterStatusSchema = z.object({
   training: trainingStatusSchema.optional(),
 });
 
-export const snapshotSchema = replySchema.extend({ run: runInfoSchema.optional(), actors: z.array(actorStatusSchema).default([]) });
+/** A dashboard's first picture of a run; `end` says how it ended, if it already has. */
+export const snapshotSchema = replySchema.extend({ run: runInfoSchema.optional(), actors: z.array(actorStatusSchema).default([]), end: z.string().optional() });
 
 /** What a process authenticates with (runtime/nats-server.ts Credentials, less the run and URL). */
 export const secretSchema = z.object({

@@ -245,7 +245,7 @@ export async function clusterUp(opts: UpOptions): Promise<ClusterState> {
         },
         creds: files ? readCredentials(files.coordinator) : undefined,
       });
-      await waitForShape(nc, run, counts, 30_000, failed);
+      await waitForShape(nc, run, counts, 60_000, failed);
     });
   } catch (err) {
     await clusterDown({ run, runsRoot, quiet: true }).catch(() => undefined);
@@ -338,8 +338,12 @@ function firstStartFailure(nc: NatsConnection, run: string): () => string | unde
 }
 
 /** Waits until the coordinator reports the desired number of ready actors of each kind. */
-async function waitForShape(nc: NatsConnection, run: string, counts: Shape, timeoutMs: number, failed: () => string | undefined): Promise<ClusterStatus> {
-  const deadline = Date.now() + timeoutMs;
+async function waitForShape(nc: NatsConnection, run: string, counts: Shape, patienceMs: number, failed: () => string | undefined): Promise<ClusterStatus> {
+  // The limit is on silence, not on the whole start: every actor that becomes ready (or a
+  // first answer of the coordinator) starts the wait anew, so a slow, busy machine that
+  // still makes progress is never given up on; start-up errors end it at once (failed()).
+  let deadline = Date.now() + patienceMs;
+  let progress = -1;
   let last: ClusterStatus | undefined;
   while (Date.now() < deadline) {
     const failure = failed();
@@ -348,6 +352,11 @@ async function waitForShape(nc: NatsConnection, run: string, counts: Shape, time
       last = await fetchStatus(nc, run, 1000);
       const ready = (kind: string) => last!.actors.filter((a) => a.kind === kind && a.state === "ready").length;
       if (ready("compute") === counts.compute && ready("param-shard") === counts.shards && ready("data-loader") === counts.loaders) return last;
+      const now = last.actors.filter((a) => a.state === "ready").length;
+      if (now > progress) {
+        progress = now;
+        deadline = Date.now() + patienceMs;
+      }
     } catch {
       /* the coordinator is still starting */
     }
@@ -355,7 +364,7 @@ async function waitForShape(nc: NatsConnection, run: string, counts: Shape, time
   }
   const seen = last ? last.actors.map((a) => `${a.id}:${a.state}`).join(", ") : "no answer from the coordinator";
   throw new UserError(
-    `the cluster did not reach ${counts.compute} compute, ${counts.shards} shards, ${counts.loaders} loaders within ${timeoutMs / 1000} s (seen: ${seen}); see the logs in the run folder.`,
+    `the cluster did not reach ${counts.compute} compute, ${counts.shards} shards, ${counts.loaders} loaders: nothing more became ready for ${patienceMs / 1000} s (seen: ${seen}); see the logs in the run folder.`,
   );
 }
 

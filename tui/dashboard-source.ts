@@ -48,6 +48,7 @@ export class NatsDashboardSource implements DashboardSource {
       .then((snap) => {
         if (snap.run) listener({ kind: "run", run: snap.run });
         listener({ kind: "actors", actors: snap.actors });
+        if (snap.end) listener({ kind: "end", reason: snap.end });
       })
       .catch(() => undefined);
     return () => {
