@@ -232,19 +232,25 @@ export async function clusterUp(opts: UpOptions): Promise<ClusterState> {
     const launcher = authority ? { ...(await mintIdentity(authority.issuer, "launcher", `launcher-${process.pid}`)), ca: tls?.ca } : agentCreds;
     await withConnection(state, launcher, async (nc) => {
       const failed = firstStartFailure(nc, run);
-      await askUntilAnswered(nc, subjects(run).agent(agentId), {
-        op: "spawn",
-        kind: "coordinator",
-        id: "coordinator",
-        options: {
-          ...counts,
-          heartbeatTimeoutMs: config?.cluster.heartbeatTimeoutMs,
-          backend: opts.backend ?? config?.cluster.backend ?? "auto",
-          training,
-          ...(files ? { issuerFile: files.issuer, mainAgent: agentId } : {}),
+      await askUntilAnswered(
+        nc,
+        subjects(run).agent(agentId),
+        {
+          op: "spawn",
+          kind: "coordinator",
+          id: "coordinator",
+          options: {
+            ...counts,
+            heartbeatTimeoutMs: config?.cluster.heartbeatTimeoutMs,
+            backend: opts.backend ?? config?.cluster.backend ?? "auto",
+            training,
+            ...(files ? { issuerFile: files.issuer, mainAgent: agentId } : {}),
+          },
+          creds: files ? readCredentials(files.coordinator) : undefined,
         },
-        creds: files ? readCredentials(files.coordinator) : undefined,
-      });
+        state.agentPid!,
+        join(dir, "logs", `${agentId}.out`),
+      );
       await waitForShape(nc, run, counts, 60_000, failed);
     });
   } catch (err) {
@@ -254,9 +260,13 @@ export async function clusterUp(opts: UpOptions): Promise<ClusterState> {
   return state;
 }
 
-/** The agent needs a moment to connect: ask until it answers or 10 s pass. */
-async function askUntilAnswered(nc: NatsConnection, subject: string, body: unknown): Promise<void> {
-  const deadline = Date.now() + 10_000;
+/**
+ * The agent needs a moment to connect (seconds on a busy machine): ask until it answers, for
+ * as long as its process lives. An agent that exited says why in its log; one that lives
+ * but stays silent for a minute is broken.
+ */
+async function askUntilAnswered(nc: NatsConnection, subject: string, body: unknown, agentPid: number, agentLog: string): Promise<void> {
+  const deadline = Date.now() + 60_000;
   for (;;) {
     try {
       const reply = await requestMessage(nc, subject, body, replySchema, 1000);
@@ -264,7 +274,11 @@ async function askUntilAnswered(nc: NatsConnection, subject: string, body: unkno
       return;
     } catch (err) {
       if (err instanceof UserError && !/no answer/.test(err.message)) throw err;
-      if (Date.now() > deadline) throw new UserError(`the node agent did not answer within 10 s: see its log in the run folder (logs/agent-*.out).`);
+      if (!isAlive(agentPid)) {
+        const last = existsSync(agentLog) ? readFileSync(agentLog, "utf8").trim().split("\n").at(-1) : undefined;
+        throw new UserError(`the node agent exited before it answered${last ? `: ${last}` : ""} (see ${agentLog}).`);
+      }
+      if (Date.now() > deadline) throw new UserError(`the node agent (pid ${agentPid}) runs but did not answer within 60 s: see ${agentLog}.`);
       await sleep(100);
     }
   }

@@ -12,10 +12,11 @@
 # TF32, and the own GEMM), bit-for-bit repeatability of two runs of a training-step-like
 # sequence, matmul TFLOP/s next to PyTorch's on the same shapes, and `train --local` of the
 # `tiny` model for 200 steps twice with --backend cuda (the loss falls, both runs give the same
-# checkpoint bytes) and once with --backend wasm (the curves agree within tolerance). Results
+# checkpoint bytes) and once with --backend wasm (the curves agree within tolerance), then
+# bench:gpu (allma-base and azneobert against PyTorch eager and torch.compile). Results
 # go to one folder: $OUT when set (the device runner's), else .device/results: gpu-check.json
 # and train.json (everything), gpu-check.txt and train.txt (the summaries), torch.json,
-# nvidia-smi.txt and the training runs under train/.
+# nvidia-smi.txt, bench-gpu.txt and the training runs under train/.
 # It needs only what is carried: .device/ (node.xz and the bundled CLI, cli.mjs), dist/,
 # kernels-wasm/build and kernels-cuda/build/Release/aze_cuda.node. No node_modules: the CLI is
 # bundled into one file by esbuild (which vitest brings) when preparing.
@@ -33,6 +34,10 @@ bundle_cli() {
   printf 'export default { initialize() {}, connectToDevTools() {} };\n' > .device/devtools-stub.mjs
   node_modules/.bin/esbuild dist/runtime/cli.js --bundle --platform=node --format=esm --target=node20 \
     --outfile=.device/cli.mjs --log-level=error --alias:react-devtools-core=./.device/devtools-stub.mjs --external:'*.node' \
+    --banner:js="import { createRequire as __cr } from 'node:module'; const require = __cr(import.meta.url);"
+  # bench:gpu too: it reads the presets and the training defaults, which need zod and yaml.
+  node_modules/.bin/esbuild dist/bench/gpu.js --bundle --platform=node --format=esm --target=node20 \
+    --outfile=.device/bench-gpu.mjs --log-level=error --external:'*.node' \
     --banner:js="import { createRequire as __cr } from 'node:module'; const require = __cr(import.meta.url);"
 }
 
@@ -94,6 +99,7 @@ case "$mode" in
   status=0
   node dist/bench/gpu-check.js --addon emulated --size small --out "$out/gpu-check.json" | tee "$out/gpu-check.txt" || status=1
   AZE_CUDA_ADDON=emulated train_check node "${TRAIN_STEPS:-1}" || status=1
+  AZE_CUDA_ADDON=emulated node .device/bench-gpu.mjs --quick | tee "$out/bench-gpu.txt" || status=1
   exit "$status"
   ;;
 gpu) ;;
@@ -157,5 +163,8 @@ echo "gpu-check: PyTorch $(cat "$out/torch.json")"
 status=0
 timeout 300 "$node" dist/bench/gpu-check.js --addon device --size gpu --torch "$out/torch.json" --out "$out/gpu-check.json" | tee "$out/gpu-check.txt" || status=1
 timeout 180 bash -c "$(declare -f train_check); out='$out' here='$here' train_check '$node' '${TRAIN_STEPS:-200}'" || status=1
+# bench:gpu: tokens/s and model FLOP utilisation of allma-base and azneobert against PyTorch
+# eager and torch.compile on this device (what is left of the 8 minutes; a slow figure is no failure).
+timeout 240 "$node" .device/bench-gpu.mjs | tee "$out/bench-gpu.txt" || echo "gpu-check: bench:gpu did not finish in its 240 s"
 echo "gpu-check: $([ "$status" -eq 0 ] && echo PASS || echo FAIL); results in $out"
 exit "$status"
