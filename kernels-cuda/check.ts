@@ -8,7 +8,8 @@
 // Never: asserts or throws on a mismatch: it returns each case's worst error and tolerance,
 // and the caller decides (the test expects all to pass; the GPU check writes them down).
 import { createHash } from "node:crypto";
-import type { AttentionShape, Buf, Kernels } from "../model/kernels.js";
+import { bitsEqual, get, put, randomsFrom, worstError } from "../model/kernel-probes.js";
+import type { AttentionShape, Kernels } from "../model/kernels.js";
 
 export interface CheckResult {
   name: string;
@@ -20,34 +21,6 @@ export interface CheckResult {
 
 /** "small": quick enough for the CPU emulation; "gpu": the shapes of a real model too. */
 export type CheckSize = "small" | "gpu";
-
-const randomsFrom = (n: number, key: number) => {
-  let s = key >>> 0;
-  return Float32Array.from({ length: n }, () => {
-    s = (Math.imul(s, 1103515245) + 12345) >>> 0;
-    return (s / 2 ** 32) * 2 - 1;
-  });
-};
-function put(k: Kernels, values: Float32Array | Int32Array): Buf {
-  const b = k.alloc(values.length, values instanceof Int32Array ? "i32" : "f32");
-  k.upload(b, values);
-  return b;
-}
-const get = (k: Kernels, b: Buf, n: number) => {
-  const out = new Float32Array(n);
-  k.download(b, out);
-  return out;
-};
-function worstError(actual: Float32Array, expected: Float32Array): number {
-  let w = 0;
-  for (let i = 0; i < expected.length; i++) {
-    const e = Math.abs(actual[i]! - expected[i]!) / Math.max(1, Math.abs(expected[i]!));
-    w = Math.max(w, Number.isNaN(e) ? Infinity : e);
-  }
-  return w;
-}
-const bitsEqual = (a: Float32Array, b: Float32Array) =>
-  Buffer.from(a.buffer, a.byteOffset, a.byteLength).equals(Buffer.from(b.buffer, b.byteOffset, b.byteLength));
 
 /**
  * Runs every kernel on `k` and on the reference `r` and compares. `matmulTolerance` depends on

@@ -13,40 +13,15 @@ import { fileURLToPath } from "node:url";
 import { beforeAll, describe, expect, it } from "vitest";
 import { type CudaKernels, createCudaKernels, cudaAddonPath, loadCudaAddon } from "../../kernels-cuda/index.js";
 import { createReferenceKernels } from "../../model/kernels-reference.js";
+import { bitsEqual, get, put, randomsFrom, worstError } from "../../model/kernel-probes.js";
 import type { AttentionShape, Buf, Kernels } from "../../model/kernels.js";
 
 const root = join(dirname(fileURLToPath(import.meta.url)), "..", "..");
 const compiler = ["c++", "g++"].find((c) => spawnSync("sh", ["-c", `command -v ${c}`]).status === 0);
 if (!compiler) console.log("kernels-cuda emulation: skipped, no C++ compiler on this machine");
 
-/** The same values every call for one `key` (each case runs on both backends). */
-const randomsFrom = (n: number, key: number) => {
-  let s = key;
-  return Float32Array.from({ length: n }, () => {
-    s = (Math.imul(s, 1103515245) + 12345) >>> 0;
-    return (s / 2 ** 32) * 2 - 1;
-  });
-};
 let nextKey = 1;
 const randoms = (n: number) => randomsFrom(n, nextKey++ * 7919);
-
-function put(k: Kernels, values: Float32Array | Int32Array): Buf {
-  const b = k.alloc(values.length, values instanceof Int32Array ? "i32" : "f32");
-  k.upload(b, values);
-  return b;
-}
-const get = (k: Kernels, b: Buf, n: number) => {
-  const out = new Float32Array(n);
-  k.download(b, out);
-  return out;
-};
-/** Largest error relative to max(1, |expected|). */
-function worst(actual: Float32Array, expected: Float32Array): number {
-  let w = 0;
-  for (let i = 0; i < expected.length; i++) w = Math.max(w, Math.abs(actual[i]! - expected[i]!) / Math.max(1, Math.abs(expected[i]!)));
-  return w;
-}
-const same = (a: Float32Array, b: Float32Array) => Buffer.from(a.buffer, a.byteOffset, a.byteLength).equals(Buffer.from(b.buffer, b.byteOffset, b.byteLength));
 
 describe.skipIf(!compiler)("CUDA kernels under the CPU emulation", () => {
   let c: CudaKernels;
@@ -88,7 +63,7 @@ describe.skipIf(!compiler)("CUDA kernels under the CPU emulation", () => {
           kk.matmul({ out, a: put(kk, A), b: put(kk, B), ...args });
           return get(kk, out, C.length);
         };
-        expect(worst(run(c), run(r)), `${m}x${n}x${k} ${transA} ${transB}`).toBeLessThan(1e-5);
+        expect(worstError(run(c), run(r)), `${m}x${n}x${k} ${transA} ${transB}`).toBeLessThan(1e-5);
       }
     }
     // Overwrite rather than accumulate, with strides that leave gaps between the batches.
@@ -108,7 +83,7 @@ describe.skipIf(!compiler)("CUDA kernels under the CPU emulation", () => {
       });
       return get(kk, out, 80);
     };
-    expect(worst(run(c), run(r))).toBeLessThan(1e-5);
+    expect(worstError(run(c), run(r))).toBeLessThan(1e-5);
   });
 
   it("attention forward and backward with padding (a fully padded sequence too), with and without dropout, at head sizes 5, 37 and 72", () => {
@@ -139,11 +114,11 @@ describe.skipIf(!compiler)("CUDA kernels under the CPU emulation", () => {
         const [co, cd] = run(c, dropout),
           [ro, rd] = run(r, dropout);
         const what = `${JSON.stringify(shape)} dropout ${dropout?.p ?? 0}`;
-        expect(worst(co!, ro!), `${what}: out`).toBeLessThan(1e-5);
-        expect(worst(cd!, rd!), `${what}: dQkv`).toBeLessThan(1e-5);
+        expect(worstError(co!, ro!), `${what}: out`).toBeLessThan(1e-5);
+        expect(worstError(cd!, rd!), `${what}: dQkv`).toBeLessThan(1e-5);
         if (dropout && shape.d === 37) {
           const [co2, cd2] = run(c, dropout);
-          expect(same(co!, co2!) && same(cd!, cd2!), `${what}: repeats bit for bit`).toBe(true);
+          expect(bitsEqual(co!, co2!) && bitsEqual(cd!, cd2!), `${what}: repeats bit for bit`).toBe(true);
         }
       }
     }
@@ -157,7 +132,7 @@ describe.skipIf(!compiler)("CUDA kernels under the CPU emulation", () => {
       c.matmul({ out, a: put(c, A), b: put(c, B), m: 33, n: 47, k: 65 });
       return get(c, out, 33 * 47);
     };
-    expect(same(once(), once())).toBe(true);
+    expect(bitsEqual(once(), once())).toBe(true);
 
     const N = 4099; // not a multiple of a block of 256
     const p = randoms(N),
@@ -171,7 +146,7 @@ describe.skipIf(!compiler)("CUDA kernels under the CPU emulation", () => {
       return [0, 2, 3].map((i) => get(k, bufs[i]!, N));
     };
     const [cs, rs] = [step(c), step(r)];
-    for (const i of [0, 1, 2]) expect(worst(cs[i]!, rs[i]!)).toBeLessThan(1e-6);
+    for (const i of [0, 1, 2]) expect(worstError(cs[i]!, rs[i]!)).toBeLessThan(1e-6);
 
     const sums = c.sumSquares(put(c, g), N, 1000),
       want = r.sumSquares(put(r, g), N, 1000);
@@ -192,7 +167,7 @@ describe.skipIf(!compiler)("CUDA kernels under the CPU emulation", () => {
       [517, N],
     ] as const)
       c.adamw(c.view(parts, s), c.view(grad, s), c.view(m2, s), c.view(v2, s), e - s, args);
-    expect(same(get(c, parts, N), get(c, whole, N))).toBe(true);
+    expect(bitsEqual(get(c, parts, N), get(c, whole, N))).toBe(true);
   });
 
   it("add, axpy, scale, fill and copy (overlapping too)", () => {
@@ -213,7 +188,7 @@ describe.skipIf(!compiler)("CUDA kernels under the CPU emulation", () => {
       return [get(k, o, n), get(k, b, n), get(k, a, n), get(k, f, n), get(k, cp, n)];
     };
     const [got, want] = [run(c), run(r)];
-    for (const [i, g] of got.entries()) expect(worst(g, want[i]!), `output ${i}`).toBeLessThan(1e-6);
+    for (const [i, g] of got.entries()) expect(worstError(g, want[i]!), `output ${i}`).toBeLessThan(1e-6);
   });
 
   it("activations, bias, dropout, norms, RoPE, embeddings and cross-entropy match the reference on odd shapes", () => {
@@ -388,8 +363,8 @@ describe.skipIf(!compiler)("CUDA kernels under the CPU emulation", () => {
         if (process.env.AZE_TIME_CASES) console.log(name, rows, Math.round(performance.now() - t0), "ms");
         expect(got.length, name).toBe(want.length);
         got.forEach((g, i) => {
-          if (tol === 0) expect(same(g, want[i]!), `${name} (${rows}x${cols}), output ${i}: bit for bit`).toBe(true);
-          else expect(worst(g, want[i]!), `${name} (${rows}x${cols}), output ${i}`).toBeLessThan(tol);
+          if (tol === 0) expect(bitsEqual(g, want[i]!), `${name} (${rows}x${cols}), output ${i}: bit for bit`).toBe(true);
+          else expect(worstError(g, want[i]!), `${name} (${rows}x${cols}), output ${i}`).toBeLessThan(tol);
         });
       }
     }

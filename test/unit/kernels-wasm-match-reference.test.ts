@@ -4,6 +4,7 @@
 import { beforeAll, describe, expect, it } from "vitest";
 import { createWasmKernels, relaxedSimdSupported } from "../../kernels-wasm/index.js";
 import { createReferenceKernels } from "../../model/kernels-reference.js";
+import { get, put, randomsFrom, worstError } from "../../model/kernel-probes.js";
 import type { Buf, Kernels } from "../../model/kernels.js";
 
 let seed = 99;
@@ -12,29 +13,8 @@ const rand = () => {
   return (seed / 2 ** 32) * 2 - 1;
 };
 const randoms = (n: number) => Float32Array.from({ length: n }, rand);
-/** The same values every call for one `key` (cases run on both backends). */
-const randomsFrom = (n: number, key: number) => {
-  let s = key;
-  return Float32Array.from({ length: n }, () => {
-    s = (Math.imul(s, 1103515245) + 12345) >>> 0;
-    return (s / 2 ** 32) * 2 - 1;
-  });
-};
-
-function put(k: Kernels, values: Float32Array | Int32Array): Buf {
-  const b = k.alloc(values.length, values instanceof Int32Array ? "i32" : "f32");
-  k.upload(b, values);
-  return b;
-}
-const get = (k: Kernels, b: Buf, n: number) => {
-  const out = new Float32Array(n);
-  k.download(b, out);
-  return out;
-};
 function close(actual: Float32Array, expected: Float32Array, tol: number) {
-  let worst = 0;
-  for (let i = 0; i < expected.length; i++) worst = Math.max(worst, Math.abs(actual[i]! - expected[i]!) / Math.max(1, Math.abs(expected[i]!)));
-  expect(worst).toBeLessThan(tol);
+  expect(worstError(actual, expected)).toBeLessThan(tol);
 }
 
 for (const relaxed of [false, true]) {
