@@ -164,7 +164,6 @@ export class ParamShard extends Actor {
     if (!this.votes) {
       this.votes = new GradientVotes(this.training.groups);
       for (const order of this.orders.get(this.version) ?? []) this.votes.deal(order.assignment);
-      for (const step of [...this.orders.keys()]) if (step < this.version) this.orders.delete(step);
     }
     return this.votes;
   }
@@ -219,11 +218,6 @@ export class ParamShard extends Actor {
     if (blockMs > 0 && process.env.AZE_TEST_BLOCK_STEPS?.split(",").includes(String(order.step)))
       for (const until = performance.now() + blockMs; performance.now() < until; );
     const gradient = this.reduced;
-    this.reduced = undefined;
-    this.blocks = new Map();
-    this.votes = undefined;
-    this.voteReported.clear();
-    this.bytesReceived = 0;
     if (order.apply)
       applyAdamWOnHost(
         this.kernels,
@@ -237,8 +231,16 @@ export class ParamShard extends Actor {
     this.report({ phase: "applied", step: order.step, shard: this.index, version: this.version });
   }
 
-  /** The version moved: orders of older steps are done with, and what was parked never fit. */
+  /**
+   * The version moved: everything held for the step before goes (its blocks, copies, votes
+   * and byte count), orders of older steps are done with, and what was parked never fit.
+   */
   private forgetStep(): void {
+    this.reduced = undefined;
+    this.blocks = new Map();
+    this.votes = undefined;
+    this.voteReported.clear();
+    this.bytesReceived = 0;
     for (const step of [...this.orders.keys()]) if (step < this.version) this.orders.delete(step);
     for (const p of this.parked.splice(0)) this.rejectParked(p);
   }
@@ -268,10 +270,6 @@ export class ParamShard extends Actor {
     this.m = loaded.m;
     this.v = loaded.v;
     this.version = loaded.step;
-    this.blocks = new Map();
-    this.reduced = undefined;
-    this.votes = undefined;
-    this.voteReported.clear();
     this.orders.clear(); // a rollback: steps from here on are dealt anew
     this.forgetStep();
     this.publishParams();
