@@ -35,9 +35,8 @@ import {
 import { StepDriver } from "./step-driver.js";
 
 /** Kinds the coordinator places; node agents join by themselves. */
-type PlacedKind = "param-shard" | "data-loader" | "compute";
-
 const placedKinds = ["param-shard", "data-loader", "compute"] as const;
+type PlacedKind = (typeof placedKinds)[number];
 const idPrefix: Record<PlacedKind, string> = { "param-shard": "shard", "data-loader": "loader", compute: "compute" };
 
 /** Start failures of one kind in a row (no start of that kind succeeding between) after which none is placed again. */
@@ -155,7 +154,7 @@ export class Coordinator extends Actor {
   /**
    * A restarted coordinator has heard every live actor's heartbeat. It adopts what the
    * agents are still starting (their heartbeats list their children), so nothing is placed
-   * twice; keeps the number of compute actors it found (a \`cluster scale\` survives); and
+   * twice; keeps the number of compute actors it found (a `cluster scale` survives); and
    * then places and trains. The step driver rebuilds the training state from the shards.
    */
   private settle(): void {
@@ -189,7 +188,7 @@ export class Coordinator extends Actor {
 
   /**
    * An actor this coordinator placed failed to start. Start-up errors (a corrupt token
-   * shard, a damaged checkpoint) do not mend: after \`maxStartFailures\` in a row of one kind
+   * shard, a damaged checkpoint) do not mend: after `maxStartFailures` in a row of one kind
    * no more are placed, training stops, and the run ends with the actor's own error.
    */
   private startFailed(id: string, message: string): void {
@@ -464,7 +463,7 @@ export class Coordinator extends Actor {
         }
       }
       for (const [id, s] of this.starting) if (now - s.since > 20_000) this.starting.delete(id); // never came up
-      for (const kind of ["param-shard", "data-loader", "compute"] as const) {
+      for (const kind of placedKinds) {
         const running = [...this.members.values()].filter((m) => m.kind === kind && !this.leaving.has(m.id));
         const pending = [...this.starting.values()].filter((s) => s.kind === kind).length;
         const missing = this.desired[kind] - running.length - pending;
