@@ -119,24 +119,27 @@ export function resolveRun(run: string | undefined, runsRoot = runsRootDefault()
   throw new UserError(`several runs are up (${up.join(", ")}): say which with --run NAME.`);
 }
 
-/** Connects to a run as its `client` identity (the CLI and dashboard: read streams, ask the coordinator). */
-export async function connectClient(state: ClusterState): Promise<NatsConnection> {
-  const creds = state.credsDir ? readCredentials(join(state.credsDir, "client.json")) : undefined;
+/** The run's `client` identity (the CLI and dashboard: read streams, ask the coordinator); none with an existing server. */
+function clientCreds(state: ClusterState): Credentials | undefined {
+  return state.credsDir ? readCredentials(join(state.credsDir, "client.json")) : undefined;
+}
+
+function connectAs(state: ClusterState, creds: Secret | undefined): Promise<NatsConnection> {
   return connectNats({ url: state.natsUrl, creds, name: `${state.run}/cli-${process.pid}`, timeoutMs: 3000 });
+}
+
+/** Connects to a run as its `client` identity. */
+export async function connectClient(state: ClusterState): Promise<NatsConnection> {
+  return connectAs(state, clientCreds(state));
 }
 
 /** Runs `use` on a fresh client connection to the run, closed once it settles. */
 export async function withClient<T>(state: ClusterState, use: (nc: NatsConnection) => Promise<T>): Promise<T> {
-  const nc = await connectClient(state);
-  try {
-    return await use(nc);
-  } finally {
-    await nc.close();
-  }
+  return withConnection(state, clientCreds(state), use);
 }
 
 async function withConnection<T>(state: ClusterState, creds: Secret | undefined, use: (nc: NatsConnection) => Promise<T>): Promise<T> {
-  const nc = await connectNats({ url: state.natsUrl, creds, name: `${state.run}/cli-${process.pid}`, timeoutMs: 3000 });
+  const nc = await connectAs(state, creds);
   try {
     return await use(nc);
   } finally {
