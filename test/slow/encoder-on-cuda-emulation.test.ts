@@ -1,31 +1,24 @@
 // A training step of the whole encoder on the CUDA kernels under the CPU emulation gives the
 // reference's loss and gradients: BERT (LayerNorm, GELU, bias; with and without dropout) and
 // NeoBERT (RMSNorm, RoPE, SwiGLU). The kernels one by one are in
-// test/unit/kernels-cuda-emulated-match-reference.test.ts; this is how the model uses them
+// test/slow/kernels-cuda-emulated-match-reference.test.ts; this is how the model uses them
 // (views, saved attention state, scratch, dropout counters). Slow: each launch runs on host threads.
-import { execFileSync, spawnSync } from "node:child_process";
-import { existsSync } from "node:fs";
-import { dirname, join } from "node:path";
-import { fileURLToPath } from "node:url";
 import { beforeAll, describe, expect, it } from "vitest";
-import { type CudaKernels, createCudaKernels, cudaAddonPath, loadCudaAddon } from "../../kernels-cuda/index.js";
+import { emulatedCudaKernels, hasCompiler } from "../helpers/cuda-emulation.js";
+import type { CudaKernels } from "../../kernels-cuda/index.js";
 import { modelConfigSchema, presets } from "../../model/config.js";
 import { Encoder, type MaskedBatch } from "../../model/encoder.js";
 import { createReferenceKernels } from "../../model/kernels-reference.js";
 import type { Kernels } from "../../model/kernels.js";
 import { initParameters, parameterLayout } from "../../model/layout.js";
 
-const root = join(dirname(fileURLToPath(import.meta.url)), "..", "..");
-const compiler = ["c++", "g++"].some((c) => spawnSync("sh", ["-c", `command -v ${c}`]).status === 0);
-if (!compiler) console.log("encoder on the CUDA emulation: skipped, no C++ compiler on this machine");
+if (!hasCompiler) console.log("encoder on the CUDA emulation: skipped, no C++ compiler on this machine");
 
-describe.skipIf(!compiler)("the encoder on the CUDA kernels (CPU emulation)", () => {
+describe.skipIf(!hasCompiler)("the encoder on the CUDA kernels (CPU emulation)", () => {
   let c: CudaKernels;
   const r = createReferenceKernels();
   beforeAll(() => {
-    if (!existsSync(cudaAddonPath("emulated")))
-      execFileSync(process.execPath, [join(root, "scripts", "build-native.mjs"), "kernels-cuda/emulated"], { cwd: root, stdio: "inherit", timeout: 600_000 });
-    c = createCudaKernels(loadCudaAddon("emulated"));
+    c = emulatedCudaKernels();
   }, 600_000);
 
   // The whole encoder, as training runs it, on the CUDA kernels: BERT (LayerNorm, GELU, bias,

@@ -6,31 +6,23 @@
 //
 // This proves the kernels' arithmetic, indexing, bounds, barriers and shuffles. It does not
 // prove speed, the GPU memory model or anything about tensor cores (docs/kernels.md).
-import { execFileSync, spawnSync } from "node:child_process";
-import { existsSync } from "node:fs";
-import { dirname, join } from "node:path";
-import { fileURLToPath } from "node:url";
 import { beforeAll, describe, expect, it } from "vitest";
-import { type CudaKernels, createCudaKernels, cudaAddonPath, loadCudaAddon } from "../../kernels-cuda/index.js";
+import { emulatedCudaKernels, hasCompiler } from "../helpers/cuda-emulation.js";
+import type { CudaKernels } from "../../kernels-cuda/index.js";
 import { createReferenceKernels } from "../../model/kernels-reference.js";
 import { bitsEqual, get, put, randomsFrom, worstError } from "../../model/kernel-probes.js";
 import type { AttentionShape, Buf, Kernels } from "../../model/kernels.js";
 
-const root = join(dirname(fileURLToPath(import.meta.url)), "..", "..");
-const compiler = ["c++", "g++"].find((c) => spawnSync("sh", ["-c", `command -v ${c}`]).status === 0);
-if (!compiler) console.log("kernels-cuda emulation: skipped, no C++ compiler on this machine");
+if (!hasCompiler) console.log("kernels-cuda emulation: skipped, no C++ compiler on this machine");
 
 let nextKey = 1;
 const randoms = (n: number) => randomsFrom(n, nextKey++ * 7919);
 
-describe.skipIf(!compiler)("CUDA kernels under the CPU emulation", () => {
+describe.skipIf(!hasCompiler)("CUDA kernels under the CPU emulation", () => {
   let c: CudaKernels;
   const r = createReferenceKernels();
   beforeAll(() => {
-    // `npm run build` builds it; a clean checkout that only ran the tests builds it here.
-    if (!existsSync(cudaAddonPath("emulated")))
-      execFileSync(process.execPath, [join(root, "scripts", "build-native.mjs"), "kernels-cuda/emulated"], { cwd: root, stdio: "inherit", timeout: 600_000 });
-    c = createCudaKernels(loadCudaAddon("emulated"));
+    c = emulatedCudaKernels();
   }, 600_000);
 
   it("names the emulated device and the own GEMM", () => {

@@ -2,12 +2,12 @@
 // runs WebAssembly with a reason naming why; --backend cuda there is one clear error. The
 // device is stood in for by the CPU emulation of the addon (a device that answers) and by
 // stand-ins that fail the way a machine without a GPU or without the build does.
-import { spawnSync } from "node:child_process";
 import { existsSync } from "node:fs";
 import { describe, expect, it } from "vitest";
 import { type CudaAddon, cudaAddonPath, loadCudaAddon } from "../../kernels-cuda/index.js";
 import { createBackend } from "../../model/backend.js";
 import { UserError } from "../../runtime/errors.js";
+import { hasCompiler } from "../helpers/cuda-emulation.js";
 
 /** The emulated addon with deviceInfo replaced: what a machine without a GPU answers. */
 const noDevice = (): CudaAddon => {
@@ -48,8 +48,7 @@ describe("backend choice", () => {
     else expect(reason).toMatch(/^WebAssembly (relaxed )?SIMD: (no CUDA device|the CUDA addon (is not built|did not load)|the CUDA device did not start)/);
   });
 
-  const compiler = spawnSync("sh", ["-c", "command -v c++ || command -v g++"]).status === 0;
-  it.skipIf(!compiler || !existsSync(cudaAddonPath("emulated")))("picks CUDA where a device answers: the CPU emulation stands in for one", async () => {
+  it.skipIf(!hasCompiler || !existsSync(cudaAddonPath("emulated")))("picks CUDA where a device answers: the CPU emulation stands in for one", async () => {
     const { kernels, reason } = await createBackend("auto", { loadCuda: () => loadCudaAddon("emulated") });
     expect(kernels.name).toBe("cuda");
     expect(reason).toBe("CUDA on CPU emulation of CUDA; matmul: own tiled GEMM (fp32): no cuBLASLt in the emulation");
