@@ -4,7 +4,7 @@
 // test process that dies. Skipped, with the reason printed, where namespaces cannot be made.
 // Only lower bounds on times: the machine may be busy, so a test waits for what it expects.
 import { type ChildProcess, execFileSync, spawn, spawnSync } from "node:child_process";
-import { existsSync, readFileSync } from "node:fs";
+import { readFileSync, statSync } from "node:fs";
 import { connect, type Socket } from "node:net";
 import { createInterface } from "node:readline";
 import { setTimeout as sleep } from "node:timers/promises";
@@ -85,11 +85,31 @@ function runClient(hosts: Hosts, from: Host, to: { address: string; port: number
   return hosts.exec(from, "timeout", [`${timeoutMs / 1000}`, "bash", "-c", clientScript, to.address, String(to.port), line]);
 }
 
+/** The error a TCP connect from this namespace ends in ("connected" when it succeeds). */
+function lineClientOrError(host: string, port: number): Promise<string> {
+  return new Promise((resolve) => {
+    const socket = connect(port, host, () => {
+      socket.destroy();
+      resolve("connected");
+    });
+    socket.on("error", (err) => resolve(String(err)));
+  });
+}
+
 /** Whether the process exists and has not exited (a zombie has). */
 function running(pid: number): boolean {
   try {
     const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
     return stat.slice(stat.lastIndexOf(")") + 2)[0] !== "Z";
+  } catch {
+    return false;
+  }
+}
+
+function inNamespace(pid: number, namespace: string): boolean {
+  try {
+    const [theirs, ns] = [statSync(`/proc/${pid}/ns/net`), statSync(`/run/netns/${namespace}`)];
+    return theirs.dev === ns.dev && theirs.ino === ns.ino;
   } catch {
     return false;
   }
@@ -266,6 +286,23 @@ describe.skipIf(!can.ok)("simulated hosts", () => {
 });
 
 describe.skipIf(!can.ok)("removing simulated hosts", () => {
+  test("two sets made at the same time get their own names and /24s, and each destroy removes only its own", async () => {
+    const [one, two] = await Promise.all([makeHosts(1), makeHosts(1)]);
+    try {
+      expect(one.subnet).not.toBe(two.subnet);
+      expect(one.bridge).not.toBe(two.bridge);
+      one.destroy();
+      expect(netnsList()).not.toContain(one.hosts[0]!.namespace);
+      expect(netnsList()).toContain(two.hosts[0]!.namespace);
+      expect(linkList()).toContain(two.bridge);
+      const fromRoot = await lineClientOrError(two.hosts[0]!.address, 9); // nothing listens: refused, so reachable
+      expect(fromRoot).toMatch(/ECONNREFUSED/);
+    } finally {
+      one.destroy();
+      two.destroy();
+    }
+  });
+
   test("destroy removes every namespace, link and process of the set and of a crashed run's set, and nothing else", async () => {
     const hosts = await makeHosts(2);
     const [h0, h1] = hosts.hosts as [Host, Host];
@@ -289,7 +326,8 @@ describe.skipIf(!can.ok)("removing simulated hosts", () => {
       const sleeper = hosts.spawnIn(h0, "sleep", ["1000"], { stdio: "ignore" });
       hosts.spawnIn(h1, "sh", ["-c", "sleep 1000 & sleep 1000 & wait"], { stdio: "ignore" });
       await waitFor("three processes in h1", () => hosts.pidsIn(h1).length >= 3);
-      await waitFor("the crashed run's process", () => running(orphan.pid!) && existsSync(`/proc/${orphan.pid}/ns/net`));
+      // Once inside (another test file's makeHosts may already have removed it all: that is fine too).
+      await waitFor("the crashed run's process inside its namespace", () => inNamespace(orphan.pid!, `${crashed}h0`) || !running(orphan.pid!));
       const pids = [sleeper.pid!, ...hosts.pidsIn(h1), orphan.pid!];
 
       hosts.destroy();

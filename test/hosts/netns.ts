@@ -297,66 +297,82 @@ function uninstallHooks(): void {
 
 // ---------------------------------------------------------------------------------------------
 // Making a set
-
-/** A /24 of 198.18.0.0/15 as its index 0..511. */
-function benchIndex(address: string): number | undefined {
-  const m = /^198\.(18|19)\.(\d{1,3})\./.exec(address);
-  return m ? (Number(m[1]) - 18) * 256 + Number(m[2]) : undefined;
-}
+//
+// Every ip(8) process costs: on a busy 2-core machine starting one takes 100-200 ms. So the
+// root namespace's part of a set is one ip batch, each namespace's part one more (in parallel),
+// and the routes are read from /proc/net/route rather than from `ip route`.
 
 function benchPrefix(index: number): string {
   return `198.${18 + (index >> 8)}.${index & 255}`;
 }
 
 /**
- * The benchmark /24s in use in the root namespace, with the links they are on. All routing
- * tables: an address on a link puts a route in table local, a /24 on a link one in table main.
+ * The /24s of 198.18.0.0/15 (as indexes 0..511) that routes of the root namespace's main table
+ * reach, with the links of those routes. A link's address puts its /24 there once the link is
+ * up, so this sees every other set's subnet and anything else using the range.
  */
 function benchSubnetsInUse(): Map<number, string[]> {
   const used = new Map<number, string[]>();
-  const routes = JSON.parse(ipSync(["-j", "-4", "route", "show", "table", "all"]) || "[]") as { dst?: string; dev?: string }[];
-  for (const r of routes) {
-    const index = r.dst === undefined ? undefined : benchIndex(r.dst);
-    if (index !== undefined) used.set(index, [...(used.get(index) ?? []), r.dev ?? "?"]);
+  let table = "";
+  try {
+    table = readFileSync("/proc/net/route", "utf8");
+  } catch {
+    return used; // no IPv4 routes at all
+  }
+  // Destination and Mask are 32-bit numbers printed in the machine's (little-endian) byte order.
+  const bigEndian = (hex: string) => {
+    const n = Number.parseInt(hex, 16);
+    return (((n & 0xff) << 24) | (((n >> 8) & 0xff) << 16) | (((n >> 16) & 0xff) << 8) | ((n >>> 24) & 0xff)) >>> 0;
+  };
+  for (const line of table.split("\n").slice(1)) {
+    const [link, dstHex, , , , , , maskHex] = line.trim().split(/\s+/);
+    if (!link || !dstHex || !maskHex) continue;
+    const [dst, mask] = [bigEndian(dstHex), bigEndian(maskHex)];
+    if (mask < 0xfffe0000) continue; // wider than our /15: a default or summary route, not a network someone put here
+    for (let index = 0; index < 512; index++) {
+      const net = ((198 << 24) | ((18 + (index >> 8)) << 16) | ((index & 255) << 8)) >>> 0;
+      if (((net & mask) >>> 0 === dst && mask <= 0xffffff00) || (dst & 0xffffff00) >>> 0 === net) used.set(index, [...(used.get(index) ?? []), link]);
+    }
   }
   return used;
 }
 
+function randomFreeSubnet(): number {
+  const used = benchSubnetsInUse();
+  const free = Array.from({ length: 512 }, (_, i) => i).filter((i) => !used.has(i));
+  if (free.length === 0) throw new Error("makeHosts: all 512 /24s of 198.18.0.0/15 are in use: destroy sets you no longer need.");
+  return free[Math.floor(Math.random() * free.length)]!;
+}
+
 let setCounter = 0;
 
-/** Picks the next unused set prefix and creates its bridge, which claims the name atomically. */
-function claimSet(): LiveSet {
+/**
+ * Runs the root namespace's part of a new set as one ip batch under the next free prefix. The
+ * batch's first line creates the bridge, which claims the prefix: the kernel refuses a second
+ * link of that name (another instance of this module in this process may be taking prefixes too).
+ */
+function claimSet(linesFor: (prefix: string) => string[]): LiveSet {
   const pid36 = process.pid.toString(36);
   for (let tries = 0; tries < 36 * 36; tries++) {
     const prefix = `aze-${pid36}-${(setCounter++ % (36 * 36)).toString(36)}-`;
     const existing = objectsWithPrefix(prefix);
     if (existing.namespaces.length + existing.links.length > 0) continue;
-    const r = runSync("ip", ["link", "add", `${prefix}br`, "type", "bridge"]);
-    if (r.code !== 0 && /File exists/.test(r.stderr)) continue; // another module instance in this process took it
-    if (r.code !== 0) throw ipFailure(`ip link add ${prefix}br type bridge`, r);
+    // Registered before it exists, so that an exit in the middle still removes it.
     const set: LiveSet = { prefix, children: new Set() };
     live.set(prefix, set);
     installHooks();
-    return set;
+    const lines = [`link add ${prefix}br type bridge`, ...linesFor(prefix)];
+    const r = runSync("ip", ["-batch", "-"], `${lines.join("\n")}\n`);
+    if (r.code === 0) return set;
+    if (/File exists/.test(r.stderr) && /Command failed -:1$/m.test(r.stderr)) {
+      live.delete(prefix); // not ours: nothing to remove
+      if (live.size === 0) uninstallHooks();
+      continue;
+    }
+    const left = teardown(set);
+    throw new Error(`${ipFailure("ip", r, lines).message}${left.length > 0 ? ` (and could not remove ${left.join(", ")})` : ""}`);
   }
-  throw new Error("makeHosts: every set name of this process is in use: destroy() sets you no longer need.");
-}
-
-/** Gives the bridge a free /24 and the root address in it; returns the /24 prefix ("198.18.37"). */
-function claimSubnet(bridge: string): string {
-  for (let tries = 0; tries < 50; tries++) {
-    const used = benchSubnetsInUse();
-    const free = Array.from({ length: 512 }, (_, i) => i).filter((i) => !used.has(i));
-    if (free.length === 0) throw new Error("makeHosts: all 512 /24s of 198.18.0.0/15 are in use: destroy sets you no longer need.");
-    const index = free[Math.floor(Math.random() * free.length)]!;
-    ipSync(["addr", "add", `${benchPrefix(index)}.1/24`, "dev", bridge]);
-    // Another process may have picked the same /24 between our look and our claim: then both back off.
-    const others = (benchSubnetsInUse().get(index) ?? []).filter((link) => link !== bridge);
-    if (others.length === 0) return benchPrefix(index);
-    ipSync(["addr", "del", `${benchPrefix(index)}.1/24`, "dev", bridge]);
-    sleepSync(Math.random() * 50);
-  }
-  throw new Error("makeHosts: could not claim a free /24 of 198.18.0.0/15 after 50 tries.");
+  throw new Error("every set name of this process is in use: destroy() sets you no longer need.");
 }
 
 /**
@@ -369,33 +385,55 @@ export async function makeHosts(n: number, options: MakeHostsOptions = {}): Prom
   if (names.length !== n) throw new Error(`makeHosts: ${names.length} names for ${n} hosts.`);
   removeLeftovers();
 
-  const set = claimSet();
+  let index = randomFreeSubnet();
+  const namespaceOf = (prefix: string, k: number) => `${prefix}h${k.toString(36)}`;
+  const rootVethOf = (prefix: string, k: number) => `${prefix}v${k.toString(36)}`;
+  let set: LiveSet;
+  try {
+    set = claimSet((prefix) => {
+      const bridge = `${prefix}br`;
+      const lines = [`link set ${bridge} addrgenmode none`, `addr add ${benchPrefix(index)}.1/24 dev ${bridge}`, `link set ${bridge} up`];
+      for (let k = 0; k < n; k++) {
+        const [ns, veth] = [namespaceOf(prefix, k), rootVethOf(prefix, k)];
+        lines.push(
+          `netns add ${ns}`,
+          `link add ${veth} type veth peer name eth0 netns ${ns}`,
+          `link set ${veth} addrgenmode none`,
+          `link set ${veth} master ${bridge}`,
+          `link set ${veth} up`,
+        );
+      }
+      return lines;
+    });
+  } catch (err) {
+    throw new Error(`makeHosts: ${(err as Error).message}`);
+  }
+
   const bridge = `${set.prefix}br`;
   try {
-    const namespaceOf = (k: number) => `${set.prefix}h${k.toString(36)}`;
-    const rootVethOf = (k: number) => `${set.prefix}v${k.toString(36)}`;
-    const rootSide = [`link set ${bridge} addrgenmode none`, `link set ${bridge} up`];
-    for (let k = 0; k < n; k++) {
-      rootSide.push(
-        `netns add ${namespaceOf(k)}`,
-        `link add ${rootVethOf(k)} type veth peer name eth0 netns ${namespaceOf(k)}`,
-        `link set ${rootVethOf(k)} addrgenmode none`,
-        `link set ${rootVethOf(k)} master ${bridge}`,
-        `link set ${rootVethOf(k)} up`,
-      );
+    // Another process may have picked the same /24 between our look and our claim: then both move.
+    for (let tries = 0; (benchSubnetsInUse().get(index) ?? []).some((link) => link !== bridge); tries++) {
+      if (tries === 50) throw new Error("could not claim a free /24 of 198.18.0.0/15 after 50 tries.");
+      ipSync(["addr", "del", `${benchPrefix(index)}.1/24`, "dev", bridge]);
+      sleepSync(Math.random() * 50);
+      index = randomFreeSubnet();
+      ipSync(["addr", "add", `${benchPrefix(index)}.1/24`, "dev", bridge]);
     }
-    await ipBatch(rootSide);
-    // After the bridge is up: only then does its address show as a route, which is what another
-    // process's claimSubnet looks at.
-    const subnet = claimSubnet(bridge);
-    const hosts: Host[] = names.map((name, k) => ({ name, index: k, namespace: namespaceOf(k), address: `${subnet}.${11 + k}`, rootVeth: rootVethOf(k) }));
+    const subnet = benchPrefix(index);
+    const hosts: Host[] = names.map((name, k) => ({
+      name,
+      index: k,
+      namespace: namespaceOf(set.prefix, k),
+      address: `${subnet}.${11 + k}`,
+      rootVeth: rootVethOf(set.prefix, k),
+    }));
     await Promise.all(
       hosts.map((h) => ipBatch(["link set lo up", "link set eth0 addrgenmode none", `addr add ${h.address}/24 dev eth0`, "link set eth0 up"], h.namespace)),
     );
     return hostsApi(set, hosts, `${subnet}.0/24`, `${subnet}.1`, bridge);
   } catch (err) {
-    teardown(set);
-    throw new Error(`makeHosts: ${(err as Error).message}`);
+    const left = teardown(set);
+    throw new Error(`makeHosts: ${(err as Error).message}${left.length > 0 ? ` (and could not remove ${left.join(", ")})` : ""}`);
   }
 }
 
@@ -487,14 +525,11 @@ function probe(): { ok: true } | { ok: false; reason: string } {
   if (version.code !== 0) return { ok: false, reason: `ip (iproute2) is not usable: ${version.stderr.trim() || `exit ${version.code}`}; install iproute2.` };
   let set: LiveSet;
   try {
-    set = claimSet();
+    set = claimSet((prefix) => [`netns add ${prefix}h0`, `link add ${prefix}v0 type veth peer name eth0 netns ${prefix}h0`]);
   } catch (err) {
-    return { ok: false, reason: `cannot make a bridge: ${(err as Error).message}` };
+    return { ok: false, reason: `cannot make a bridge, a network namespace and a veth: ${(err as Error).message}` };
   }
-  const lines = [`netns add ${set.prefix}h0`, `link add ${set.prefix}v0 type veth peer name eth0 netns ${set.prefix}h0`];
-  const r = runSync("ip", ["-batch", "-"], `${lines.join("\n")}\n`);
   const left = teardown(set);
-  if (r.code !== 0) return { ok: false, reason: `cannot make a network namespace with a veth: ${ipFailure("ip", r, lines).message}` };
-  if (left.length > 0) return { ok: false, reason: `made a probe namespace but could not remove ${left.join(", ")}.` };
+  if (left.length > 0) return { ok: false, reason: `made a probe bridge, namespace and veth but could not remove ${left.join(", ")}.` };
   return { ok: true };
 }
