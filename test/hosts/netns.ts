@@ -59,9 +59,9 @@ export interface Hosts {
   bridge: string;
   /** child_process.spawn of `command args` inside the host; the child is killed by destroy(). */
   spawnIn(host: Host, command: string, args?: readonly string[], options?: SpawnOptions): ChildProcess;
-  /** Runs a short command inside the host and resolves with its output; never rejects on a non-zero exit. */
+  /** Runs a short command inside the host and resolves with its output (SIGKILL after timeoutMs, default 60 s); a non-zero exit is in `code`. */
   exec(host: Host, command: string, args?: readonly string[], options?: { timeoutMs?: number; input?: string }): Promise<ExecResult>;
-  /** Takes the host's link down: every packet to or from it is dropped until restore(). Processes keep running. */
+  /** Takes the host's link down (synchronously): every packet to or from it is dropped until restore(). Processes keep running. */
   cut(host: Host): void;
   /** Brings the host's link back up; established TCP connections resume through retransmission. */
   restore(host: Host): void;
@@ -438,7 +438,9 @@ export async function makeHosts(n: number, options: MakeHostsOptions = {}): Prom
 }
 
 function hostsApi(set: LiveSet, hosts: Host[], subnet: string, rootAddress: string, bridge: string): Hosts {
+  let destroyed = false;
   const ours = (host: Host): Host => {
+    if (destroyed) throw new Error(`host ${host.name} (${host.namespace}) was removed by destroy(): make new hosts.`);
     if (hosts[host.index]?.namespace !== host.namespace) {
       throw new Error(`host ${host.name} (${host.namespace}) is not one of this set's hosts (${hosts.map((h) => h.namespace).join(", ")}).`);
     }
@@ -476,6 +478,7 @@ function hostsApi(set: LiveSet, hosts: Host[], subnet: string, rootAddress: stri
           clearTimeout(timer);
           resolve({ code: code ?? 128 + (signal ? constants.signals[signal] : 0), stdout, stderr });
         });
+        child.stdin!.on("error", () => {}); // a command that exits without reading its input
         child.stdin!.end(options.input ?? "");
       });
     },
@@ -497,6 +500,7 @@ function hostsApi(set: LiveSet, hosts: Host[], subnet: string, rootAddress: stri
       return pidsByNamespace([namespace]).get(namespace) ?? [];
     },
     destroy() {
+      destroyed = true;
       const left = teardown(set);
       removeLeftovers();
       if (left.length > 0) throw new Error(`destroy: could not remove ${left.join(", ")}: remove them with \`ip netns del\` / \`ip link del\`.`);
