@@ -86,7 +86,7 @@ function runClient(hosts: Hosts, from: Host, to: { address: string; port: number
 }
 
 /** The error a TCP connect from this namespace ends in ("connected" when it succeeds). */
-function lineClientOrError(host: string, port: number): Promise<string> {
+function connectResult(host: string, port: number): Promise<string> {
   return new Promise((resolve) => {
     const socket = connect(port, host, () => {
       socket.destroy();
@@ -295,7 +295,7 @@ describe.skipIf(!can.ok)("removing simulated hosts", () => {
       expect(netnsList()).not.toContain(one.hosts[0]!.namespace);
       expect(netnsList()).toContain(two.hosts[0]!.namespace);
       expect(linkList()).toContain(two.bridge);
-      const fromRoot = await lineClientOrError(two.hosts[0]!.address, 9); // nothing listens: refused, so reachable
+      const fromRoot = await connectResult(two.hosts[0]!.address, 9); // nothing listens: refused, so reachable
       expect(fromRoot).toMatch(/ECONNREFUSED/);
     } finally {
       one.destroy();
