@@ -3,24 +3,31 @@
 // For each step order that names it, it makes sure it holds parameters of that version
 // (from the shards' broadcasts, or by asking), fetches its groups' micro-batches from the
 // data-loaders, runs forward and backward, pre-combines its groups along aligned blocks of
-// the fixed tree, and sends each block's slice to the shard that owns it.
+// the fixed tree, and sends each block's slice to the shard that owns it. With host-level
+// combining, it sends its blocks to its host's combiner instead, or, as the combiner, adds
+// the host's blocks together and sends the sums (actors/host-combiner.ts).
 // Never: combines groups across a block boundary, or sends a gradient that is not finite
 // without saying so (the shards' reports carry that to the coordinator).
 import { createBackend, measurePeakFlops } from "../model/backend.js";
 import { CHUNK } from "../model/layout.js";
-import { addF32, alignedBlocks, blockKey, reduceTree, shardRanges } from "../model/reduction-tree.js";
+import { addF32, alignedBlocks, blockKey, reduceTree, shardRanges, type Block } from "../model/reduction-tree.js";
 import { createModel, openPlan, type GroupResult, type TrainingModel, type TrainingPlan } from "../model/training.js";
 import { Actor } from "../runtime/actor.js";
 import { decodeChecked, encodeMessage, tensorData, tensorFrom, TensorAssembler } from "../runtime/codec.js";
 import { publishTensor } from "../runtime/nats.js";
+import { senderOf } from "../runtime/subjects.js";
+import { HostCombine, type HostBlock } from "./host-combiner.js";
 import {
   batchReplySchema,
+  hostGradientMetaSchema,
   paramsMetaSchema,
   stepOrderSchema,
   workerOptionsSchema,
   type BatchRequest,
   type GradientMeta,
   type GroupDone,
+  type GroupReport,
+  type HostGradientMeta,
   type StepOrder,
 } from "./protocol.js";
 
@@ -35,6 +42,11 @@ export class Compute extends Actor {
   /** Slices of a version still arriving: version → shard → slice. */
   private incoming = new Map<number, Map<number, Float32Array>>();
   private assembler!: TensorAssembler;
+  private hostAssembler!: TensorAssembler;
+  /** Host-level combining: the state of each step attempt this actor combines for, by `step:attempt`. */
+  private combining = new Map<string, HostCombine>();
+  /** Blocks from this host's actors that arrived before their step order. */
+  private earlyParts: { from: string; meta: HostGradientMeta; sum: Float32Array }[] = [];
   private waiters: (() => void)[] = [];
   private busy: Promise<void> = Promise.resolve();
   private groups: number[] = [];
@@ -63,7 +75,16 @@ export class Compute extends Actor {
     });
     // Only shard s may publish on `params.<s>` (the server enforces it): what arrives there is that shard's slice.
     for (let s = 0; s < this.ranges.length; s++) this.nc.subscribe(this.subjects.params(s), { callback: (_e, m) => this.onParamsChunk(m.data, s) });
+    // Host-level combining: the host's other actors send this actor whole blocks of the parameter vector's size.
+    this.hostAssembler = new TensorAssembler({
+      maxBytes: 4 * 1024 ** 3,
+      timeoutMs: 30_000,
+      maxPending: 2 * this.training.groups,
+      misfit: (dtype, shape) => (dtype === "f32" && shape.length === 1 && shape[0] === this.training.total ? undefined : "is not a whole gradient"),
+    });
+    this.nc.subscribe(this.subjects.hostGradientsTo(this.id), { callback: (_e, m) => this.onHostGradientChunk(m.data, senderOf(m.subject)) });
     this.on(this.subjects.step, stepOrderSchema, (order) => {
+      this.onCombineOrder(order);
       const mine = order.assignment[this.id];
       if (mine?.length)
         this.busy = this.busy.then(() => this.runGroups(order, mine)).catch((err) => this.log.error("step-failed", { step: order.step, error: String(err) }));
@@ -137,7 +158,6 @@ export class Compute extends Actor {
     this.groups = groups;
     this.model.setParameters(params);
     let commMs = tParams - t0;
-    let bytesSent = 0;
     const results = new Map<number, GroupResult>();
     const leaves = new Map<string, Float32Array>();
     let computeMs = 0;
@@ -149,37 +169,128 @@ export class Compute extends Actor {
       results.set(group, result);
       leaves.set(blockKey({ lo: group, hi: group + 1 }), result.gradient);
     }
-    const tSend = performance.now();
-    for (const block of alignedBlocks(groups, this.training.groups)) {
-      const sum = reduceTree(leaves, block.lo, block.hi, addF32)!;
-      this.ranges.forEach(({ start, end }, shard) => {
-        const meta: GradientMeta = { step: order.step, block, shard, from: this.id };
-        let slice = sum.subarray(start, end);
-        // Test hook: the compute actor this names lies, flipping the lowest bit of the first
-        // element of every gradient slice it sends, so a test can watch `verify: 2` catch it.
-        if (process.env.AZE_TEST_CORRUPT_GRADIENT === this.id) {
-          slice = slice.slice();
-          new Uint32Array(slice.buffer)[0]! ^= 1;
-        }
-        bytesSent += publishTensor(this.nc, this.subjects.gradients(shard, this.id), tensorFrom(slice, [end - start]), meta);
-      });
-    }
-    await this.nc.flush();
-    commMs += performance.now() - tSend;
-    const done: GroupDone = {
-      step: order.step,
-      attempt: order.attempt,
-      from: this.id,
-      groups,
-      lossSums: groups.map((g) => results.get(g)!.lossSum),
-      counts: groups.map((g) => results.get(g)!.count),
-      tokens: groups.reduce((n, g) => n + results.get(g)!.tokens, 0),
-      computeMs,
-      commMs,
-      bytesSent,
+    // What this actor reports of the groups of one block: their losses; its timings go with the first block.
+    const blocks = alignedBlocks(groups, this.training.groups);
+    const reportOf = (block: Block, first: boolean): GroupReport => {
+      const held = groups.filter((g) => g >= block.lo && g < block.hi);
+      return {
+        from: this.id,
+        groups: held,
+        lossSums: held.map((g) => results.get(g)!.lossSum),
+        counts: held.map((g) => results.get(g)!.count),
+        tokens: held.reduce((n, g) => n + results.get(g)!.tokens, 0),
+        computeMs: first ? computeMs : 0,
+        commMs: first ? commMs : 0,
+        bytesSent: 0,
+      };
     };
-    this.publish(this.subjects.groupDone(this.id), done);
+    const tSend = performance.now();
+    const combiner = order.combine?.[this.id];
+    if (combiner && combiner !== this.id) {
+      // Host-level combining: this host's combiner adds our blocks to its host's and sends the sums on.
+      let bytesSent = 0;
+      blocks.forEach((block, i) => {
+        const sum = reduceTree(leaves, block.lo, block.hi, addF32)!;
+        const meta: HostGradientMeta = { step: order.step, attempt: order.attempt, block, report: reportOf(block, i === 0) };
+        bytesSent += publishTensor(this.nc, this.subjects.hostGradients(combiner, this.id), tensorFrom(sum, [sum.length]), meta);
+      });
+      await this.nc.flush();
+      this.log.info("sent-to-combiner", { step: order.step, combiner, blocks: blocks.length, bytes: bytesSent, ms: performance.now() - tSend });
+    } else if (combiner === this.id) {
+      const combine = this.combineOf(order);
+      blocks.forEach((block, i) => {
+        const part = { block, sum: reduceTree(leaves, block.lo, block.hi, addF32)!, report: reportOf(block, i === 0) };
+        for (const whole of combine.add(part)) this.sendHostBlock(order, whole);
+      });
+    } else {
+      let bytesSent = 0;
+      for (const block of blocks) bytesSent += this.sendToShards(order.step, block, reduceTree(leaves, block.lo, block.hi, addF32)!);
+      await this.nc.flush();
+      const all = reportOf({ lo: 0, hi: this.training.groups }, true);
+      const done: GroupDone = { ...all, step: order.step, attempt: order.attempt, commMs: commMs + performance.now() - tSend, bytesSent };
+      this.publish(this.subjects.groupDone(this.id), done);
+    }
     this.groups = [];
+  }
+
+  /** Sends each shard its slice of one block's sum; returns the bytes sent. */
+  private sendToShards(step: number, block: Block, sum: Float32Array): number {
+    let bytesSent = 0;
+    this.ranges.forEach(({ start, end }, shard) => {
+      const meta: GradientMeta = { step, block, shard, from: this.id };
+      let slice = sum.subarray(start, end);
+      // Test hook: the compute actor this names lies, flipping the lowest bit of the first
+      // element of every gradient slice it sends, so a test can watch `verify: 2` catch it.
+      if (process.env.AZE_TEST_CORRUPT_GRADIENT === this.id) {
+        slice = slice.slice();
+        new Uint32Array(slice.buffer)[0]! ^= 1;
+      }
+      bytesSent += publishTensor(this.nc, this.subjects.gradients(shard, this.id), tensorFrom(slice, [end - start]), meta);
+    });
+    return bytesSent;
+  }
+
+  // ---- host-level combining (actors/host-combiner.ts) -----------------------------------
+
+  /** The combining state of a step attempt this actor combines for, made on its order's arrival. */
+  private combineOf(order: StepOrder): HostCombine {
+    const key = `${order.step}:${order.attempt}`;
+    let combine = this.combining.get(key);
+    if (!combine) {
+      combine = new HostCombine(order, this.id, this.training.groups);
+      this.combining.set(key, combine);
+    }
+    return combine;
+  }
+
+  /** A step order that names this actor its host's combiner: ready for the host's blocks, older steps forgotten. */
+  private onCombineOrder(order: StepOrder): void {
+    for (const [key, c] of this.combining) if (c.order.step < order.step) this.combining.delete(key);
+    if (order.combine?.[this.id] === this.id) this.combineOf(order);
+    // Blocks that overtook their order fit now, or never will once their step is past.
+    for (const p of this.earlyParts.splice(0)) if (p.meta.step >= order.step) this.onHostPart(p.from, p.meta, p.sum);
+  }
+
+  private onHostGradientChunk(data: Uint8Array, from: string): void {
+    const whole = this.assemble(this.hostAssembler, hostGradientMetaSchema, data);
+    if (whole) this.onHostPart(from, whole.meta, tensorData(whole.tensor) as Float32Array);
+  }
+
+  /** A block from an actor of this host: added to the host's, and what became whole is sent on. */
+  private onHostPart(from: string, meta: HostGradientMeta, sum: Float32Array): void {
+    if (meta.report.from !== from) return this.log.warn("rejected", { reason: `a block sent by ${from} claims to come from ${meta.report.from}`, from });
+    const combine = this.combining.get(`${meta.step}:${meta.attempt}`);
+    if (!combine) {
+      // Its order is not here yet (or its step is over): hold a step's worth at most.
+      if (this.earlyParts.push({ from, meta, sum }) > 2 * this.training.groups) this.earlyParts.shift();
+      return;
+    }
+    const misfit = combine.misfit(from, meta.block);
+    if (misfit) return this.log.warn("rejected", { reason: misfit, from, step: meta.step });
+    const order = combine.order;
+    for (const whole of combine.add({ block: meta.block, sum, report: meta.report })) this.sendHostBlock(order, whole);
+  }
+
+  /** Sends a whole block of the host to the shards, then reports its groups: ours, and those of the actors whose blocks it holds. */
+  private sendHostBlock(order: StepOrder, whole: HostBlock): void {
+    const t0 = performance.now();
+    const bytesSent = this.sendToShards(order.step, whole.block, whole.sum);
+    void this.nc.flush().then(() => {
+      const own = whole.reports.filter((r) => r.from === this.id);
+      const mine: GroupReport = {
+        from: this.id,
+        groups: own.flatMap((r) => r.groups),
+        lossSums: own.flatMap((r) => r.lossSums),
+        counts: own.flatMap((r) => r.counts),
+        tokens: own.reduce((n, r) => n + r.tokens, 0),
+        computeMs: own.reduce((n, r) => n + r.computeMs, 0),
+        commMs: own.reduce((n, r) => n + r.commMs, 0) + performance.now() - t0,
+        bytesSent,
+      };
+      const combined = whole.reports.filter((r) => r.from !== this.id);
+      const done: GroupDone = { ...mine, step: order.step, attempt: order.attempt, ...(combined.length ? { combined } : {}) };
+      this.publish(this.subjects.groupDone(this.id), done);
+    });
   }
 
   /**

@@ -7,7 +7,7 @@
 // the cluster: see `settle`.
 // Never: computes gradients or holds parameters.
 import { randomBytes } from "node:crypto";
-import { readdirSync } from "node:fs";
+import { readdirSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import { z } from "zod";
 import { openPlan, type TrainingPlan } from "../model/training.js";
@@ -15,13 +15,17 @@ import { Actor, heartbeatSchema, type Heartbeat } from "../runtime/actor.js";
 import { mintIdentity, readIssuer, type Issuer } from "../runtime/identity.js";
 import { requestMessage, type Msg } from "../runtime/nats.js";
 import { servePrometheus, type Gauge } from "../runtime/prometheus.js";
+import { UserError } from "../runtime/errors.js";
 import { senderOf } from "../runtime/subjects.js";
+import { signHostRequest } from "../runtime/tls.js";
 import {
   clusterEventSchema,
   commandSchema,
   coordinatorOptionsSchema,
   emptySchema,
+  joinHostRequestSchema,
   joinRequestSchema,
+  type joinHostReplySchema,
   type joinReplySchema,
   replySchema,
   scaleRequestSchema,
@@ -119,6 +123,7 @@ export class Coordinator extends Actor {
         this.startFailed(event.actor, event.message);
     });
     this.handle(this.subjects.join, joinRequestSchema, (body) => this.join(body));
+    this.handle(this.subjects.joinHost, joinHostRequestSchema, (body) => this.joinHost(body));
     this.handle(this.subjects.status, emptySchema, () => this.clusterStatus());
     this.handle(this.subjects.scale, scaleRequestSchema, (body) => this.scale(body.compute));
     this.handle(this.subjects.shutdown, emptySchema, async () => {
@@ -223,6 +228,30 @@ export class Coordinator extends Actor {
     return { ok: true, id, jwt: identity.jwt };
   }
 
+  /**
+   * `cluster join-host`: a host with a nats-server of its own. Besides an agent identity, its
+   * server gets a certificate from the run's CA for the addresses it names, so it may route
+   * to the run's servers; the run's servers then form one NATS cluster. Only `host.json` may
+   * ask (the server enforces it): a route peer sees every message of the run.
+   */
+  private async joinHost(body: z.infer<typeof joinHostRequestSchema>): Promise<z.infer<typeof joinHostReplySchema>> {
+    const hosts = this.options.hosts;
+    if (!hosts)
+      return {
+        ok: false,
+        error: "this run's server listens on loopback only: start the run with `cluster up --listen ADDRESS` to let hosts join with servers of their own",
+      };
+    const joined = await this.join(body);
+    if (!joined.ok) return joined;
+    try {
+      const cert = signHostRequest(hosts.tlsDir, body.csr, body.names);
+      // The main server's route is enough: NATS servers tell each other about every peer (gossip).
+      return { ...joined, cert, trust: readFileSync(hosts.trust, "utf8"), routes: [hosts.route] };
+    } catch (err) {
+      return { ok: false, error: err instanceof UserError ? err.message : `could not certify the host's server: ${(err as Error).message}` };
+    }
+  }
+
   private driverHost() {
     const live = (kind: string) =>
       [...this.members.values()]
@@ -235,11 +264,13 @@ export class Coordinator extends Actor {
       log: this.log,
       runDir: this.spec.runDir,
       liveCompute: () => live("compute"),
+      desiredCompute: () => this.desired.compute,
       liveShards: () => live("param-shard"),
       computeBusy: () => [...this.members.values()].some((m) => m.kind === "compute" && Array.isArray(m.groups) && m.groups.length > 0),
       shardVersions: () =>
         [...this.members.values()].filter((m) => m.kind === "param-shard" && m.state === "ready" && !this.leaving.has(m.id)).map((m) => m.version),
       hostOf: (id: string) => this.members.get(id)?.host,
+      agentOf: (id: string) => this.members.get(id)?.agent,
       retire: (id: string, reason: string) => {
         const member = this.members.get(id);
         if (member && !this.leaving.has(id)) void this.retire(member, reason);
@@ -462,7 +493,8 @@ export class Coordinator extends Actor {
           this.forget(entry.id, `did not answer for ${(lagMs / 1000).toFixed(1)} s (deadline ${(unresponsiveMs / 1000).toFixed(1)} s)`);
         }
       }
-      for (const [id, s] of this.starting) if (now - s.since > 20_000) this.starting.delete(id); // never came up
+      // Never came up: a minute, since a new process on a loaded machine may take tens of seconds.
+      for (const [id, s] of this.starting) if (now - s.since > 60_000) this.starting.delete(id);
       for (const kind of placedKinds) {
         const running = [...this.members.values()].filter((m) => m.kind === kind && !this.leaving.has(m.id));
         const pending = [...this.starting.values()].filter((s) => s.kind === kind).length;

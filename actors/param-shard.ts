@@ -5,7 +5,7 @@
 // reports its per-chunk sums of squares, and when the coordinator sends the clip factor it
 // applies AdamW and publishes the next version of its slice. It writes and loads its slice
 // of checkpoints. It reads the step orders, and takes a gradient block only from an actor
-// dealt every group of it in that step; with `verify: 2`, only when the copies of two actors
+// dealt every group of it in that step (or its host's combiner); with `verify: 2`, only when the copies of two actors
 // dealt it agree bit for bit (actors/gradient-votes.ts).
 // Never: adds a block twice, applies a step twice, or applies a gradient whose reduction is
 // incomplete or not finite.
@@ -127,7 +127,11 @@ export class ParamShard extends Actor {
     if (meta.shard !== this.index) return reject(`gradient for shard ${meta.shard} sent to shard ${this.index}`);
     if (!(meta.block.lo >= 0 && meta.block.hi <= this.training.groups && meta.block.lo < meta.block.hi))
       return reject(`block ${JSON.stringify(meta.block)} is outside the ${this.training.groups} groups`);
-    const dealt = new Set((this.orders.get(meta.step) ?? []).flatMap((order) => order.assignment[sender] ?? []));
+    // A host combiner sends the blocks of its host's actors too: theirs count as dealt to it.
+    const combinedBy = (order: StepOrder) => Object.entries(order.combine ?? {}).flatMap(([actor, c]) => (c === sender && actor !== sender ? [actor] : []));
+    const dealt = new Set(
+      (this.orders.get(meta.step) ?? []).flatMap((order) => [sender, ...combinedBy(order)].flatMap((actor) => order.assignment[actor] ?? [])),
+    );
     const covered = Array.from({ length: meta.block.hi - meta.block.lo }, (_, i) => meta.block.lo + i).every((g) => dealt.has(g));
     if (!covered) {
       // Not (yet) dealt to the sender: held until the step ends, in case its order is late;

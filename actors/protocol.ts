@@ -37,6 +37,12 @@ export const stepOrderSchema = z.object({
   attempt: count,
   /** compute actor id → the groups it computes in this attempt. */
   assignment: z.record(z.string(), z.array(count)),
+  /**
+   * Host-level combining: compute actor id → the actor of its host that adds the host's
+   * blocks together and sends the sums to the shards (the combiner maps to itself). Actors
+   * not named send their own blocks to the shards.
+   */
+  combine: z.record(z.string(), z.string()).optional(),
 });
 
 /** A node of the reduction tree: the groups [lo, hi). */
@@ -51,9 +57,8 @@ export const paramsMetaSchema = z.object({ version: count, shard: count });
 /** A compute actor that lacks parameters of `version` asks a shard to publish its slice again. */
 export const paramsRequestSchema = z.object({ version: count.optional() });
 
-export const groupDoneSchema = z.object({
-  step: count,
-  attempt: count,
+/** What one compute actor reports of the groups it finished (their losses, its timings and bytes). */
+const groupReportSchema = z.object({
   from: z.string(),
   groups: z.array(count),
   /** Sum of the masked-token losses and their count, per group, in group order. */
@@ -64,6 +69,16 @@ export const groupDoneSchema = z.object({
   commMs: z.number(),
   bytesSent: count,
 });
+
+export const groupDoneSchema = groupReportSchema.extend({
+  step: count,
+  attempt: count,
+  /** A host combiner's report also carries those of the host's actors whose blocks it sent on. */
+  combined: z.array(groupReportSchema).optional(),
+});
+
+/** Travels as the meta of a whole gradient block sent to the host combiner, with the report of its groups. */
+export const hostGradientMetaSchema = z.object({ step: count, attempt: count, block: blockSchema, report: groupReportSchema });
 
 export const shardReportSchema = z.discriminatedUnion("phase", [
   /** `partials`: the per-chunk sums of squares of the reduced slice, as float64 bytes. */
@@ -231,6 +246,21 @@ export const joinReplySchema = z.union([
   z.object({ ok: z.literal(false), error: z.string() }),
 ]);
 
+/**
+ * `cluster join-host` asks for an agent identity as above, and for its own nats-server: a
+ * certificate request and the addresses its peers reach it at. The reply carries the
+ * certificate the run's CA signed, the run's trust lines (public JWTs) and the route URLs of
+ * the servers up already.
+ */
+export const joinHostRequestSchema = joinRequestSchema.extend({
+  csr: z.string().max(8192),
+  names: z.object({ ips: z.array(z.string().max(64)).max(32), dns: z.array(z.string().max(253)).max(32) }),
+});
+export const joinHostReplySchema = z.union([
+  z.object({ ok: z.literal(true), id: z.string(), jwt: z.string(), cert: z.string(), trust: z.string(), routes: z.array(z.string()) }),
+  z.object({ ok: z.literal(false), error: z.string() }),
+]);
+
 /** A request to a node agent: spawn or stop an actor process of its host, or list them. */
 export const agentRequestSchema = z.discriminatedUnion("op", [
   z.object({
@@ -263,6 +293,12 @@ export const coordinatorOptionsSchema = workerOptionsSchema.extend({
   issuerFile: z.string().optional(),
   /** The node agent of the host that ran `cluster up`: the only one given param-shards. */
   mainAgent: z.string().optional(),
+  /**
+   * A run whose servers form a cluster (`cluster up --listen`): the folder of the run's CA,
+   * which certifies the servers of hosts that join, the run's trust lines, and the route URL
+   * of the main host's server.
+   */
+  hosts: z.object({ tlsDir: z.string(), trust: z.string(), route: z.string() }).optional(),
   /** Set by the node agent when it restarts a coordinator that died: rebuild the state from the cluster, do not start afresh. */
   recovering: z.boolean().default(false),
 });
@@ -270,6 +306,8 @@ export const coordinatorOptionsSchema = workerOptionsSchema.extend({
 export type StepOrder = z.infer<typeof stepOrderSchema>;
 export type GradientMeta = z.infer<typeof gradientMetaSchema>;
 export type GroupDone = z.infer<typeof groupDoneSchema>;
+export type GroupReport = z.infer<typeof groupReportSchema>;
+export type HostGradientMeta = z.infer<typeof hostGradientMetaSchema>;
 export type ShardReport = z.infer<typeof shardReportSchema>;
 export type ClipOrder = z.infer<typeof clipOrderSchema>;
 export type BatchRequest = z.infer<typeof batchRequestSchema>;

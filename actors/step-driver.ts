@@ -37,6 +37,8 @@ export interface DriverHost {
   runDir: string;
   /** Ids of the compute actors alive and ready now. */
   liveCompute(): string[];
+  /** How many compute actors the run asks for now. */
+  desiredCompute(): number;
   /** Ids of the param-shards alive and ready now. */
   liveShards(): string[];
   /** The parameter version each live shard's last heartbeat carried. */
@@ -45,6 +47,8 @@ export interface DriverHost {
   computeBusy(): boolean;
   /** The host a live actor runs on, from its heartbeats. */
   hostOf(id: string): string | undefined;
+  /** The node agent that runs a live actor: one per host. */
+  agentOf(id: string): string | undefined;
   /** Asks an actor to stop; the coordinator places a replacement. */
   retire(id: string, reason: string): void;
   event(type: ClusterEventType, actor: string | undefined, message: string, extra?: Record<string, unknown>): void;
@@ -62,6 +66,8 @@ export interface DriverHost {
  * where a busy core's hiccup would otherwise re-deal every step.
  */
 const stallFloorMs = 20_000;
+/** How long the first step waits for the rest of the compute actors asked for, once one is ready. */
+const firstStepWaitMs = 60_000;
 const stallFactor = 3;
 /** Steps whose wall times the deadlines look at: recent enough to follow a change of pace (a scale-down, a busier host). */
 const recentSteps = 10;
@@ -79,6 +85,8 @@ export class StepDriver {
   /** The current step's deal, over every attempt: actor → the groups it was given. */
   private dealt = new Map<string, Set<number>>();
   private doneBy = new Map<string, GroupDone[]>();
+  /** The current step's host combining, over every attempt: actor → the combiners dealt to add its blocks. */
+  private combiners = new Map<string, Set<string>>();
   /** The checks of pending until() calls; wake() runs them all. */
   private readonly waiters = new Set<() => void>();
   private checkpointAsked = false;
@@ -168,12 +176,21 @@ export class StepDriver {
 
   private onGroupDone(d: GroupDone, msg: Msg): void {
     if (d.step !== this.step) return;
-    const dealt = this.dealt.get(d.from);
-    if (!d.groups.every((g) => dealt?.has(g))) return this.reject(msg, `losses of groups ${d.groups.join(",")} that were not dealt to ${d.from}`);
-    for (const g of d.groups) if (!this.done.has(g)) this.done.set(g, d);
-    const list = this.doneBy.get(d.from) ?? [];
-    list.push(d);
-    this.doneBy.set(d.from, list);
+    // A host combiner also reports for the actors of its host whose blocks it sent on: each
+    // report counts only for groups dealt to its actor, and only from that actor's combiner.
+    const reports: GroupDone[] = [d, ...(d.combined ?? []).map((m) => ({ ...m, step: d.step, attempt: d.attempt }))];
+    for (const r of reports) {
+      const dealt = this.dealt.get(r.from);
+      if (!r.groups.every((g) => dealt?.has(g))) return this.reject(msg, `losses of groups ${r.groups.join(",")} that were not dealt to ${r.from}`);
+      if (r !== d && !this.combiners.get(r.from)?.has(d.from))
+        return this.reject(msg, `a report for ${r.from}, whose blocks ${d.from} was not dealt to combine`);
+    }
+    for (const r of reports) {
+      for (const g of r.groups) if (!this.done.has(g)) this.done.set(g, r);
+      const list = this.doneBy.get(r.from) ?? [];
+      list.push(r);
+      this.doneBy.set(r.from, list);
+    }
     this.wake();
   }
 
@@ -248,7 +265,13 @@ export class StepDriver {
   /** The loop: runs until the last step, a stop, or an unrecoverable error. */
   async run(): Promise<void> {
     if (this.recovering) await this.recover();
-    else await this.until(() => this.host.liveShards().length === this.training.shards && !!this.shardsReport("loaded", this.step));
+    else {
+      await this.until(() => this.host.liveShards().length === this.training.shards && !!this.shardsReport("loaded", this.step));
+      // The first step waits for the compute actors asked for, so it is not computed by the
+      // first one up alone while the others start; a minute at most after the first is ready.
+      await this.until(() => this.liveCompute().length > 0);
+      await this.until(() => this.liveCompute().length >= this.host.desiredCompute(), firstStepWaitMs);
+    }
     while (!this.stopping && this.step < this.totalSteps) {
       if (this.shardDied) {
         await this.rollback(`a shard died at step ${this.step}`);
@@ -280,6 +303,7 @@ export class StepDriver {
     this.done = new Map();
     this.doneBy = new Map();
     this.dealt = new Map();
+    this.combiners = new Map();
     this.disputes = new Map();
     let attempt = 0;
     const groups = Array.from({ length: this.training.groups }, (_, g) => g);
@@ -309,8 +333,9 @@ export class StepDriver {
         this.saidTooFew = false;
         // A group is missing while fewer actors than `verify` (not quarantined) reported it done.
         const missing = attempt === 0 ? groups : groups.filter((g) => this.copiesDone(g) < this.verify);
-        const assignment = this.verify === 2 ? this.dealToPairs(missing, live) : Object.fromEntries(assignGroups(missing, live));
-        this.deal({ step, attempt, assignment });
+        const dealing = this.verify === 2 ? { assignment: this.dealToPairs(missing, live) } : this.dealByHost(missing, live);
+        this.deal({ step, attempt, ...dealing });
+        const { assignment } = dealing;
         if (attempt > 0) this.host.log.info("re-dealt", { step, attempt, missing });
         dealtTo = Object.keys(assignment);
         attempt++;
@@ -333,7 +358,7 @@ export class StepDriver {
       partials,
       ...this.groupLosses(),
       stepMs: performance.now() - t0,
-      traffic: this.traffic(t0, tReduced),
+      traffic: { ...this.traffic(t0, tReduced), shardBytes: reduced.reduce((n, r) => n + r.bytesReceived, 0) },
     });
     if (update !== "applied")
       this.host.event(
@@ -365,7 +390,29 @@ export class StepDriver {
   /** Publishes a step order, and remembers whom it dealt which groups (their loss reports count only for those). */
   private deal(order: StepOrder): void {
     for (const [actor, given] of Object.entries(order.assignment)) this.dealt.set(actor, new Set([...(this.dealt.get(actor) ?? []), ...given]));
+    for (const [actor, combiner] of Object.entries(order.combine ?? {})) this.combiners.set(actor, new Set([...(this.combiners.get(actor) ?? []), combiner]));
     this.host.publish(this.host.subjects.step, order);
+  }
+
+  /**
+   * Deals the groups with each host's actors side by side, so each host holds one run of
+   * groups, and, where host-level combining is on (`cluster.combine`), names each host's
+   * combiner: the first of its actors dealt groups. Its host's actors send it their blocks;
+   * it adds them along the tree and sends the sums to the shards, so the bytes entering the
+   * shards grow with hosts, not actors. Any dealing and any combining give the same bits.
+   */
+  private dealByHost(missing: number[], live: string[]): Pick<StepOrder, "assignment" | "combine"> {
+    const hostOf = (id: string) => this.host.agentOf(id) ?? id;
+    const hosts = [...new Set(live.map(hostOf))];
+    const ordered = hosts.flatMap((h) => live.filter((id) => hostOf(id) === h));
+    const assignment = Object.fromEntries(assignGroups(missing, ordered));
+    const dealtHosts = new Map<string, string[]>();
+    for (const id of Object.keys(assignment)) dealtHosts.set(hostOf(id), [...(dealtHosts.get(hostOf(id)) ?? []), id]);
+    const mode = this.training.config.cluster.combine;
+    if (mode === "none" || (mode === "auto" && dealtHosts.size < 2)) return { assignment };
+    const combine: Record<string, string> = {};
+    for (const actors of dealtHosts.values()) if (actors.length > 1) for (const id of actors) combine[id] = actors[0]!;
+    return Object.keys(combine).length > 0 ? { assignment, combine } : { assignment };
   }
 
   /**
@@ -457,9 +504,11 @@ export class StepDriver {
   /** Where the step's time went, per compute actor and on average. */
   private traffic(t0: number, tReduced: number): Pick<StepMetrics, "computeMs" | "commMs" | "waitMs" | "bytesSent" | "actors"> {
     const reports = [...this.doneBy.values()].flat();
+    // Per actor, then the mean over actors: one actor may report in several parts (a re-deal, a combiner's blocks).
     const mean = (xs: number[]) => (xs.length ? xs.reduce((a, b) => a + b, 0) / xs.length : 0);
-    const computeMs = mean(reports.map((d) => d.computeMs));
-    const commMs = mean(reports.map((d) => d.commMs));
+    const perActor = (field: "computeMs" | "commMs") => [...this.doneBy.values()].map((ds) => ds.reduce((n, d) => n + d[field], 0));
+    const computeMs = mean(perActor("computeMs"));
+    const commMs = mean(perActor("commMs"));
     return {
       computeMs,
       commMs,

@@ -105,7 +105,7 @@ function timeTcp(port: number, bytes: Uint8Array, reps: number): Promise<number>
 async function main(): Promise<void> {
   const dir = mkdtempSync(join(tmpdir(), "aze-bench-"));
   const authority = await createAuthority("bench", maxPayloadBytes);
-  const server = await startNatsServer({ dir, run: "bench", authority });
+  const server = await startNatsServer({ dir, run: "bench", trust: authority.serverConfig });
   // Two identities of the same shape as the run's: each may use the bench's subjects only.
   const perms = { publish: ["aze.bench.>"], subscribe: ["aze.bench.>", "_INBOX.>"], respond: true };
   const sender = await mintIdentity(authority.issuer, "client", "bench-sender", undefined, perms);

@@ -310,6 +310,8 @@ export const stepMetricsSchema = z.object({
   waitMs: z.number(),
   /** Bytes published through NATS during the step, all actors together. */
   bytesSent: z.number(),
+  /** Gradient bytes the shards took in (with host-level combining they grow with hosts, not actors). */
+  shardBytes: z.number().optional(),
   actors: z.array(actorStepMetricsSchema),
 });
 export type StepMetrics = z.infer<typeof stepMetricsSchema>;
@@ -328,7 +330,7 @@ export interface StepResult {
   tokens: number;
   stepMs: number;
   /** A cluster's timings; one process has no communication and computes the whole step. */
-  traffic?: Pick<StepMetrics, "computeMs" | "commMs" | "waitMs" | "bytesSent" | "actors">;
+  traffic?: Pick<StepMetrics, "computeMs" | "commMs" | "waitMs" | "bytesSent" | "shardBytes" | "actors">;
 }
 
 export interface StepOutcome {

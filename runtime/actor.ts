@@ -242,6 +242,9 @@ export abstract class Actor {
       state: this.state,
       time: Date.now(),
       memoryBytes: process.memoryUsage.rss(),
+      // The node agent that started it: a coordinator that did not place it (a restarted one,
+      // or one whose wait for it ran out on a loaded machine) still learns where it runs.
+      ...(typeof this.spec.options.agent === "string" ? { agent: this.spec.options.agent } : {}),
       ...this.status(),
     };
   }

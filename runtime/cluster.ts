@@ -8,7 +8,16 @@ import { existsSync, mkdirSync, readdirSync, readFileSync, readlinkSync, renameS
 import { hostname } from "node:os";
 import { basename, join, resolve } from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
-import { clusterEventSchema, clusterStatusSchema, joinReplySchema, replySchema, scaleReplySchema, type ClusterStatus } from "../actors/protocol.js";
+import type { z } from "zod";
+import {
+  clusterEventSchema,
+  clusterStatusSchema,
+  joinHostReplySchema,
+  joinReplySchema,
+  replySchema,
+  scaleReplySchema,
+  type ClusterStatus,
+} from "../actors/protocol.js";
 import type { ActorSpec } from "./actor.js";
 import { loadRunConfig, runsRootDefault, type RunConfig } from "./config.js";
 import { decodeMessage } from "./codec.js";
@@ -19,7 +28,7 @@ import { maxPayloadBytes, readCredentials, startNatsServer, writeRunCredentials,
 import { actorEntry, spawnActor } from "./spawn.js";
 import { planTraining } from "../model/training.js";
 import { subjects } from "./subjects.js";
-import { isLoopback, makeRunTls } from "./tls.js";
+import { certificateNames, isLoopback, makeHostRequest, makeRunTls, writeHostTls } from "./tls.js";
 
 /** What `cluster up` records about a run, in `runs/<name>/cluster.json`. */
 export interface ClusterState {
@@ -28,6 +37,8 @@ export interface ClusterState {
   natsUrl: string;
   /** The nats-server this run started; absent when it uses an existing one (--nats). */
   natsPid?: number;
+  /** Where the run's server listens for routes from the servers of hosts that join (`--listen` beyond loopback). */
+  routeUrl?: string;
   agentId: string;
   /** Absent while `cluster up` has not started the agent yet. */
   agentPid?: number;
@@ -217,10 +228,23 @@ export async function clusterUp(opts: UpOptions): Promise<ClusterState> {
   if (opts.nats && opts.listen) throw new UserError("--listen sets the address of the run's own nats-server; with --nats the run uses an existing one.");
   const host = opts.listen ?? "127.0.0.1";
   const tls = authority && !isLoopback(host) ? makeRunTls(join(dir, "tls"), run, host) : undefined;
+  // Beyond loopback the server also listens for routes: hosts that join with `cluster
+  // join-host` run servers of their own in one NATS cluster with it.
+  const trustFile = join(dir, "trust.conf");
   if (authority) {
-    const server = await startNatsServer({ dir, run, authority, host, tls });
+    writeFileSync(trustFile, `${authority.serverConfig}\n`);
+    const server = await startNatsServer({
+      dir,
+      run,
+      trust: authority.serverConfig,
+      name: `${run}-main`,
+      host,
+      tls,
+      cluster: tls ? { routes: [] } : undefined,
+    });
     state.natsUrl = server.url;
     state.natsPid = server.pid;
+    state.routeUrl = server.routeUrl;
     state.credsDir = join(dir, "creds");
   }
   writeClusterState(state, runsRoot);
@@ -248,6 +272,7 @@ export async function clusterUp(opts: UpOptions): Promise<ClusterState> {
             backend: opts.backend ?? config?.cluster.backend ?? "auto",
             training,
             ...(files ? { issuerFile: files.issuer, mainAgent: agentId } : {}),
+            ...(tls && state.routeUrl ? { hosts: { tlsDir: join(dir, "tls"), trust: trustFile, route: state.routeUrl } } : {}),
           },
           creds: files ? readCredentials(files.coordinator) : undefined,
         },
@@ -463,7 +488,7 @@ export async function clusterScale(opts: { run?: string; compute: number; runsRo
   });
 }
 
-// ---- worker join ----------------------------------------------------------------------
+// ---- worker join, cluster join-host ---------------------------------------------------
 
 /**
  * Runs a node agent for another host in this process, until Ctrl-C. With the run's own
@@ -475,20 +500,31 @@ export async function workerJoin(opts: { nats: string; creds: string; runsRoot?:
   if (creds.role !== "worker" && creds.role !== "node-agent")
     throw new UserError(`${opts.creds} holds credentials for "${creds.role}"; worker join needs runs/<name>/creds/worker.json.`);
   const joined = creds.role === "worker" ? await askToJoin(opts.nats, creds) : { id: `agent-${hostname()}-${process.pid}`, creds };
+  await runAgent({ id: joined.id, run: creds.run, runsRoot: opts.runsRoot, natsUrl: opts.nats, creds: joined.creds }, () => undefined);
+}
+
+async function runAgent(
+  spec: { id: string; run: string; runsRoot?: string; natsUrl: string; creds: Secret },
+  onStopped: () => void | Promise<void>,
+): Promise<void> {
   const { NodeAgent } = await import("../actors/node-agent.js");
   const agent = new NodeAgent({
     kind: "node-agent",
-    id: joined.id,
-    run: creds.run,
-    runDir: runDir(creds.run, opts.runsRoot ?? runsRootDefault()),
-    natsUrl: opts.nats,
-    creds: joined.creds,
+    id: spec.id,
+    run: spec.run,
+    runDir: runDir(spec.run, spec.runsRoot ?? runsRootDefault()),
+    natsUrl: spec.natsUrl,
+    creds: spec.creds,
     options: {},
   });
   agent.stopOnSignals();
-  await agent.start();
-  process.stdout.write(`joined run "${creds.run}" at ${opts.nats} as ${agent.id}; Ctrl-C to leave.\n`);
-  await agent.whenStopped();
+  try {
+    await agent.start();
+    process.stdout.write(`joined run "${spec.run}" at ${spec.natsUrl.split(",")[0]} as ${agent.id}; Ctrl-C to leave.\n`);
+    await agent.whenStopped();
+  } finally {
+    await onStopped();
+  }
 }
 
 async function askToJoin(url: string, worker: Credentials): Promise<{ id: string; creds: Secret }> {
@@ -501,4 +537,85 @@ async function askToJoin(url: string, worker: Credentials): Promise<{ id: string
   } finally {
     await nc.close();
   }
+}
+
+/**
+ * `cluster join-host`: joins this host to a run with a nats-server of its own, in the run's
+ * NATS cluster. The host makes its server's key and a certificate request for the address
+ * its peers reach it at (`listen`, else the address this host reaches the run's server
+ * from), the coordinator has the run's CA sign it; the server then routes to the run's
+ * servers over TLS, and this host's agent and actors talk to it first, failing over to the
+ * others when it dies. Runs until Ctrl-C, then stops the server too.
+ */
+export async function hostJoin(opts: {
+  nats: string;
+  creds: string;
+  listen?: string;
+  /** Route URLs to dial instead of those the coordinator gives: a relay or tunnel in between. */
+  routes?: string;
+  runsRoot?: string;
+}): Promise<void> {
+  const creds = readCredentials(opts.creds);
+  if (creds.role !== "host")
+    throw new UserError(
+      `${opts.creds} holds credentials for "${creds.role}"; cluster join-host needs runs/<name>/creds/host.json (worker.json joins without a server: \`worker join\`).`,
+    );
+  if (!creds.ca) throw new UserError(`${opts.creds} carries no CA: the run listens on loopback only; start it with \`cluster up --listen ADDRESS\`.`);
+  const listen = opts.listen ?? (await localAddressTowards(opts.nats.split(",")[0]!));
+  if (isLoopback(listen))
+    throw new UserError(`--listen ${listen} is loopback: other hosts could not reach this host's server; give an address of this host they can reach.`);
+  const dir = runDir(creds.run, opts.runsRoot ?? runsRootDefault());
+  const tlsDir = join(dir, "tls");
+  const csr = makeHostRequest(tlsDir);
+  const key = newUserKey();
+  const names = certificateNames(listen);
+  const nc = await connectNats({ url: opts.nats, creds, name: `${creds.run}/joining-${hostname()}`, timeoutMs: 5000 });
+  let reply: z.infer<typeof joinHostReplySchema>;
+  try {
+    reply = await requestMessage(nc, subjects(creds.run).joinHost, { host: hostname(), publicKey: key.publicKey, csr, names }, joinHostReplySchema, 20_000);
+  } finally {
+    await nc.close();
+  }
+  if (!reply.ok) throw new UserError(`the run's coordinator refused to let this host join: ${reply.error}`);
+  const tls = writeHostTls(tlsDir, reply.cert, creds.ca);
+  const server = await startNatsServer({
+    dir,
+    run: creds.run,
+    trust: reply.trust,
+    name: `${creds.run}-${reply.id}`,
+    host: listen,
+    tls,
+    cluster: { routes: opts.routes?.split(",") ?? reply.routes },
+  });
+  const stopServer = () => {
+    try {
+      process.kill(server.pid, "SIGTERM");
+    } catch {
+      /* gone already */
+    }
+  };
+  process.once("exit", stopServer);
+  process.stdout.write(`this host's nats-server listens at ${server.url} (routes at ${server.routeUrl}) in run "${creds.run}"\n`);
+  // This host's server first, the run's servers after it: a dead local server fails over.
+  const natsUrl = [server.url, ...opts.nats.split(",")].join(",");
+  await runAgent(
+    { id: reply.id, run: creds.run, runsRoot: opts.runsRoot, natsUrl, creds: { name: reply.id, jwt: reply.jwt, seed: key.seed, ca: creds.ca } },
+    stopServer,
+  );
+}
+
+/** The address of this host that packets to `url`'s host leave from: the address a peer there can reach this host at. */
+async function localAddressTowards(url: string): Promise<string> {
+  const { hostname: host, port } = new URL(url);
+  const { connect } = await import("node:net");
+  return new Promise((resolve, reject) => {
+    const socket = connect({ host, port: Number(port) || 4222 }, () => {
+      const address = socket.localAddress ?? "";
+      socket.destroy();
+      resolve(address.replace(/^::ffff:/, ""));
+    });
+    socket.on("error", (err) =>
+      reject(new UserError(`cannot reach the run's server at ${url} (${err.message}): check the address, or give this host's with --listen.`)),
+    );
+  });
 }

@@ -1,4 +1,4 @@
-// CLI commands of the runtime: cluster up/status/scale/down and worker join.
+// CLI commands of the runtime: cluster up/status/scale/down/join-host and worker join.
 import { type Command, InvalidArgumentError, Option } from "commander";
 import { existsSync, readdirSync, readFileSync } from "node:fs";
 import { join, relative } from "node:path";
@@ -12,6 +12,7 @@ import {
   readClusterState,
   resolveRun,
   runDir,
+  hostJoin,
   withClient,
   workerJoin,
 } from "./cluster.js";
@@ -97,12 +98,24 @@ export function registerClusterCommands(program: Command): void {
       process.stdout.write(`run "${state.run}" is down.\n`);
     });
 
+  cluster
+    .command("join-host")
+    .description("join this host to a run with a nats-server of its own, in the run's NATS cluster (the run needs `cluster up --listen`)")
+    .requiredOption("--nats <urls>", "the run's NATS URL (several, comma-separated, are tried in turn)")
+    .requiredOption(
+      "--creds <file>",
+      "the run's creds/host.json, copied from the first host (keep it as safe as the run: a server in the cluster sees every message)",
+    )
+    .option("--listen <address>", "the address of this host the run's other hosts reach (default: the one this host reaches the run's server from)")
+    .option("--routes <urls>", "route URLs to dial instead of the run's server's (a relay or tunnel in between), comma-separated")
+    .action(async (opts) => hostJoin(opts));
+
   program
     .command("worker")
     .description("join another host to a run")
     .command("join")
     .description("run a node agent on this host for a run started elsewhere")
-    .requiredOption("--nats <url>", "the run's NATS URL")
+    .requiredOption("--nats <urls>", "the run's NATS URL (several, comma-separated, are tried in turn)")
     .requiredOption("--creds <file>", "the run's creds/worker.json, copied from the first host")
     .action(async (opts) => workerJoin(opts));
 }

@@ -101,6 +101,13 @@ const clusterSchema = z
      * block only when two actors' copies agree bit for bit (docs/training.md, "verify: 2").
      */
     verify: z.union([z.literal(1), z.literal(2)]).default(1),
+    /**
+     * Host-level combining of gradients: the compute actors of one host add their blocks
+     * together there and one of them sends the sums on, so the bytes entering the shards grow
+     * with hosts, not actors. `auto`: when a step's actors span several hosts; `host`: always
+     * (also on one host); `none`: never. Same bits either way (docs/training.md).
+     */
+    combine: z.enum(["auto", "host", "none"]).default("auto"),
   })
   .strict();
 
@@ -187,11 +194,12 @@ export const runsRootDefault = () => resolve(process.env.AZE_RUNS || "runs");
 
 /**
  * A stable hash of the config: recorded in checkpoints so a resume can check it.
- * `cluster.verify` is left out: it changes who computes a gradient, never its bits, so a
- * run may resume with verification turned on or off (and older checkpoints keep their hash).
+ * `cluster.verify` and `cluster.combine` are left out: they change who computes or adds a
+ * gradient, never its bits, so a run may resume with them changed (and older checkpoints
+ * keep their hash).
  */
 export function configHash(config: RunConfig): string {
-  const { verify: _verify, ...cluster } = config.cluster;
+  const { verify: _verify, combine: _combine, ...cluster } = config.cluster;
   return createHash("sha256")
     .update(stableJson({ ...config, cluster }))
     .digest("hex")

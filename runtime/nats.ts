@@ -16,7 +16,10 @@ export interface ConnectOptions {
   creds?: Secret;
   /** Shown in the server's connection list: `<run>/<actor id>`. */
   name: string;
-  /** Give up on the first connection after this long (ms). Reconnects never give up. */
+  /**
+   * Give up on the first connection after this long (ms; default 20 s, enough for a loaded
+   * machine where a new process waits seconds for a core). Reconnects never give up.
+   */
   timeoutMs?: number;
 }
 
@@ -29,12 +32,15 @@ export async function connectNats(opts: ConnectOptions): Promise<NatsConnection>
     : { user: creds?.user, pass: creds?.password };
   try {
     return await connect({
-      servers: opts.url,
+      // A list of a run's servers, comma-separated: the first is this host's own; the others
+      // (and every peer the servers tell of) are where to fail over when it dies.
+      servers: opts.url.split(",").map((u) => u.trim()),
+      noRandomize: true,
       name: opts.name,
       ...auth,
       // A run listening beyond loopback speaks TLS; its server is checked against the run's CA.
       ...(creds?.ca ? { tls: { ca: creds.ca } } : {}),
-      timeout: opts.timeoutMs ?? 5000,
+      timeout: opts.timeoutMs ?? 20_000,
       // A run must survive a restarted server: keep trying, every 250 ms.
       reconnect: true,
       maxReconnectAttempts: -1,

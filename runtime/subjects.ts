@@ -13,9 +13,11 @@ export type ActorKind = (typeof actorKinds)[number];
 /**
  * Identities: one per actor, named by its id, with its kind's permissions; `client` is the
  * CLI and dashboard; `worker` is what `worker join` on another host starts with (it may only
- * ask to join); `launcher` is `cluster up` itself while it starts the run.
+ * ask to join); `host` is what `cluster join-host` starts with (it may only ask to join with a
+ * nats-server of its own, which the run's CA then certifies as a route peer); `launcher` is
+ * `cluster up` itself while it starts the run.
  */
-export const roles = [...actorKinds, "client", "worker", "launcher"] as const;
+export const roles = [...actorKinds, "client", "worker", "host", "launcher"] as const;
 export type Role = (typeof roles)[number];
 
 export function subjects(run: string) {
@@ -31,6 +33,8 @@ export function subjects(run: string) {
     agent: (agentId: string) => `${p}.agent.${agentId}`,
     /** A node agent on another host asks the coordinator for an identity of its own. */
     join: `${p}.join`,
+    /** A host asks to join with a nats-server of its own: the coordinator certifies it as a route peer. */
+    joinHost: `${p}.join-host`,
     /** Cluster-wide requests answered by the coordinator. */
     status: `${p}.cluster.status`,
     scale: `${p}.cluster.scale`,
@@ -51,6 +55,12 @@ export function subjects(run: string) {
     /** A gradient block for one shard, `grad.<shard>.<sender id>`. */
     gradients: (shard: number, from: string) => `${p}.train.grad.${shard}.${from}`,
     gradientsTo: (shard: number) => `${p}.train.grad.${shard}.*`,
+    /**
+     * A whole gradient block for the host combiner `to` (a compute actor of the same host),
+     * `host-grad.<to>.<sender id>`: it adds the blocks of its host and sends the sums on.
+     */
+    hostGradients: (to: string, from: string) => `${p}.train.host-grad.${to}.${from}`,
+    hostGradientsTo: (to: string) => `${p}.train.host-grad.${to}.*`,
     /** A shard's reports to the coordinator, `shard-report.<shard>`. */
     shardReport: (shard: number) => `${p}.train.shard-report.${shard}`,
     shardReports: `${p}.train.shard-report.*`,
@@ -126,8 +136,8 @@ export function permissionsFor(role: Role, run: string, id: string): { publish: 
       return { publish: own("data-loader"), subscribe: [s.control(id), s.batch, inbox], respond: true };
     case "compute":
       return {
-        publish: [...own("compute"), `${p}.train.grad.*.${id}`, `${p}.train.params-req.*`, s.batch, s.groupDone(id)],
-        subscribe: [s.control(id), s.step, `${p}.train.params.*`, inbox],
+        publish: [...own("compute"), `${p}.train.grad.*.${id}`, `${p}.train.host-grad.*.${id}`, `${p}.train.params-req.*`, s.batch, s.groupDone(id)],
+        subscribe: [s.control(id), s.step, `${p}.train.params.*`, s.hostGradientsTo(id), inbox],
         respond: true,
       };
     case "node-agent":
@@ -136,6 +146,8 @@ export function permissionsFor(role: Role, run: string, id: string): { publish: 
       return { publish: [`${p}.cluster.*`], subscribe: [s.metrics, s.events, s.actors, s.runInfo, inbox], respond: false };
     case "worker":
       return { publish: [s.join], subscribe: [inbox], respond: false };
+    case "host":
+      return { publish: [s.joinHost], subscribe: [inbox], respond: false };
     case "launcher":
       return { publish: [`${p}.agent.*`, `${p}.cluster.*`], subscribe: [s.events, inbox], respond: false };
   }

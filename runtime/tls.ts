@@ -7,7 +7,8 @@
 // server against the run's CA, which travels in every credentials file (it is public).
 // Never: decides when TLS is on (runtime/cluster.ts: whenever the address is not loopback).
 import { spawnSync } from "node:child_process";
-import { chmodSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
+import { randomBytes } from "node:crypto";
+import { chmodSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { hostname, networkInterfaces } from "node:os";
 import { join } from "node:path";
 import { UserError } from "./errors.js";
@@ -43,31 +44,80 @@ export function certificateNames(host: string): { ips: string[]; dns: string[] }
 export function makeRunTls(dir: string, run: string, host: string): RunTls {
   mkdirSync(dir, { recursive: true, mode: 0o700 });
   const file = (name: string) => join(dir, name);
-  const { ips, dns } = certificateNames(host);
-  const san = [...ips.map((ip) => `IP:${ip}`), ...dns.map((d) => `DNS:${d}`)].join(",");
-  writeFileSync(file("server.ext"), `subjectAltName=${san}\nextendedKeyUsage=serverAuth,clientAuth\n`);
-  const ec = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes"];
-  openssl(["req", "-x509", ...ec, "-keyout", file("ca.key"), "-out", file("ca.pem"), "-days", "3650", "-subj", `/CN=aze-run ${run} CA`]);
-  openssl(["req", ...ec, "-keyout", file("server.key"), "-out", file("server.csr"), "-subj", `/CN=${hostname()}`]);
-  openssl([
-    "x509",
-    "-req",
-    "-in",
-    file("server.csr"),
-    "-CA",
-    file("ca.pem"),
-    "-CAkey",
-    file("ca.key"),
-    "-CAcreateserial",
-    "-days",
-    "825",
-    "-extfile",
-    file("server.ext"),
-    "-out",
-    file("server.pem"),
-  ]);
-  for (const key of ["ca.key", "server.key"]) chmodSync(file(key), 0o600);
+  openssl(["req", "-x509", ...newKey, "-keyout", file("ca.key"), "-out", file("ca.pem"), "-days", "3650", "-subj", `/CN=aze-run ${run} CA`]);
+  chmodSync(file("ca.key"), 0o600);
+  const csr = makeHostRequest(dir);
+  writeFileSync(file("server.pem"), signHostRequest(dir, csr, certificateNames(host)));
   return { caFile: file("ca.pem"), certFile: file("server.pem"), keyFile: file("server.key"), ca: readFileSync(file("ca.pem"), "utf8") };
+}
+
+const newKey = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes"];
+
+/**
+ * A new server key in `dir/server.key` (mode 0600, it never leaves this host) and a
+ * certificate request for it, to be signed by the run's CA (on the host that made it).
+ */
+export function makeHostRequest(dir: string): string {
+  mkdirSync(dir, { recursive: true, mode: 0o700 });
+  const file = (name: string) => join(dir, name);
+  openssl(["req", ...newKey, "-keyout", file("server.key"), "-out", file("server.csr"), "-subj", `/CN=${hostname()}`]);
+  chmodSync(file("server.key"), 0o600);
+  return readFileSync(file("server.csr"), "utf8");
+}
+
+/** Whether a name may go into a certificate: an IPv4 or IPv6 address or a DNS name, nothing that could smuggle config. */
+function isCertificateName(name: string, ip: boolean): boolean {
+  return ip ? /^(\d{1,3}\.){3}\d{1,3}$|^[0-9a-fA-F:]{2,39}$/.test(name) : /^[A-Za-z0-9]([A-Za-z0-9.-]{0,252})$/.test(name);
+}
+
+/**
+ * Signs a host's certificate request with the run's CA in `dir` (ca.pem, ca.key), for the
+ * addresses and names given, as a certificate that serves both clients and routes. Returns
+ * the certificate (PEM). The names come from the request's sender and are checked here.
+ */
+export function signHostRequest(dir: string, csr: string, names: { ips: string[]; dns: string[] }): string {
+  const all = [...names.ips.map((n) => [n, true] as const), ...names.dns.map((n) => [n, false] as const)];
+  if (all.length === 0 || all.length > 32) throw new UserError(`a host certificate names 1 to 32 addresses, not ${all.length}`);
+  for (const [name, ip] of all)
+    if (!isCertificateName(name, ip)) throw new UserError(`"${name}" is not a valid ${ip ? "IP address" : "host name"} for a certificate`);
+  if (!/^-----BEGIN CERTIFICATE REQUEST-----\n[A-Za-z0-9+/=\n]+-----END CERTIFICATE REQUEST-----\n?$/.test(csr))
+    throw new UserError("the certificate request is not a PEM CSR");
+  const work = mkdtempSync(join(dir, "sign-"));
+  try {
+    const file = (name: string) => join(work, name);
+    const san = [...names.ips.map((ip) => `IP:${ip}`), ...names.dns.map((d) => `DNS:${d}`)].join(",");
+    writeFileSync(file("host.ext"), `subjectAltName=${san}\nextendedKeyUsage=serverAuth,clientAuth\n`);
+    writeFileSync(file("host.csr"), csr);
+    const serial = ["-set_serial", `0x${randomBytes(16).toString("hex")}`];
+    openssl([
+      "x509",
+      "-req",
+      "-in",
+      file("host.csr"),
+      "-CA",
+      join(dir, "ca.pem"),
+      "-CAkey",
+      join(dir, "ca.key"),
+      ...serial,
+      "-days",
+      "825",
+      "-extfile",
+      file("host.ext"),
+      "-out",
+      file("host.pem"),
+    ]);
+    return readFileSync(file("host.pem"), "utf8");
+  } finally {
+    rmSync(work, { recursive: true, force: true });
+  }
+}
+
+/** Writes a host's TLS files (its key is already in `dir`): the certificate the CA signed and the CA. */
+export function writeHostTls(dir: string, cert: string, ca: string): RunTls {
+  const file = (name: string) => join(dir, name);
+  writeFileSync(file("server.pem"), cert);
+  writeFileSync(file("ca.pem"), ca);
+  return { caFile: file("ca.pem"), certFile: file("server.pem"), keyFile: file("server.key"), ca };
 }
 
 function openssl(args: string[]): void {

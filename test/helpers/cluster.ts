@@ -80,7 +80,7 @@ export async function startTestServer(run = "t", port?: number) {
   const { createAuthority, mintIdentity } = await import("../../runtime/identity.js");
   const dir = tempDir("aze-nats-");
   const authority = await createAuthority(run, maxPayloadBytes);
-  const server = await startNatsServer({ dir, run, authority, port });
+  const server = await startNatsServer({ dir, run, trust: authority.serverConfig, port });
   const credsOf = async (role: Role, name: string = role) => ({ run, role, url: server.url, ...(await mintIdentity(authority.issuer, role, name)) });
   const stop = (signal: NodeJS.Signals = "SIGTERM") => {
     try {
@@ -90,7 +90,7 @@ export async function startTestServer(run = "t", port?: number) {
     }
   };
   const restart = async () => {
-    const again = await startNatsServer({ dir, run, authority, port: server.port });
+    const again = await startNatsServer({ dir, run, trust: authority.serverConfig, port: server.port });
     server.pid = again.pid;
   };
   return {

@@ -14,7 +14,18 @@ export const sampleText = join(packageRoot, "corpus", "sample", "az-sample.txt")
  */
 export function writeTinyConfig(
   dir: string,
-  overrides: { steps?: number; every?: number; shards?: number; seed?: number; dataShards?: string; file?: string } = {},
+  overrides: {
+    steps?: number;
+    every?: number;
+    shards?: number;
+    seed?: number;
+    dataShards?: string;
+    file?: string;
+    /** `cluster.combine`: host-level combining of gradients. */
+    combine?: "auto" | "host" | "none";
+    /** Gradient groups per step (default 4). */
+    groups?: number;
+  } = {},
 ): string {
   const file = join(dir, overrides.file ?? "tiny-test.yaml");
   writeFileSync(
@@ -30,7 +41,7 @@ export function writeTinyConfig(
       "training:",
       `  seed: ${overrides.seed ?? 7}`,
       `  steps: ${overrides.steps ?? 6}`,
-      "  groups: 4",
+      `  groups: ${overrides.groups ?? 4}`,
       "  groupSize: 2",
       "  microBatch: 2",
       "  lr: 0.003",
@@ -40,6 +51,7 @@ export function writeTinyConfig(
       "cluster:",
       `  shards: ${overrides.shards ?? 1}`,
       "  backend: wasm",
+      ...(overrides.combine ? [`  combine: ${overrides.combine}`] : []),
       "",
     ].join("\n"),
   );
