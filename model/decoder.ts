@@ -208,9 +208,9 @@ export class Decoder {
       count += scored;
       k.matmul({ out: this.logits, a: x, b: this.w(this.head()), m: rows, n: V, k: C, transB: true });
       k.crossEntropy(this.losses, this.logits, this.logits, k.view(this.labels, r0), rows, V, gradScale);
-      const losses = readsF64(k) ? k.downloadF64(this.losses, rows) : new Float32Array(rows);
-      if (!readsF64(k)) k.download(this.losses, losses as Float32Array);
-      for (const v of losses) lossSum += v;
+      const losses = new Float32Array(rows);
+      k.download(this.losses, losses);
+      for (const v of readsF64(k) ? k.downloadF64(this.losses, rows) : losses) lossSum += v;
       if (opts.forwardOnly) continue;
       k.matmul({ out: this.dw(this.head()), a: this.logits, b: x, m: V, n: C, k: rows, transA: true, accumulate: true });
       k.matmul({ out: dx, a: this.logits, b: this.w(this.head()), m: rows, n: C, k: V });

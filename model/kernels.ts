@@ -12,10 +12,9 @@
 // number; `view(b, k)` is the same memory starting k elements later. Every length below
 // is in elements. Shapes are written row-major, llm.c style: `inp is (B,T,C)`.
 //
-import type { RopeSpec } from "./rope.js";
-
 // Determinism: the same inputs on the same backend give the same bits, always. No kernel
 // may reduce in an order that depends on threads or timing.
+import type { RopeSpec } from "./rope.js";
 
 export type Buf = number & { readonly __deviceBuffer: unique symbol };
 

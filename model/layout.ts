@@ -1,8 +1,9 @@
 // The flat parameter layout: one contiguous f32 vector with named, aligned ranges.
 //
 // Owns: the names (Hugging Face style), shapes and offsets of every parameter of a `bert`
-// or `neobert` encoder and of a `llama` decoder, which ranges take weight decay, the initialisation, and CHUNK: the
-// unit over which the gradient norm is summed and on which shard boundaries fall.
+// or `neobert` encoder and of a `llama` decoder, which ranges take weight decay, the
+// initialisation, and CHUNK: the unit over which the gradient norm is summed and on which
+// shard boundaries fall.
 // Never: allocates device memory or knows about shards.
 import { counterHash } from "./counter-hash.js";
 import type { DecoderConfig, ModelConfig } from "./config.js";

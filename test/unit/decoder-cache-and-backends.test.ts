@@ -1,10 +1,10 @@
 // The decoder (llama-tiny) on WebAssembly gives the reference's loss and gradients; its
 // key/value cache, filled by a prefill and extended one token at a time, gives at every new
 // position the logits a full forward gives there; the cache refuses what it cannot hold; and a
-// backend without decoder kernels is refused in one line.
+// backend without decoder kernels is refused in one line, and so are shapes the decoder cannot run.
 import { beforeAll, describe, expect, it } from "vitest";
 import { createWasmKernels } from "../../kernels-wasm/index.js";
-import { decoderPresets } from "../../model/config.js";
+import { decoderConfigSchema, decoderPresets } from "../../model/config.js";
 import { type CausalBatch, Decoder } from "../../model/decoder.js";
 import type { Kernels } from "../../model/kernels.js";
 import { createReferenceKernels } from "../../model/kernels-reference.js";
@@ -77,5 +77,13 @@ describe("llama-tiny decoder", () => {
   it("refuses a backend without decoder kernels", () => {
     const { causalAttention: _, ...encoderOnly } = createReferenceKernels();
     expect(() => new Decoder({ ...encoderOnly, name: "cuda" }, config, layout, 4)).toThrow(/the cuda backend has no decoder kernels yet/);
+  });
+
+  it("refuses key/value heads that do not divide the query heads, and an odd head size", () => {
+    const refusal = (shape: Record<string, unknown>) =>
+      decoderConfigSchema.safeParse({ ...config, ...shape }).error?.issues.map((i) => `${i.path}: ${i.message}`);
+    expect(refusal({ kvHeads: 3 })).toEqual(["kvHeads: 3 does not divide model.heads (4): each key/value head serves a whole group of query heads"]);
+    expect(refusal({ hidden: 48, heads: 16, kvHeads: 4 })?.[0]).toMatch(/^heads: 16 gives a head size of 3, .*even/);
+    expect(refusal({ kvHeads: 1 })).toBeUndefined();
   });
 });
