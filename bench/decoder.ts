@@ -2,7 +2,8 @@
 // preset, the arena's high-water mark (the WebAssembly memory it needs, 4 GiB at most) and the
 // time of a training step (forward, backward, AdamW with its two moments) at a stated batch
 // and sequence length, and of generation (a prefill, then one token at a time from the cache).
-// Run: node dist/bench/decoder.js [preset …] (default: llama-tiny llama-small llama-3.2-1b).
+// Run: node dist/bench/decoder.js [preset …] [--generate-only] (default: llama-tiny
+// llama-small llama-3.2-1b; --generate-only skips the training step and its moments).
 import { createWasmKernels } from "../kernels-wasm/index.js";
 import { decoderPresets } from "../model/config.js";
 import { Decoder } from "../model/decoder.js";
@@ -29,7 +30,7 @@ function trackHighWater(k: DecoderKernels): { bytes(): number } {
 
 const gib = (bytes: number) => `${(bytes / 1024 ** 3).toFixed(2)} GiB`;
 
-async function run(preset: string): Promise<void> {
+async function run(preset: string, train: boolean): Promise<void> {
   const config = decoderPresets[preset];
   const shape = cases[preset];
   if (!config || !shape) throw new Error(`bench/decoder: no case for preset "${preset}": use one of ${Object.keys(cases).join(", ")}`);
@@ -43,22 +44,14 @@ async function run(preset: string): Promise<void> {
   let moments: Buf[];
   try {
     model = new Decoder(k, config, layout, B * T);
-    moments = [k.alloc(layout.total), k.alloc(layout.total)];
+    moments = train ? [k.alloc(layout.total), k.alloc(layout.total)] : [];
   } catch (err) {
-    process.stdout.write(`${head}: training at ${B}×${T} does not fit: ${(err as Error).message}\n`);
+    process.stdout.write(`${head}: ${train ? `training at ${B}×${T}` : "generation"} does not fit: ${(err as Error).message}\n`);
     return;
   }
   model.setParameters(initParameters(layout, 1));
   const ids = Int32Array.from({ length: B * T }, (_, i) => (i * 7919) % vocab);
-  const t0 = performance.now();
-  model.zeroGrads();
-  const { lossSum, count } = model.step({ batch: B, seqLen: T, inputIds: ids, labels: ids }, 1 / (B * (T - 1)));
-  k.adamw(model.params, model.grads, moments[0]!, moments[1]!, layout.total, { lr: 1e-4, beta1: 0.9, beta2: 0.95, eps: 1e-8, weightDecay: 0.1, step: 1 });
-  const seconds = (performance.now() - t0) / 1000;
-  process.stdout.write(
-    `${head}: training ${B}×${T}: ${gib(memory.bytes())} of WebAssembly memory, step ${seconds.toFixed(1)} s (${Math.round((B * T) / seconds)} tokens/s), loss ${(lossSum / count).toFixed(3)}\n`,
-  );
-  for (const m of moments) k.free(m);
+  if (train) trainingStep(model, moments, ids, B, T, head, memory.bytes);
   // Generation reuses the model's buffers; the cache is what it adds.
   const prompt = 64,
     generate = 32;
@@ -78,4 +71,21 @@ async function run(preset: string): Promise<void> {
   model.freeCache(cache);
 }
 
-for (const preset of process.argv.slice(2).length ? process.argv.slice(2) : Object.keys(cases)) await run(preset);
+/** One step: forward, backward and AdamW over every parameter. */
+function trainingStep(model: Decoder, moments: Buf[], ids: Int32Array, B: number, T: number, head: string, bytes: () => number): void {
+  const k = model.kernels;
+  const total = model.layout.total;
+  const t0 = performance.now();
+  model.zeroGrads();
+  const { lossSum, count } = model.step({ batch: B, seqLen: T, inputIds: ids, labels: ids }, 1 / (B * (T - 1)));
+  k.adamw(model.params, model.grads, moments[0]!, moments[1]!, total, { lr: 1e-4, beta1: 0.9, beta2: 0.95, eps: 1e-8, weightDecay: 0.1, step: 1 });
+  const seconds = (performance.now() - t0) / 1000;
+  process.stdout.write(
+    `${head}: training ${B}×${T}: ${gib(bytes())} of WebAssembly memory, step ${seconds.toFixed(1)} s (${Math.round((B * T) / seconds)} tokens/s), loss ${(lossSum / count).toFixed(3)}\n`,
+  );
+  for (const m of moments) k.free(m);
+}
+
+const args = process.argv.slice(2);
+const chosen = args.filter((a) => !a.startsWith("--"));
+for (const preset of chosen.length ? chosen : Object.keys(cases)) await run(preset, !args.includes("--generate-only"));

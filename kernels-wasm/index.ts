@@ -57,6 +57,7 @@ interface Exports {
   rope(qkv: number, b: number, t: number, h: number, d: number, table: number, inverse: number): void;
   rotary(x: number, rows: number, stride: number, heads: number, d: number, seqLen: number, start: number, table: number, inverse: number): void;
   causalSoftmax(scores: number, rows: number, t: number, qLen: number, offset: number): void;
+  linearRows(out: number, a: number, b: number, m: number, n: number, k: number): void;
   embedding(out: number, table: number, ids: number, n: number, dim: number, accumulate: number): void;
   embeddingBackward(dTable: number, dOut: number, ids: number, n: number, dim: number): void;
   crossEntropy(losses: number, dLogits: number, logits: number, labels: number, rows: number, vocab: number, gradScale: number): void;
@@ -409,6 +410,7 @@ export async function createWasmKernels(opts: { relaxed?: boolean | "auto" } = {
         for (const x of [qkvHeads, dQkvHeads, dOutHeads, dS]) k.free(x);
       }
     },
+    linear: (out, x, weight, rows, outFeatures, inFeatures) => w.linearRows(ptr(out), ptr(x), ptr(weight), rows, outFeatures, inFeatures),
     // One query per sequence: each group's g query heads are consecutive in the new token's
     // qkv row, so S_group (g, length) = scale·Q_group·K_jᵀ over the filled part of the cache.
     cachedAttention(out, qkv, keys, values, { b, h, kvHeads, d, length, capacity }, scale) {

@@ -380,7 +380,7 @@ export class Decoder {
     for (let l = 0; l < this.config.layers; l++) {
       const w = (name: string) => this.w(`model.layers.${l}.${name}.weight`);
       k.rmsNorm(s.n, s.rstd, s.x, w("input_layernorm"), B, C, eps);
-      k.matmul({ out: s.qkv, a: s.n, b: w("self_attn.q_proj"), m: B, n: Q, k: C, transB: true });
+      k.linear(s.qkv, s.n, w("self_attn.q_proj"), B, Q, C);
       k.rotary(s.qkv, this.rotary(B, 1, pos), this.rope, false);
       for (let b = 0; b < B; b++)
         for (let j = 0; j < KV; j++) {
@@ -396,16 +396,16 @@ export class Decoder {
         { b: B, h: H, kvHeads: KV, d: D, length: pos + 1, capacity: cache.capacity },
         1 / Math.sqrt(D),
       );
-      k.matmul({ out: s.tmp, a: s.att, b: w("self_attn.o_proj"), m: B, n: C, k: C, transB: true });
+      k.linear(s.tmp, s.att, w("self_attn.o_proj"), B, C, C);
       k.add(s.x, s.x, s.tmp, B * C);
       k.rmsNorm(s.n, s.rstd, s.x, w("post_attention_layernorm"), B, C, eps);
-      k.matmul({ out: s.f1, a: s.n, b: w("mlp.gate_proj"), m: B, n: 2 * I, k: C, transB: true });
+      k.linear(s.f1, s.n, w("mlp.gate_proj"), B, 2 * I, C);
       k.swiglu(s.g, s.f1, B, I);
-      k.matmul({ out: s.tmp, a: s.g, b: w("mlp.down_proj"), m: B, n: C, k: I, transB: true });
+      k.linear(s.tmp, s.g, w("mlp.down_proj"), B, C, I);
       k.add(s.x, s.x, s.tmp, B * C);
     }
     k.rmsNorm(s.n, s.rstd, s.x, this.w("model.norm.weight"), B, C, eps);
-    k.matmul({ out: s.logits, a: s.n, b: this.w(this.head()), m: B, n: V, k: C, transB: true });
+    k.linear(s.logits, s.n, this.w(this.head()), B, V, C);
     cache.length = pos + 1;
     const out = new Float32Array(B * V);
     k.download(s.logits, out);

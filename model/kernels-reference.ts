@@ -331,6 +331,9 @@ export function createReferenceKernels({ precision = "f32" }: { precision?: "f32
             }
           }
     },
+    linear(out, x, weight, rows, outFeatures, inFeatures) {
+      k.matmul({ out, a: x, b: weight, m: rows, n: outFeatures, k: inFeatures, transB: true });
+    },
     cachedAttention(out, qkv, keys, values, { b, h, kvHeads, d, length, capacity }, scale) {
       const group = h / kvHeads;
       for (let bi = 0; bi < b; bi++)

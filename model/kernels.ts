@@ -253,4 +253,11 @@ export interface DecoderKernels extends Kernels {
    * capacity, D) hold positions 0..length-1, the new token's last. out is (B,H,D).
    */
   cachedAttention(out: Buf, qkv: Buf, keys: Buf, values: Buf, shape: CachedAttentionShape, scale: number): void;
+  /**
+   * out (rows, outFeatures) = x (rows, inFeatures) · weightᵀ, weight (outFeatures, inFeatures)
+   * as a linear layer's: matmul with transB, for the few rows of a generation step, where
+   * transposing and packing the weight would cost more than the product. Its bits may differ
+   * from matmul's.
+   */
+  linear(out: Buf, x: Buf, weight: Buf, rows: number, outFeatures: number, inFeatures: number): void;
 }

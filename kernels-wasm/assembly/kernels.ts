@@ -4,7 +4,8 @@
 // layout reduces to one packed product), the elementwise updates (add, axpy, scale, AdamW),
 // the chunked sum of squares, activations, bias, dropout, LayerNorm and RMSNorm, RoPE,
 // embeddings, the fused cross-entropy, and attention's head layouts and masked softmax
-// (its products are matmuls); for decoders, RoPE at given positions and the causal softmax. Pointers are byte offsets into this module's memory; lengths
+// (its products are matmuls); for decoders, RoPE at given positions, the causal softmax and
+// the few-row product of a generation step. Pointers are byte offsets into this module's memory; lengths
 // are in elements. Every loop sums in a fixed order: same inputs, same bits.
 // Never: allocates; the TypeScript loader owns the memory (kernels-wasm/index.ts).
 //
@@ -107,6 +108,28 @@ export function matmul(out: usize, a: usize, b: usize, m: i32, n: i32, k: i32, a
   }
   v128.store(at, r0);
   v128.store(at, r1, 16);
+}
+
+/**
+ * out (M,N) = A (M,K) · Bᵀ with B (N,K) row-major (a linear layer's weight), for few rows of A
+ * (generation's one token per sequence): each output is a dot product of two rows read in
+ * place, in four lanes then the lanes in order and the tail, with no transpose and no
+ * packing, so each weight is read once per row of A. Its sums run in another order than
+ * matmul's, so the two give different bits.
+ */
+export function linearRows(out: usize, a: usize, b: usize, m: i32, n: i32, k: i32): void {
+  const k4 = k & ~3;
+  for (let j = 0; j < n; j++) {
+    const bRow = b + (<usize>(j * k) << 2);
+    for (let i = 0; i < m; i++) {
+      const aRow = a + (<usize>(i * k) << 2);
+      let acc = f32x4.splat(0);
+      for (let q = 0; q < k4; q += 4) acc = f32x4.add(acc, f32x4.mul(v128.load(aRow + (<usize>q << 2)), v128.load(bRow + (<usize>q << 2))));
+      let s = f32x4.extract_lane(acc, 0) + f32x4.extract_lane(acc, 1) + f32x4.extract_lane(acc, 2) + f32x4.extract_lane(acc, 3);
+      for (let q = k4; q < k; q++) s += load<f32>(aRow + (<usize>q << 2)) * load<f32>(bRow + (<usize>q << 2));
+      store<f32>(out + (<usize>(i * n + j) << 2), s);
+    }
+  }
 }
 
 /**

@@ -1,8 +1,9 @@
 // The decoder kernels in WebAssembly (both builds) agree with the reference on odd shapes:
 // RoPE at positions with Llama 3 scaling (forward and inverse), causal grouped-query attention
 // forward and backward (one, two and four query heads per key/value head), the cached
-// generation step (also equal to the full attention's last position), and RMSNorm and
-// SwiGLU at a decoder's widths. Llama 3's frequency scaling follows its three bands.
+// generation step (also equal to the full attention's last position) and its few-row
+// product, and RMSNorm and SwiGLU at a decoder's widths. Llama 3's frequency scaling
+// follows its three bands.
 import { beforeAll, describe, expect, it } from "vitest";
 import { createWasmKernels, relaxedSimdSupported } from "../../kernels-wasm/index.js";
 import { createReferenceKernels } from "../../model/kernels-reference.js";
@@ -126,6 +127,24 @@ for (const relaxed of [false, true]) {
               full.subarray((bi * t + t - 1) * h * d, (bi * t + t) * h * d),
               1e-6,
             );
+      }
+    });
+
+    it("linear: the few-row product of a generation step", () => {
+      // k = 37 and 67: four lanes and a scalar tail; n = 130 and 5: no blocking to line up with.
+      for (const [rows, outF, inF] of [
+        [1, 130, 37],
+        [3, 5, 67],
+        [2, 64, 64],
+      ] as const) {
+        const x = randomsFrom(rows * inF, 31),
+          weight = randomsFrom(outF * inF, 32);
+        const run = (k: DecoderKernels) => {
+          const out = k.alloc(rows * outF);
+          k.linear(out, put(k, x), put(k, weight), rows, outF, inF);
+          return get(k, out, rows * outF);
+        };
+        close(`linear ${rows}×${outF}×${inF}`, run(w), run(r), 1e-5);
       }
     });
 
