@@ -4,13 +4,16 @@
 // validates it, else plain SIMD), its memory (grown on demand, refused past 4 GiB with an
 // error naming the size asked), and the dispatch: every kernel of a training step runs in
 // WebAssembly; memory management, fill and copy (typed-array fill and copyWithin over the
-// module's memory) are model/arena.ts's, the allocator the reference uses too.
+// module's memory) are model/arena.ts's, the allocator the reference uses too. It
+// implements DecoderKernels too: a decoder's rotary embedding, causal grouped-query
+// attention and the cached generation step.
 // Never: mixes builds within a process: one process, one module, the same bits every time.
 import { existsSync, readFileSync } from "node:fs";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { setFlagsFromString } from "node:v8";
-import type { Buf, Kernels, MatmulArgs } from "../model/kernels.js";
+import type { Buf, DecoderKernels, MatmulArgs } from "../model/kernels.js";
+import { ropeInverseFrequencies } from "../model/rope.js";
 import { memoryOps, type Arena } from "../model/arena.js";
 
 interface Exports {
@@ -52,6 +55,9 @@ interface Exports {
   rmsNorm(out: number, rstd: number, inp: number, weight: number, rows: number, cols: number, eps: number): void;
   rmsNormBackward(dInp: number, dWeight: number, dOut: number, inp: number, weight: number, rstd: number, rows: number, cols: number): void;
   rope(qkv: number, b: number, t: number, h: number, d: number, table: number, inverse: number): void;
+  rotary(x: number, rows: number, stride: number, heads: number, d: number, seqLen: number, start: number, table: number, inverse: number): void;
+  causalSoftmax(scores: number, rows: number, t: number, qLen: number, offset: number): void;
+  linearRows(out: number, a: number, b: number, m: number, n: number, k: number): void;
   embedding(out: number, table: number, ids: number, n: number, dim: number, accumulate: number): void;
   embeddingBackward(dTable: number, dOut: number, ids: number, n: number, dim: number): void;
   crossEntropy(losses: number, dLogits: number, logits: number, labels: number, rows: number, vocab: number, gradScale: number): void;
@@ -80,7 +86,7 @@ export function relaxedSimdSupported(): boolean {
   return WebAssembly.validate(bytes);
 }
 
-export async function createWasmKernels(opts: { relaxed?: boolean | "auto" } = {}): Promise<Kernels> {
+export async function createWasmKernels(opts: { relaxed?: boolean | "auto" } = {}): Promise<DecoderKernels> {
   const dir = buildDir();
   const plain = join(dir, "kernels.wasm");
   if (!existsSync(plain)) throw new Error(`${plain} is missing: run \`npm run build:wasm\`.`);
@@ -131,8 +137,11 @@ export async function createWasmKernels(opts: { relaxed?: boolean | "auto" } = {
   const exact = (a: string) => (a === "erf" ? 1 : 0);
   // RoPE's cos and sin per (position, pair), computed once per shape in float64 and kept.
   const ropeTables = new Map<string, Buf>();
+  // A decoder's rotary table per (head size, frequencies): one row per position (d/2 cosines,
+  // d/2 sines), computed in float64 and grown (doubling) as later positions are asked for.
+  const rotaryTables = new Map<string, { table: Buf; positions: number }>();
 
-  const k: Kernels = {
+  const k: DecoderKernels = {
     // The module's own data lives in its first page; buffers start above it, 16-byte aligned.
     ...memoryOps(arena, { firstElement: PAGE / 4, align: 4 }),
     name: relaxed ? "wasm-relaxed" : "wasm",
@@ -253,6 +262,195 @@ export async function createWasmKernels(opts: { relaxed?: boolean | "auto" } = {
         ropeTables.set(key, table);
       }
       w.rope(ptr(qkv), b, t, h, d, ptr(table), inverse ? 1 : 0);
+    },
+
+    // ---- decoder ----------------------------------------------------------------------------
+    rotary(x, { rows, stride, heads, d, seqLen, start }, rope, inverse) {
+      if (rows === 0) return;
+      const needed = start + Math.min(seqLen, rows);
+      const key = `${d}:${JSON.stringify(rope)}`;
+      let entry = rotaryTables.get(key);
+      if (entry === undefined || entry.positions < needed) {
+        const positions = Math.max(needed, 2 * (entry?.positions ?? 0), 64);
+        const inv = ropeInverseFrequencies(d, rope);
+        const half = d / 2;
+        const values = new Float32Array(positions * d);
+        for (let pos = 0; pos < positions; pos++)
+          for (let i = 0; i < half; i++) {
+            values[pos * d + i] = Math.cos(pos * inv[i]!);
+            values[pos * d + half + i] = Math.sin(pos * inv[i]!);
+          }
+        if (entry) k.free(entry.table);
+        entry = { table: k.alloc(values.length), positions };
+        k.upload(entry.table, values);
+        rotaryTables.set(key, entry);
+      }
+      w.rotary(ptr(x), rows, stride, heads, d, seqLen, start, ptr(entry.table), inverse ? 1 : 0);
+    },
+    // Causal grouped-query attention as batched matmuls. In the head-major layout (B, H+2KV,
+    // T, D) the g = H/KV query heads of a group are one (g·T, D) matrix, so per sequence each
+    // group is one product with its key head: S = scale·Q_group·K_jᵀ is (g·T, T), the rows
+    // of P (B, H, T, T) in the reference's order. The whole T×T is computed and the causal
+    // softmax zeroes what lies after each query.
+    causalAttentionSavedSize: ({ b, t, h }) => b * h * t * t,
+    causalAttention(out, saved, qkv, { b, t, h, kvHeads, d }, scale) {
+      const heads = h + 2 * kvHeads,
+        g = h / kvHeads,
+        block = t * d;
+      const qkvHeads = k.alloc(b * heads * block),
+        outHeads = k.alloc(b * h * block);
+      const group = { batch: kvHeads, strideA: g * block, strideB: block };
+      try {
+        w.moveHeads(ptr(qkvHeads), ptr(qkv), b, t, 1, heads, d, 1);
+        for (let bi = 0; bi < b; bi++) {
+          const base = bi * heads * block;
+          const [q, key] = [k.view(qkvHeads, base), k.view(qkvHeads, base + h * block)];
+          k.matmul({ out: k.view(saved, bi * h * t * t), a: q, b: key, m: g * t, n: t, k: d, transB: true, alpha: scale, ...group, strideOut: g * t * t });
+        }
+        w.causalSoftmax(ptr(saved), b * h * t, t, t, 0);
+        for (let bi = 0; bi < b; bi++) {
+          const v = k.view(qkvHeads, bi * heads * block + (h + kvHeads) * block);
+          const p = k.view(saved, bi * h * t * t);
+          k.matmul({
+            out: k.view(outHeads, bi * h * block),
+            a: p,
+            b: v,
+            m: g * t,
+            n: d,
+            k: t,
+            batch: kvHeads,
+            strideA: g * t * t,
+            strideB: block,
+            strideOut: g * block,
+          });
+        }
+        w.moveHeads(ptr(out), ptr(outHeads), b, t, 1, h, d, 0);
+      } finally {
+        k.free(qkvHeads);
+        k.free(outHeads);
+      }
+    },
+    causalAttentionBackward(dQkv, dOut, qkv, saved, { b, t, h, kvHeads, d }, scale) {
+      const heads = h + 2 * kvHeads,
+        g = h / kvHeads,
+        block = t * d,
+        tt = t * t;
+      const qkvHeads = k.alloc(b * heads * block),
+        dQkvHeads = k.alloc(b * heads * block),
+        dOutHeads = k.alloc(b * h * block),
+        dS = k.alloc(b * h * tt);
+      try {
+        w.moveHeads(ptr(qkvHeads), ptr(qkv), b, t, 1, heads, d, 1);
+        w.moveHeads(ptr(dOutHeads), ptr(dOut), b, t, 1, h, d, 1);
+        const at = (buf: Buf, bi: number, head: number) => k.view(buf, (bi * heads + head) * block);
+        for (let bi = 0; bi < b; bi++) {
+          const p = k.view(saved, bi * h * tt),
+            dO = k.view(dOutHeads, bi * h * block);
+          // dV_j = Σ over the group of Pᵀ·dO = P_groupᵀ (T, g·T) · dO_group (g·T, D)
+          k.matmul({
+            out: at(dQkvHeads, bi, h + kvHeads),
+            a: p,
+            b: dO,
+            m: t,
+            n: d,
+            k: g * t,
+            transA: true,
+            batch: kvHeads,
+            strideA: g * tt,
+            strideB: g * block,
+            strideOut: block,
+          });
+          // dP_group = dO_group · V_jᵀ
+          k.matmul({
+            out: k.view(dS, bi * h * tt),
+            a: dO,
+            b: at(qkvHeads, bi, h + kvHeads),
+            m: g * t,
+            n: t,
+            k: d,
+            transB: true,
+            batch: kvHeads,
+            strideA: g * block,
+            strideB: block,
+            strideOut: g * tt,
+          });
+        }
+        w.softmaxBackward(ptr(dS), ptr(saved), ptr(dS), b * h * t, t, scale); // dS·scale; 0 after each query, where P is 0
+        for (let bi = 0; bi < b; bi++) {
+          const ds = k.view(dS, bi * h * tt);
+          // dQ_group = dS_group · K_j, dK_j = dS_groupᵀ · Q_group
+          k.matmul({
+            out: at(dQkvHeads, bi, 0),
+            a: ds,
+            b: at(qkvHeads, bi, h),
+            m: g * t,
+            n: d,
+            k: t,
+            batch: kvHeads,
+            strideA: g * tt,
+            strideB: block,
+            strideOut: g * block,
+          });
+          k.matmul({
+            out: at(dQkvHeads, bi, h),
+            a: ds,
+            b: at(qkvHeads, bi, 0),
+            m: t,
+            n: d,
+            k: g * t,
+            transA: true,
+            batch: kvHeads,
+            strideA: g * tt,
+            strideB: g * block,
+            strideOut: block,
+          });
+        }
+        w.moveHeads(ptr(dQkv), ptr(dQkvHeads), b, t, 1, heads, d, 0);
+      } finally {
+        for (const x of [qkvHeads, dQkvHeads, dOutHeads, dS]) k.free(x);
+      }
+    },
+    linear: (out, x, weight, rows, outFeatures, inFeatures) => w.linearRows(ptr(out), ptr(x), ptr(weight), rows, outFeatures, inFeatures),
+    // One query per sequence: each group's g query heads are consecutive in the new token's
+    // qkv row, so S_group (g, length) = scale·Q_group·K_jᵀ over the filled part of the cache.
+    cachedAttention(out, qkv, keys, values, { b, h, kvHeads, d, length, capacity }, scale) {
+      const g = h / kvHeads;
+      const scores = k.alloc(b * h * length);
+      try {
+        for (let bi = 0; bi < b; bi++) {
+          const cache = bi * kvHeads * capacity * d;
+          k.matmul({
+            out: k.view(scores, bi * h * length),
+            a: k.view(qkv, bi * (h + 2 * kvHeads) * d),
+            b: k.view(keys, cache),
+            m: g,
+            n: length,
+            k: d,
+            transB: true,
+            alpha: scale,
+            batch: kvHeads,
+            strideA: g * d,
+            strideB: capacity * d,
+            strideOut: g * length,
+          });
+        }
+        w.causalSoftmax(ptr(scores), b * h, length, 1, length - 1); // the new token sees every cached key
+        for (let bi = 0; bi < b; bi++)
+          k.matmul({
+            out: k.view(out, bi * h * d),
+            a: k.view(scores, bi * h * length),
+            b: k.view(values, bi * kvHeads * capacity * d),
+            m: g,
+            n: d,
+            k: length,
+            batch: kvHeads,
+            strideA: g * length,
+            strideB: capacity * d,
+            strideOut: g * d,
+          });
+      } finally {
+        k.free(scores);
+      }
     },
     embedding: (out, table, ids, n, dim, accumulate) => w.embedding(ptr(out), ptr(table), ptr(ids), n, dim, accumulate ? 1 : 0),
     embeddingBackward: (dTable, dOut, ids, n, dim) => w.embeddingBackward(ptr(dTable), ptr(dOut), ptr(ids), n, dim),

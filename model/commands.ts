@@ -3,8 +3,8 @@
 import { InvalidArgumentError, type Command } from "commander";
 import { UserError } from "../runtime/errors.js";
 import { verifyCheckpoint } from "./checkpoint.js";
-import { presets } from "./config.js";
-import { parameterCount, parameterLayout } from "./layout.js";
+import { decoderPresets, presets } from "./config.js";
+import { decoderParameterLayout, entry, parameterCount, parameterLayout } from "./layout.js";
 import { evaluate } from "./evaluate.js";
 import { exportCheckpoint, importHub } from "./hub.js";
 import { finetune } from "./finetune.js";
@@ -25,21 +25,40 @@ const positive = (name: string) => (v: string) => {
 };
 
 export function registerModelCommands(program: Command): void {
+  const presetNames = [...Object.keys(presets), ...Object.keys(decoderPresets)].join(", ");
   program
     .command("model")
     .description("inspect model presets")
     .command("info")
     .description("parameter count and shape of a preset")
-    .requiredOption("--preset <name>", `one of ${Object.keys(presets).join(", ")}`)
-    .option("--vocab <n>", "vocabulary size", whole("--vocab"), 64000)
-    .action((opts: { preset: string; vocab: number }) => {
+    .requiredOption("--preset <name>", `one of ${presetNames}`)
+    .option("--vocab <n>", "vocabulary size (default: the preset's own, else 64000)", whole("--vocab"))
+    .action((opts: { preset: string; vocab?: number }) => {
+      const decoder = decoderPresets[opts.preset];
+      if (decoder) {
+        const vocab = opts.vocab ?? decoder.vocabSize ?? 64000;
+        const layout = decoderParameterLayout(decoder, vocab);
+        const n = parameterCount(layout);
+        const embeddings = entry(layout, "model.embed_tokens.weight").size;
+        const scaling = decoder.ropeScaling
+          ? `, scaled ×${decoder.ropeScaling.factor} (low ${decoder.ropeScaling.lowFreqFactor}, high ${decoder.ropeScaling.highFreqFactor}, original ${decoder.ropeScaling.originalMaxPositions})`
+          : "";
+        process.stdout.write(
+          `${opts.preset}: ${decoder.architecture}, hidden ${decoder.hidden}, ${decoder.layers} layers, ${decoder.heads} heads, ${decoder.kvHeads} key/value heads, ` +
+            `FFN ${decoder.intermediate} (SwiGLU), vocabulary ${vocab}, RoPE θ ${decoder.ropeTheta}${scaling}\n` +
+            `parameters: ${n.toLocaleString("en-US")} (${(n / 1e6).toFixed(1)}M; embeddings ${(embeddings / 1e6).toFixed(1)}M, ` +
+            `${decoder.tieEmbeddings ? "the LM head tied to them" : "an LM head of its own"})\n`,
+        );
+        return;
+      }
       const config = presets[opts.preset];
-      if (!config) throw new UserError(`unknown preset "${opts.preset}": use one of ${Object.keys(presets).join(", ")}.`);
-      const layout = parameterLayout(config, opts.vocab);
+      if (!config) throw new UserError(`unknown preset "${opts.preset}": use one of ${presetNames}.`);
+      const vocab = opts.vocab ?? 64000;
+      const layout = parameterLayout(config, vocab);
       const n = parameterCount(layout);
       const embeddings = layout.entries.filter((e) => /embeddings|^encoder\.weight/.test(e.name)).reduce((s, e) => s + e.size, 0);
       process.stdout.write(
-        `${opts.preset}: ${config.architecture}, hidden ${config.hidden}, ${config.layers} layers, ${config.heads} heads, FFN ${config.intermediate}, vocabulary ${opts.vocab}\n` +
+        `${opts.preset}: ${config.architecture}, hidden ${config.hidden}, ${config.layers} layers, ${config.heads} heads, FFN ${config.intermediate}, vocabulary ${vocab}\n` +
           `parameters: ${n.toLocaleString("en-US")} (${(n / 1e6).toFixed(1)}M; embeddings ${(embeddings / 1e6).toFixed(1)}M, the MLM decoder tied to them)\n`,
       );
     });

@@ -6,9 +6,10 @@
 // Never: optimises anything. Every loop is the textbook formula.
 import { dropoutKeeps } from "./counter-hash.js";
 import { jsArena, memoryOps } from "./arena.js";
-import type { AdamWArgs, AttentionDropout, Buf, GeluApproximation, Kernels, MatmulArgs } from "./kernels.js";
+import type { AdamWArgs, AttentionDropout, Buf, CausalAttentionShape, DecoderKernels, GeluApproximation, MatmulArgs } from "./kernels.js";
+import { ropeInverseFrequencies } from "./rope.js";
 
-export interface ReferenceKernels extends Kernels {
+export interface ReferenceKernels extends DecoderKernels {
   readonly precision: "f32" | "f64";
   uploadF64(dst: Buf, src: Float64Array | number[]): void;
   downloadF64(src: Buf, n: number): Float64Array;
@@ -253,6 +254,110 @@ export function createReferenceKernels({ precision = "f32" }: { precision?: "f32
           }
     },
 
+    // ---- decoder: rotary with positions, causal grouped-query attention, the cached step ----
+
+    rotary(x, { rows, stride, heads, d, seqLen, start }, rope, inverse) {
+      const inv = ropeInverseFrequencies(d, rope);
+      const half = d / 2;
+      for (let r = 0; r < rows; r++) {
+        const pos = start + (r % seqLen);
+        for (let hi = 0; hi < heads; hi++) {
+          const at = r * stride + hi * d;
+          for (let i = 0; i < half; i++) {
+            const angle = (inverse ? -pos : pos) * inv[i]!;
+            const x1 = f(x, at + i);
+            const x2 = f(x, at + i + half);
+            set(x, at + i, x1 * Math.cos(angle) - x2 * Math.sin(angle));
+            set(x, at + i + half, x1 * Math.sin(angle) + x2 * Math.cos(angle));
+          }
+        }
+      }
+    },
+    causalAttentionSavedSize: ({ b, t, h }) => b * h * t * t,
+    causalAttention(out, saved, qkv, shape, scale) {
+      const { b, t, h, d } = shape;
+      const { q, key, value } = gqaOffsets(shape);
+      for (let bi = 0; bi < b; bi++)
+        for (let hi = 0; hi < h; hi++)
+          for (let i = 0; i < t; i++) {
+            const probs = ((bi * h + hi) * t + i) * t;
+            // Keys after i are not seen: their probabilities are exactly 0.
+            const scores = new Float64Array(i + 1);
+            let max = -Infinity;
+            for (let j = 0; j <= i; j++) {
+              let s = 0;
+              for (let c = 0; c < d; c++) s += f(qkv, q(bi, i, hi) + c) * f(qkv, key(bi, j, hi) + c);
+              scores[j] = s * scale;
+              max = Math.max(max, scores[j]!);
+            }
+            let sum = 0;
+            for (let j = 0; j <= i; j++) sum += Math.exp(scores[j]! - max);
+            for (let j = 0; j < t; j++) set(saved, probs + j, j <= i ? Math.exp(scores[j]! - max) / sum : 0);
+            for (let c = 0; c < d; c++) {
+              let o = 0;
+              for (let j = 0; j <= i; j++) o += f(saved, probs + j) * f(qkv, value(bi, j, hi) + c);
+              set(out, ((bi * t + i) * h + hi) * d + c, o);
+            }
+          }
+    },
+    causalAttentionBackward(dQkv, dOut, qkv, saved, shape, scale) {
+      const { b, t, h, kvHeads, d } = shape;
+      const { q, key, value } = gqaOffsets(shape);
+      const add = (at: number, v: number) => set(dQkv, at, f(dQkv, at) + v);
+      k.fill(dQkv, b * t * (h + 2 * kvHeads) * d, 0);
+      for (let bi = 0; bi < b; bi++)
+        for (let hi = 0; hi < h; hi++)
+          for (let i = 0; i < t; i++) {
+            const probs = ((bi * h + hi) * t + i) * t;
+            const dO = ((bi * t + i) * h + hi) * d;
+            const dP = new Float64Array(i + 1);
+            let rowDot = 0;
+            for (let j = 0; j <= i; j++) {
+              const p = f(saved, probs + j);
+              let s = 0;
+              for (let c = 0; c < d; c++) {
+                s += f(dOut, dO + c) * f(qkv, value(bi, j, hi) + c);
+                add(value(bi, j, hi) + c, p * f(dOut, dO + c));
+              }
+              dP[j] = s;
+              rowDot += p * s;
+            }
+            for (let j = 0; j <= i; j++) {
+              const dS = f(saved, probs + j) * (dP[j]! - rowDot) * scale;
+              for (let c = 0; c < d; c++) {
+                add(q(bi, i, hi) + c, dS * f(qkv, key(bi, j, hi) + c));
+                add(key(bi, j, hi) + c, dS * f(qkv, q(bi, i, hi) + c));
+              }
+            }
+          }
+    },
+    linear(out, x, weight, rows, outFeatures, inFeatures) {
+      k.matmul({ out, a: x, b: weight, m: rows, n: outFeatures, k: inFeatures, transB: true });
+    },
+    cachedAttention(out, qkv, keys, values, { b, h, kvHeads, d, length, capacity }, scale) {
+      const group = h / kvHeads;
+      for (let bi = 0; bi < b; bi++)
+        for (let hi = 0; hi < h; hi++) {
+          const q = (bi * (h + 2 * kvHeads) + hi) * d;
+          const cache = (bi * kvHeads + Math.floor(hi / group)) * capacity * d;
+          const scores = new Float64Array(length);
+          let max = -Infinity;
+          for (let j = 0; j < length; j++) {
+            let s = 0;
+            for (let c = 0; c < d; c++) s += f(qkv, q + c) * f(keys, cache + j * d + c);
+            scores[j] = s * scale;
+            max = Math.max(max, scores[j]!);
+          }
+          let sum = 0;
+          for (let j = 0; j < length; j++) sum += Math.exp(scores[j]! - max);
+          for (let c = 0; c < d; c++) {
+            let o = 0;
+            for (let j = 0; j < length; j++) o += (Math.exp(scores[j]! - max) / sum) * f(values, cache + j * d + c);
+            set(out, (bi * h + hi) * d + c, o);
+          }
+        }
+    },
+
     embedding(out, table, ids, n, dim, accumulate) {
       for (let i = 0; i < n; i++) for (let c = 0; c < dim; c++) set(out, i * dim + c, (accumulate ? f(out, i * dim + c) : 0) + f(table, int(ids, i) * dim + c));
     },
@@ -293,6 +398,18 @@ export function createReferenceKernels({ precision = "f32" }: { precision?: "f32
 }
 
 // ---- scalar functions ----------------------------------------------------------------
+
+/** Where query head hi's query, and its group's key and value, of token (b, i) sit in qkv (B,T,H+2KV,D). */
+function gqaOffsets({ t, h, kvHeads, d }: CausalAttentionShape) {
+  const heads = h + 2 * kvHeads;
+  const group = h / kvHeads;
+  const at = (bi: number, i: number, head: number) => ((bi * t + i) * heads + head) * d;
+  return {
+    q: (bi: number, i: number, hi: number) => at(bi, i, hi),
+    key: (bi: number, j: number, hi: number) => at(bi, j, h + Math.floor(hi / group)),
+    value: (bi: number, j: number, hi: number) => at(bi, j, h + kvHeads + Math.floor(hi / group)),
+  };
+}
 
 const sigmoid = (x: number) => 1 / (1 + Math.exp(-x));
 

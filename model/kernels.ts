@@ -2,7 +2,8 @@
 //
 // Owns: the contract that the TypeScript reference (tests only), the WebAssembly SIMD
 // backend (kernels-wasm/) and the CUDA backend (kernels-cuda/) implement, so that the
-// model code in model/ is written once.
+// model code in model/ is written once; and DecoderKernels, what a Llama-style decoder
+// needs beyond it (the reference and WebAssembly backends implement it, CUDA not yet).
 // Never: allocates behind the caller's back, reads buffers on the host, or depends on
 // which backend runs it.
 //
@@ -13,6 +14,7 @@
 //
 // Determinism: the same inputs on the same backend give the same bits, always. No kernel
 // may reduce in an order that depends on threads or timing.
+import type { RopeSpec } from "./rope.js";
 
 export type Buf = number & { readonly __deviceBuffer: unique symbol };
 
@@ -61,6 +63,41 @@ export interface AttentionShape {
   h: number;
   /** head dimension; the model width is h*d */
   d: number;
+}
+
+/** A decoder's attention: B, T, H query heads, KV key/value heads (KV divides H), head size D. */
+export interface CausalAttentionShape {
+  b: number;
+  t: number;
+  h: number;
+  kvHeads: number;
+  d: number;
+}
+
+/**
+ * One new token per sequence attending to a key/value cache: keys and values are
+ * (B, KV, capacity, D), of which the first `length` positions (the new token's included) are filled.
+ */
+export interface CachedAttentionShape {
+  b: number;
+  h: number;
+  kvHeads: number;
+  d: number;
+  length: number;
+  capacity: number;
+}
+
+/**
+ * Where the rotary kernel turns: `rows` rows of x, `stride` elements apart; in each, the
+ * first `heads` heads of size `d`; row r sits at position start + r % seqLen.
+ */
+export interface RotaryArgs {
+  rows: number;
+  stride: number;
+  heads: number;
+  d: number;
+  seqLen: number;
+  start: number;
 }
 
 export interface AdamWArgs {
@@ -183,4 +220,44 @@ export interface Kernels {
   // ---- optimizer -----------------------------------------------------------------------
   /** One AdamW step over n parameters, in place on param, m, v. */
   adamw(param: Buf, grad: Buf, m: Buf, v: Buf, n: number, args: AdamWArgs): void;
+}
+
+/**
+ * What a Llama-style decoder needs beyond Kernels. RMSNorm and SwiGLU are Kernels' own.
+ *
+ * A decoder's fused projection is qkv (B, T, H + 2·KV, D): per token, H query heads, then KV
+ * key heads, then KV value heads. Query head i reads key/value head floor(i / (H / KV))
+ * (grouped-query attention; KV = H is multi-head attention, KV = 1 multi-query).
+ */
+export interface DecoderKernels extends Kernels {
+  /**
+   * Rotary position embedding in place: pairs (i, i + d/2) of each rotated head turn by
+   * position · inv[i], inv = ropeInverseFrequencies (model/rope.ts). On qkv, heads = H + KV
+   * turns the queries and keys and leaves the values. `inverse` turns back: the rotation's
+   * transpose, so it is also the backward.
+   */
+  rotary(x: Buf, args: RotaryArgs, rope: RopeSpec, inverse: boolean): void;
+  /** Elements saved between causalAttention and its backward. */
+  causalAttentionSavedSize(shape: CausalAttentionShape): number;
+  /**
+   * Causal grouped-query attention: query position i sees keys 0..i of its sequence only.
+   * qkv is (B,T,H+2KV,D); out is (B,T,H,D). No padding mask: padding sits at the end of a
+   * sequence (right padding), where no real token's query reaches it.
+   */
+  causalAttention(out: Buf, saved: Buf, qkv: Buf, shape: CausalAttentionShape, scale: number): void;
+  /** dQkv (B,T,H+2KV,D) written (overwritten); a key/value head's gradient sums its group's. */
+  causalAttentionBackward(dQkv: Buf, dOut: Buf, qkv: Buf, saved: Buf, shape: CausalAttentionShape, scale: number): void;
+  /**
+   * Generation: one new query per sequence against a key/value cache. qkv is (B, H+2KV, D),
+   * the new tokens' rotated projections (its queries are read); keys and values (B, KV,
+   * capacity, D) hold positions 0..length-1, the new token's last. out is (B,H,D).
+   */
+  cachedAttention(out: Buf, qkv: Buf, keys: Buf, values: Buf, shape: CachedAttentionShape, scale: number): void;
+  /**
+   * out (rows, outFeatures) = x (rows, inFeatures) · weightᵀ, weight (outFeatures, inFeatures)
+   * as a linear layer's: matmul with transB, for the few rows of a generation step, where
+   * transposing and packing the weight would cost more than the product. Its bits may differ
+   * from matmul's.
+   */
+  linear(out: Buf, x: Buf, weight: Buf, rows: number, outFeatures: number, inFeatures: number): void;
 }

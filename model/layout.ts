@@ -1,11 +1,12 @@
 // The flat parameter layout: one contiguous f32 vector with named, aligned ranges.
 //
 // Owns: the names (Hugging Face style), shapes and offsets of every parameter of a `bert`
-// or `neobert` model, which ranges take weight decay, the initialisation, and CHUNK: the
-// unit over which the gradient norm is summed and on which shard boundaries fall.
+// or `neobert` encoder and of a `llama` decoder, which ranges take weight decay, the
+// initialisation, and CHUNK: the unit over which the gradient norm is summed and on which
+// shard boundaries fall.
 // Never: allocates device memory or knows about shards.
 import { counterHash } from "./counter-hash.js";
-import type { ModelConfig } from "./config.js";
+import type { DecoderConfig, ModelConfig } from "./config.js";
 
 /** Elements per chunk of the flat vector: the gradient norm is summed chunk by chunk. */
 export const CHUNK = 4096;
@@ -23,7 +24,7 @@ export interface ParamEntry {
 }
 
 export interface ParamLayout {
-  architecture: ModelConfig["architecture"];
+  architecture: ModelConfig["architecture"] | DecoderConfig["architecture"];
   vocabSize: number;
   entries: ParamEntry[];
   /** Length of the flat vector: a whole number of chunks. */
@@ -95,6 +96,34 @@ function modelEntries(config: ModelConfig, vocabSize: number, add: AddEntry): vo
     }
     add("layer_norm.weight", [C], "ones");
   }
+}
+
+/**
+ * A Llama decoder's parameters under Hugging Face `LlamaForCausalLM` names. q, k and v stand
+ * back to back (one ((H + 2·KV)·D, C) matmul), and so do gate and up (one (2I, C) matmul
+ * whose rows are SwiGLU's [gate | up]); model/decoder.ts checks both.
+ */
+export function decoderParameterLayout(config: DecoderConfig, vocabSize: number): ParamLayout {
+  const { hidden: C, intermediate: I, layers } = config;
+  const D = C / config.heads;
+  if (!Number.isInteger(D) || C % ALIGN !== 0) throw new Error(`hidden ${C} must be a multiple of heads ${config.heads} and of ${ALIGN}`);
+  return extendLayout({ architecture: config.architecture, vocabSize, entries: [], total: 0 }, (add) => {
+    add("model.embed_tokens.weight", [vocabSize, C], "normal");
+    for (let l = 0; l < layers; l++) {
+      const p = `model.layers.${l}`;
+      add(`${p}.input_layernorm.weight`, [C], "ones");
+      add(`${p}.self_attn.q_proj.weight`, [config.heads * D, C], "normal");
+      add(`${p}.self_attn.k_proj.weight`, [config.kvHeads * D, C], "normal");
+      add(`${p}.self_attn.v_proj.weight`, [config.kvHeads * D, C], "normal");
+      add(`${p}.self_attn.o_proj.weight`, [C, config.heads * D], "normal");
+      add(`${p}.post_attention_layernorm.weight`, [C], "ones");
+      add(`${p}.mlp.gate_proj.weight`, [I, C], "normal");
+      add(`${p}.mlp.up_proj.weight`, [I, C], "normal");
+      add(`${p}.mlp.down_proj.weight`, [C, I], "normal");
+    }
+    add("model.norm.weight", [C], "ones");
+    if (!config.tieEmbeddings) add("lm_head.weight", [vocabSize, C], "normal");
+  });
 }
 
 export function parameterCount(layout: ParamLayout): number {

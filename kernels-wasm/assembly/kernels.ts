@@ -4,7 +4,8 @@
 // layout reduces to one packed product), the elementwise updates (add, axpy, scale, AdamW),
 // the chunked sum of squares, activations, bias, dropout, LayerNorm and RMSNorm, RoPE,
 // embeddings, the fused cross-entropy, and attention's head layouts and masked softmax
-// (its products are matmuls). Pointers are byte offsets into this module's memory; lengths
+// (its products are matmuls); for decoders, RoPE at given positions, the causal softmax and
+// the few-row product of a generation step. Pointers are byte offsets into this module's memory; lengths
 // are in elements. Every loop sums in a fixed order: same inputs, same bits.
 // Never: allocates; the TypeScript loader owns the memory (kernels-wasm/index.ts).
 //
@@ -107,6 +108,28 @@ export function matmul(out: usize, a: usize, b: usize, m: i32, n: i32, k: i32, a
   }
   v128.store(at, r0);
   v128.store(at, r1, 16);
+}
+
+/**
+ * out (M,N) = A (M,K) · Bᵀ with B (N,K) row-major (a linear layer's weight), for few rows of A
+ * (generation's one token per sequence): each output is a dot product of two rows read in
+ * place, in four lanes then the lanes in order and the tail, with no transpose and no
+ * packing, so each weight is read once per row of A. Its sums run in another order than
+ * matmul's, so the two give different bits.
+ */
+export function linearRows(out: usize, a: usize, b: usize, m: i32, n: i32, k: i32): void {
+  const k4 = k & ~3;
+  for (let j = 0; j < n; j++) {
+    const bRow = b + (<usize>(j * k) << 2);
+    for (let i = 0; i < m; i++) {
+      const aRow = a + (<usize>(i * k) << 2);
+      let acc = f32x4.splat(0);
+      for (let q = 0; q < k4; q += 4) acc = f32x4.add(acc, f32x4.mul(v128.load(aRow + (<usize>q << 2)), v128.load(bRow + (<usize>q << 2))));
+      let s = f32x4.extract_lane(acc, 0) + f32x4.extract_lane(acc, 1) + f32x4.extract_lane(acc, 2) + f32x4.extract_lane(acc, 3);
+      for (let q = k4; q < k; q++) s += load<f32>(aRow + (<usize>q << 2)) * load<f32>(bRow + (<usize>q << 2));
+      store<f32>(out + (<usize>(i * n + j) << 2), s);
+    }
+  }
 }
 
 /**
@@ -636,6 +659,32 @@ export function rope(qkv: usize, b: i32, t: i32, h: i32, d: i32, table: usize, i
         }
 }
 
+/**
+ * A decoder's RoPE in place: in each of `rows` rows of x (`stride` floats apart), the first
+ * `heads` heads of size d turn pairs (i, i + d/2) by the angle of position start + r % seqLen,
+ * negated when `inverse`. `table` holds one row of d floats per position: d/2 cosines, then
+ * d/2 sines.
+ */
+export function rotary(x: usize, rows: i32, stride: i32, heads: i32, d: i32, seqLen: i32, start: i32, table: usize, inverse: i32): void {
+  const half = d >> 1;
+  const sign = splat(inverse ? -1 : 1);
+  for (let r = 0; r < rows; r++) {
+    const cosRow = table + (<usize>((start + r % seqLen) * d) << 2), sinRow = cosRow + (<usize>half << 2);
+    for (let hi = 0; hi < heads; hi++) {
+      const at = x + (<usize>(r * stride + hi * d) << 2);
+      for (let i = 0; i < half; i += 4) {
+        const count = min(4, half - i), o = <usize>i << 2, o2 = <usize>(i + half) << 2;
+        const x1 = loadN(at + o, count);
+        const x2 = loadN(at + o2, count);
+        const cs = loadN(cosRow + o, count);
+        const sn = f32x4.mul(sign, loadN(sinRow + o, count));
+        storeN(at + o, f32x4.sub(f32x4.mul(x1, cs), f32x4.mul(x2, sn)), count);
+        storeN(at + o2, f32x4.add(f32x4.mul(x1, sn), f32x4.mul(x2, cs)), count);
+      }
+    }
+  }
+}
+
 /** table (V, dim), ids i32 (n): out[i, :] (+)= table[ids[i], :]. */
 export function embedding(out: usize, table: usize, ids: usize, n: i32, dim: i32, accumulate: i32): void {
   for (let i = 0; i < n; i++) {
@@ -757,6 +806,39 @@ export function maskedSoftmax(scores: usize, mask: usize, b: i32, h: i32, t: i32
         storeN(s + o, f32x4.mul(loadN(s + o, count), inv), count);
       }
     }
+  }
+}
+
+/**
+ * scores (rows, t) → probabilities in place, causally: row r is the query at position
+ * offset + r % qLen and sees keys 0..that position only; later keys get exactly 0.
+ */
+export function causalSoftmax(scores: usize, rows: i32, t: i32, qLen: i32, offset: i32): void {
+  const minusInf = splat(-Infinity);
+  for (let r = 0; r < rows; r++) {
+    const s = scores + (<usize>(r * t) << 2);
+    const seen = min(t, offset + r % qLen + 1);
+    let vmax = minusInf;
+    for (let j = 0; j < seen; j += 4) {
+      const count = min(4, seen - j);
+      const x = loadN(s + (<usize>j << 2), count);
+      vmax = f32x4.max(vmax, count == 4 ? x : v128.bitselect(x, minusInf, tailLanes(count)));
+    }
+    const mx = max(max(f32x4.extract_lane(vmax, 0), f32x4.extract_lane(vmax, 1)), max(f32x4.extract_lane(vmax, 2), f32x4.extract_lane(vmax, 3)));
+    const vm = splat(mx);
+    let vsum = splat(0);
+    for (let j = 0; j < seen; j += 4) {
+      const count = min(4, seen - j), o = <usize>j << 2;
+      const e = expv(f32x4.sub(loadN(s + o, count), vm));
+      storeN(s + o, e, count);
+      vsum = f32x4.add(vsum, count == 4 ? e : v128.and(e, tailLanes(count)));
+    }
+    const inv = splat(1 / (f32x4.extract_lane(vsum, 0) + f32x4.extract_lane(vsum, 1) + f32x4.extract_lane(vsum, 2) + f32x4.extract_lane(vsum, 3)));
+    for (let j = 0; j < seen; j += 4) {
+      const count = min(4, seen - j), o = <usize>j << 2;
+      storeN(s + o, f32x4.mul(loadN(s + o, count), inv), count);
+    }
+    if (seen < t) memory.fill(s + (<usize>seen << 2), 0, <usize>(t - seen) << 2);
   }
 }
 
