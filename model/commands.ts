@@ -62,7 +62,8 @@ export function registerModelCommands(program: Command): void {
         onStep: (m, steps) => {
           if (m.step === 1 || m.step % 10 === 0 || m.step === steps)
             process.stdout.write(
-              `step ${m.step}/${steps} loss ${m.loss.toFixed(4)} lr ${m.lr.toExponential(2)} grad-norm ${m.gradNorm.toFixed(3)} ${Math.round(m.tokensPerSec)} tok/s\n`,
+              `step ${m.step}/${steps} loss ${m.loss.toFixed(4)} lr ${m.lr.toExponential(2)} grad-norm ${m.gradNorm.toFixed(3)} ${Math.round(m.tokensPerSec)} tok/s` +
+                ` ${(100 * (m.realTokenShare ?? 0)).toFixed(1)}% real tokens\n`,
             );
         },
       });
@@ -93,9 +94,9 @@ export function registerModelCommands(program: Command): void {
     .requiredOption("--data <file|dir>", "held-out text (a file, or a folder of .txt files)")
     .option("--max-sequences <n>", "sequences to score", whole("--max-sequences"), 200)
     .option("--packing <how>", "full: lines back to back with [SEP] between them, as data.packing: full; none: one line a sequence", "full")
-    .option("--batch <n>", "sequences per forward pass", whole("--batch"), 32)
+    .option("--batch <n>", "sequences per forward pass (default: 2048 tokens' worth)", whole("--batch"))
     .option("--json", "machine-readable output")
-    .action(async (opts: { checkpoint: string; data: string; maxSequences: number; packing: string; batch: number; json?: boolean }) => {
+    .action(async (opts: { checkpoint: string; data: string; maxSequences: number; packing: string; batch?: number; json?: boolean }) => {
       if (!packings.includes(opts.packing as Packing)) throw new UserError(`--packing ${opts.packing}: use one of ${packings.join(", ")}.`);
       const r = await evaluate(opts.checkpoint, opts.data, { maxSequences: opts.maxSequences, packing: opts.packing as Packing, batch: opts.batch });
       if (opts.json) return void process.stdout.write(`${JSON.stringify(r, null, 2)}\n`);

@@ -6,7 +6,8 @@
 // a [SEP] after each) or one line a sequence ("none"). Pseudo-log-likelihood masks each token
 // of a sequence in turn and scores it given the rest; its sum, in bits, over the UTF-8 bytes
 // of the text the scored tokens cover, gives bits per byte — comparable across tokenizers.
-// The one-token-masked copies of the sequences are scored `batch` rows per forward pass.
+// The one-token-masked copies of the sequences are scored `batch` rows per forward pass
+// (default: 2048 tokens' worth), each batch as long as its longest sequence.
 // Never: updates parameters.
 import { readFileSync, statSync, readdirSync } from "node:fs";
 import { join } from "node:path";
@@ -46,7 +47,9 @@ export async function evaluate(
   const text = files.map((f) => readFileSync(f, "utf8")).join("\n");
   const tokenizer = loadTokenizer(pre.tokenizerFile);
   const T = pre.seqLen;
-  const rows = Math.max(1, opts.batch ?? 32);
+  // The encoder is sized for rows·T tokens, its logits for rows·T·V: 2048 tokens, as a
+  // training micro-batch of 4 × 512 holds, keeps eval's memory within what training needs.
+  const rows = Math.max(1, opts.batch ?? Math.floor(2048 / T));
   const model = new Encoder(await createWasmKernels(), pre.model, parameterLayout(pre.model, pre.vocabSize), rows * T);
   model.setParameters(pre.params);
   const { cls, sep, pad, mask } = tokenizer.special;

@@ -14,7 +14,18 @@ export const sampleText = join(packageRoot, "corpus", "sample", "az-sample.txt")
  */
 export function writeTinyConfig(
   dir: string,
-  overrides: { steps?: number; every?: number; shards?: number; seed?: number; dataShards?: string; file?: string } = {},
+  overrides: {
+    steps?: number;
+    every?: number;
+    shards?: number;
+    seed?: number;
+    dataShards?: string;
+    file?: string;
+    /** data.packing, data.documentMask and training.masking.wholeWord; left out of the file when not given. */
+    packing?: "full" | "none";
+    documentMask?: boolean;
+    wholeWord?: boolean;
+  } = {},
 ): string {
   const file = join(dir, overrides.file ?? "tiny-test.yaml");
   writeFileSync(
@@ -27,6 +38,8 @@ export function writeTinyConfig(
       overrides.dataShards ? `  shards: ${JSON.stringify(overrides.dataShards)}` : `  sources: [{ name: sample, path: ${JSON.stringify(sampleText)} }]`,
       "  vocabSize: 600",
       "  seqLen: 32",
+      ...(overrides.packing ? [`  packing: ${overrides.packing}`] : []),
+      ...(overrides.documentMask !== undefined ? [`  documentMask: ${overrides.documentMask}`] : []),
       "training:",
       `  seed: ${overrides.seed ?? 7}`,
       `  steps: ${overrides.steps ?? 6}`,
@@ -35,6 +48,7 @@ export function writeTinyConfig(
       "  microBatch: 2",
       "  lr: 0.003",
       "  warmupSteps: 2",
+      ...(overrides.wholeWord !== undefined ? [`  masking: { wholeWord: ${overrides.wholeWord} }`] : []),
       "checkpoint:",
       `  every: ${overrides.every ?? 0}`,
       "cluster:",
