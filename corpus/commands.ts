@@ -3,7 +3,9 @@ import { existsSync, readFileSync } from "node:fs";
 import { InvalidArgumentError, type Command } from "commander";
 import { UserError } from "../runtime/errors.js";
 import { cleanCorpus } from "./clean.js";
+import { realTokenShare } from "./dataset.js";
 import { prepareShards, tokenizerTypes, trainTokenizer, type TokenizerType } from "./prepare.js";
+import { openShards } from "./shards.js";
 import { fertility } from "./load-tokenizer.js";
 
 const number =
@@ -84,7 +86,8 @@ export function registerCorpusCommands(program: Command): void {
     .requiredOption("--source <specs...>", "NAME=PATH[:UPSCALE] (one document per line)")
     .requiredOption("--out <dir>", "output folder (written atomically)")
     .option("--workers <n>", "encoding threads (default: one per core; 0 encodes on the main thread)", number("--workers", 0, true))
-    .action(async (opts: { tokenizer: string; source: string[]; out: string; workers?: number }) => {
+    .option("--seq-len <n>", "sequence length the real-token share is reported for", number("--seq-len", 8, true), 128)
+    .action(async (opts: { tokenizer: string; source: string[]; out: string; workers?: number; seqLen: number }) => {
       const sources = opts.source.map((spec) => {
         const m = /^([a-z0-9][a-z0-9_-]*)=(.+?)(?::(\d+(?:\.\d+)?))?$/.exec(spec);
         if (!m) throw new UserError(`--source ${spec}: write NAME=PATH or NAME=PATH:UPSCALE (name in lowercase letters, digits, - and _).`);
@@ -92,5 +95,11 @@ export function registerCorpusCommands(program: Command): void {
       });
       await prepareShards(opts.tokenizer, sources, opts.out, { progress: true, workers: opts.workers });
       process.stdout.write(`wrote ${opts.out}: ${sources.map((s) => `${s.name} ×${s.upscale}`).join(", ")}\n`);
+      // What a run would fill: the share of positions that are not padding, per data.packing.
+      const { collections } = openShards(opts.out);
+      const share = (packing: "none" | "full") => `${(100 * realTokenShare(collections, opts.seqLen, packing)).toFixed(2)}%`;
+      process.stdout.write(
+        `real-token share at seqLen ${opts.seqLen}: ${share("full")} packed (data.packing: full), ${share("none")} one document a sequence (none)\n`,
+      );
     });
 }

@@ -37,6 +37,8 @@ export interface CheckpointManifest {
   /** The model's architecture config, so a checkpoint can be evaluated or exported alone. */
   model: ModelConfig;
   seqLen: number;
+  /** data.packing of the run, where it packed ("full"); absent: one document per sequence. */
+  packing?: "full";
   shards: SliceFile[];
 }
 

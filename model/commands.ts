@@ -2,6 +2,7 @@
 // `export`, `import` and `finetune`.
 import { InvalidArgumentError, type Command } from "commander";
 import { UserError } from "../runtime/errors.js";
+import { packings, type Packing } from "../corpus/dataset.js";
 import { verifyCheckpoint } from "./checkpoint.js";
 import { decoderPresets, presets } from "./config.js";
 import { decoderParameterLayout, entry, parameterCount, parameterLayout } from "./layout.js";
@@ -80,7 +81,8 @@ export function registerModelCommands(program: Command): void {
         onStep: (m, steps) => {
           if (m.step === 1 || m.step % 10 === 0 || m.step === steps)
             process.stdout.write(
-              `step ${m.step}/${steps} loss ${m.loss.toFixed(4)} lr ${m.lr.toExponential(2)} grad-norm ${m.gradNorm.toFixed(3)} ${Math.round(m.tokensPerSec)} tok/s\n`,
+              `step ${m.step}/${steps} loss ${m.loss.toFixed(4)} lr ${m.lr.toExponential(2)} grad-norm ${m.gradNorm.toFixed(3)} ${Math.round(m.tokensPerSec)} tok/s` +
+                ` ${(100 * (m.realTokenShare ?? 0)).toFixed(1)}% real tokens\n`,
             );
         },
       });
@@ -110,9 +112,12 @@ export function registerModelCommands(program: Command): void {
     .requiredOption("--checkpoint <dir>", "checkpoint folder")
     .requiredOption("--data <file|dir>", "held-out text (a file, or a folder of .txt files)")
     .option("--max-sequences <n>", "sequences to score", whole("--max-sequences"), 200)
+    .option("--packing <how>", "full: lines back to back with [SEP] between them, as data.packing: full; none: one line a sequence", "full")
+    .option("--batch <n>", "sequences per forward pass (default: 2048 tokens' worth)", whole("--batch"))
     .option("--json", "machine-readable output")
-    .action(async (opts: { checkpoint: string; data: string; maxSequences: number; json?: boolean }) => {
-      const r = await evaluate(opts.checkpoint, opts.data, { maxSequences: opts.maxSequences });
+    .action(async (opts: { checkpoint: string; data: string; maxSequences: number; packing: string; batch?: number; json?: boolean }) => {
+      if (!packings.includes(opts.packing as Packing)) throw new UserError(`--packing ${opts.packing}: use one of ${packings.join(", ")}.`);
+      const r = await evaluate(opts.checkpoint, opts.data, { maxSequences: opts.maxSequences, packing: opts.packing as Packing, batch: opts.batch });
       if (opts.json) return void process.stdout.write(`${JSON.stringify(r, null, 2)}\n`);
       process.stdout.write(
         `step ${r.step}, ${r.sequences} sequences: MLM loss ${r.mlmLoss.toFixed(4)} (${r.maskedTokens} masked), pseudo-perplexity ${r.pseudoPerplexity.toFixed(2)}, ` +

@@ -201,8 +201,10 @@ export function createReferenceKernels({ precision = "f32" }: { precision?: "f32
             const probs = (((bi * h + hi) * t + i) * t) as number;
             let max = -Infinity;
             const scores = new Float64Array(t);
+            const document = int(mask, bi * t + i);
             for (let j = 0; j < t; j++) {
-              if (!int(mask, bi * t + j)) {
+              const key = int(mask, bi * t + j);
+              if (!key || (document !== 0 && key !== document)) {
                 scores[j] = -Infinity;
                 continue;
               }

@@ -195,9 +195,11 @@ export interface Kernels {
   attentionSavedSize(shape: AttentionShape): number;
   /**
    * Scaled dot-product attention, bidirectional, with a key padding mask.
-   * qkv is (B,T,3,H,D); mask is i32 (B,T), 1 for a real token and 0 for padding (keys
-   * at padding are ignored); out is (B,T,H,D); saved is attentionSavedSize elements.
-   * scale is usually 1/sqrt(D).
+   * qkv is (B,T,3,H,D); mask is i32 (B,T), 0 for padding (keys at padding are ignored) and
+   * otherwise 1, or the number of the token's document in a packed sequence: query i sees
+   * key j when mask[j] ≠ 0 and (mask[i] = 0 or mask[j] = mask[i]), a block-diagonal mask
+   * that is the plain padding mask when every real token holds 1. out is (B,T,H,D); saved is
+   * attentionSavedSize elements. scale is usually 1/sqrt(D).
    */
   attention(out: Buf, saved: Buf, qkv: Buf, mask: Buf, shape: AttentionShape, scale: number, dropout?: AttentionDropout): void;
   /** dQkv is (B,T,3,H,D), written (overwritten). `dropout` must be the forward's. */

@@ -4,7 +4,7 @@
 // pure function of (seed, global sample index, position): the same sample is masked the
 // same way on any loader, in any process, at any time (and differently at every step,
 // since the sample index grows with the step).
-// Never: masks special tokens or padding.
+// Never: masks special tokens or padding ([SEP] between packed documents included).
 import type { MaskedBatch } from "./encoder.js";
 import { counterHash } from "./counter-hash.js";
 
@@ -13,7 +13,10 @@ export interface MaskingOptions {
   style: "bert" | "neobert";
   /** Share of (non-special) tokens selected for prediction. */
   rate: number;
-  /** Select whole words: continuation pieces follow the decision of their word's first piece. */
+  /**
+   * Select whole words: continuation pieces follow the decision of their word's first piece
+   * (which pieces start a word depends on the tokenizer: corpus/dataset.ts, wordStartRule).
+   */
   wholeWord: boolean;
 }
 
@@ -51,15 +54,21 @@ export function applyMasking(batch: UnmaskedBatch, masking: MaskingOptions, ctx:
   for (let j = 0; j < B; j++) {
     const sampleKey = counterHash(ctx.seed ^ SELECT, ctx.firstSample + j);
     let selected = false;
+    let decided = false; // a word's decision is taken in this sequence (after a special token, none is)
     for (let i = 0; i < T; i++) {
       const at = j * T + i;
       const id = batch.inputIds[at]!;
       if (!batch.attentionMask[at] || special.has(id)) {
         selected = false;
+        decided = false;
         continue;
       }
-      // Whole words: decide at a word's first piece; its continuation pieces follow it.
-      if (!masking.wholeWord || batch.wordStarts[at] || i === 0) selected = counterHash(sampleKey, i) < threshold;
+      // Whole words: decide at a word's first piece; its continuation pieces follow it. A
+      // word cut by the start of its sequence decides at its first piece in the sequence.
+      if (!masking.wholeWord || batch.wordStarts[at] || !decided) {
+        selected = counterHash(sampleKey, i) < threshold;
+        decided = true;
+      }
       if (!selected) continue;
       labels[at] = id;
       const how = counterHash(sampleKey ^ REPLACE, i) / 4294967296;

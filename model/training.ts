@@ -151,8 +151,8 @@ export function openPlan(options: TrainingOptions): TrainingPlan {
  * with; each mismatch is named in one line. Deliberately allowed: more (or fewer) steps,
  * another number of shards, compute actors or loaders, another learning-rate schedule or
  * other optimizer settings, another micro-batch size, and any seed for a checkpoint
- * made by `import` (it has none). Another sequence length is allowed at step 0 only,
- * where no data has been read yet.
+ * made by `import` (it has none). Another sequence length or packing is allowed at step 0
+ * only, where no data has been read yet.
  */
 export function checkResume(path: string, m: CheckpointManifest, plan: Pick<TrainingPlan, "config" | "configName" | "layout" | "tokenizerHash">): void {
   const { model, training: t, data } = plan.config;
@@ -172,6 +172,8 @@ export function checkResume(path: string, m: CheckpointManifest, plan: Pick<Trai
     refuse(`the data stopped at sample ${m.dataPosition.nextSample}, but training.groups × training.groupSize would continue at ${next}`);
   if (next > 0 && m.seqLen !== data.seqLen)
     refuse(`data.seqLen is ${m.seqLen} in the checkpoint and ${data.seqLen} in the config, so its samples are other text`);
+  if (next > 0 && (m.packing ?? "none") !== (data.packing ?? "none"))
+    refuse(`data.packing is ${m.packing ?? "none"} in the checkpoint and ${data.packing ?? "none"} in the config, so its samples are other text`);
 }
 
 /** The global index of the first sample of micro-batch `index` of `group` in `step`. */
@@ -221,7 +223,7 @@ export function createModel(plan: TrainingPlan, kernels: Kernels): TrainingModel
       let tokens = 0;
       batches.forEach((b, i) => {
         lossSum += encoder.step(b, gradScale, { dropoutCounter: sampleOf(plan, step, group, i) }).lossSum;
-        tokens += b.attentionMask.reduce((n, m) => n + m, 0);
+        tokens += b.attentionMask.reduce((n, m) => n + (m !== 0 ? 1 : 0), 0); // a packed mask may number documents
       });
       return { gradient: encoder.downloadGrads(), lossSum, count, tokens, fetchMs };
     },
@@ -232,7 +234,8 @@ export type TrainingData = ReturnType<typeof openData>;
 
 export function openData(plan: TrainingPlan) {
   const t = plan.config.training;
-  const data = openTrainingData(plan.options.shardsDir, plan.config.data.seqLen);
+  const { seqLen, packing, documentMask } = plan.config.data;
+  const data = openTrainingData(plan.options.shardsDir, { seqLen, packing, documentMask });
   const specialIds = Object.values(data.special);
   return {
     maskedBatch(step: number, group: number, index: number): MaskedBatch {
@@ -297,6 +300,8 @@ export const stepMetricsSchema = z.object({
   update: z.enum(["applied", "skipped", "stopped"]),
   /** Tokens in this step's global batch (padding excluded). */
   tokens: z.number(),
+  /** tokens over all positions of the global batch: what packing fills (absent in records written before it). */
+  realTokenShare: z.number().optional(),
   tokensPerSec: z.number(),
   /** Model FLOPs per token for forward + backward (about 6 × parameters for an encoder). */
   flopsPerToken: z.number().optional(),
@@ -361,6 +366,7 @@ export function finishStep(plan: Pick<TrainingPlan, "config" | "flopsPerToken">,
     gradNorm,
     update,
     tokens: r.tokens,
+    realTokenShare: r.tokens / (t.groups * t.groupSize * plan.config.data.seqLen),
     tokensPerSec: r.tokens / (r.stepMs / 1000),
     flopsPerToken: plan.flopsPerToken,
     stepMs: r.stepMs,
@@ -406,6 +412,8 @@ export function sealCheckpoint(plan: TrainingPlan, pending: PendingCheckpoint, s
       vocabSize: layout.vocabSize,
       model: config.model,
       seqLen: config.data.seqLen,
+      // Written only for packed runs, so the manifests of unpacked runs stay as they were.
+      ...(config.data.packing === "full" ? { packing: config.data.packing } : {}),
       shards: slices,
     },
     config.checkpoint.keep,

@@ -31,9 +31,22 @@ const dataSchema = z
     tokenizerType: z.enum(["wordpiece", "bpe", "bytelevel-bpe"]).default("wordpiece"),
     vocabSize: z.number().int().min(64).default(2000),
     seqLen: z.number().int().min(8).default(64),
+    /**
+     * How documents become sequences: "none", one document per sequence, padded; "full",
+     * documents back to back with [SEP] between them, cut into full sequences (docs/corpus.md).
+     * Absent means "none", so configs written before packing keep their hash and their bits;
+     * new runs should say "full".
+     */
+    packing: z.enum(["none", "full"]).optional(),
+    /** With packing "full": each token attends only to the tokens of its own document. */
+    documentMask: z.boolean().optional(),
   })
   .strict()
-  .refine((d) => d.sources || d.shards, { message: "give data.sources (raw text) or data.shards (a prepared folder)" });
+  .refine((d) => d.sources || d.shards, { message: "give data.sources (raw text) or data.shards (a prepared folder)" })
+  .refine((d) => !d.documentMask || d.packing === "full", {
+    message: "documentMask keeps packed documents apart: set data.packing: full too",
+    path: ["documentMask"],
+  });
 
 const maskingSchema = z
   .object({

@@ -1,6 +1,7 @@
 // Fused attention (flash-style: no T×T matrix is ever stored) and rotary position embedding.
 //
-// Owns: attention forward and backward with a key padding mask, and RoPE. Forward keeps a
+// Owns: attention forward and backward with a key padding mask (or, where the mask numbers
+// the documents of a packed sequence, a block-diagonal one: see visible()), and RoPE. Forward keeps a
 // running max and sum per query row and saves only the row's log-sum-exp (B,H,T); backward
 // recomputes the probabilities tile by tile from it.
 // Never: uses atomics. Backward runs one pass over query rows (dQ) and one over key rows
@@ -43,6 +44,11 @@ __device__ __forceinline__ float groupSum(float v) {
   return v;
 }
 
+// Whether a query whose mask value is `query` sees a key whose value is `key`: never a
+// padding key (0); a numbered document's query sees its own document only; a padding query
+// sees every real key. With 0/1 masks this is the plain key padding mask.
+__device__ __forceinline__ bool visible(int query, int key) { return key != 0 && (query == 0 || key == query); }
+
 // Pointer to (token, part, head) of qkv (B,T,3,H,D); token = b*T + position.
 __device__ __forceinline__ const float* qkvRow(const float* qkv, int64_t token, int part, int H, int d, int h) {
   return qkv + ((token * 3 + part) * H + h) * (int64_t)d;
@@ -76,6 +82,7 @@ __global__ void __launch_bounds__(kAttnThreads) attentionForwardKernel(float* ou
   const int g = threadIdx.x % G;
   const int i = blockIdx.x * ROWS + threadIdx.x / G;
   const bool live = i < T;
+  const int document = live ? mask[(int64_t)b * T + i] : 0;
   float q[kDimsPerThread], acc[kDimsPerThread];
   {
     const float* qp = live ? qkvRow(qkv, (int64_t)b * T + i, 0, H, d, h) : nullptr;
@@ -100,7 +107,7 @@ __global__ void __launch_bounds__(kAttnThreads) attentionForwardKernel(float* ou
 #pragma unroll
       for (int t = 0; t < kDimsPerThread; t++) partial += q[t] * Ks[tileIndex<DPAD>(j, g * kDimsPerThread + t)];
       const float full = groupSum<G>(partial) * scale;
-      s[j] = Ms[j] ? full : -INFINITY;
+      s[j] = visible(document, Ms[j]) ? full : -INFINITY;
       tileMax = fmaxf(tileMax, s[j]);
     }
     const float newMax = fmaxf(m, tileMax);
@@ -161,6 +168,7 @@ __global__ void __launch_bounds__(kAttnThreads) attentionBackwardQueryKernel(flo
   const bool live = i < T;
   float q[kDimsPerThread], dO[kDimsPerThread], dq[kDimsPerThread];
   const int64_t token = (int64_t)b * T + i;
+  const int document = live ? mask[token] : 0;
 #pragma unroll
   for (int t = 0; t < kDimsPerThread; t++) {
     const int dd = g * kDimsPerThread + t;
@@ -186,7 +194,7 @@ __global__ void __launch_bounds__(kAttnThreads) attentionBackwardQueryKernel(flo
       }
       const float sc = groupSum<G>(ps) * scale;
       const float dp = groupSum<G>(pd);
-      const float p = Ms[j] ? expf(sc - rowLse) : 0.f;
+      const float p = visible(document, Ms[j]) ? expf(sc - rowLse) : 0.f;
       const float factor = threshold == 0.0 ? 1.f : dropoutKeeps(seed, ((uint32_t)blockIdx.y * T + i) * T + first + j, threshold) ? keepScale : 0.f;
       const float ds = p * (dp * factor - rowDelta);
 #pragma unroll
@@ -212,12 +220,13 @@ __global__ void __launch_bounds__(kAttnThreads) attentionBackwardKeyKernel(float
   __shared__ float dOs[tileFloats<DPAD>()];
   __shared__ float Ls[kTile];
   __shared__ float Ds[kTile];
+  __shared__ int Qm[kTile];
   const int b = blockIdx.y / H, h = blockIdx.y % H;
   const int g = threadIdx.x % G;
   const int j = blockIdx.x * ROWS + threadIdx.x / G;
   const bool live = j < T;
   const int64_t token = (int64_t)b * T + j;
-  const bool keyOn = live && mask[token] != 0;
+  const int key = live ? mask[token] : 0;
   float k[kDimsPerThread], v[kDimsPerThread], dk[kDimsPerThread], dv[kDimsPerThread];
 #pragma unroll
   for (int t = 0; t < kDimsPerThread; t++) {
@@ -235,6 +244,7 @@ __global__ void __launch_bounds__(kAttnThreads) attentionBackwardKeyKernel(float
       const int i = first + threadIdx.x;
       Ls[threadIdx.x] = i < T ? lse[rowBase + i] : INFINITY;  // rows past T: probability 0
       Ds[threadIdx.x] = i < T ? delta[rowBase + i] : 0.f;
+      Qm[threadIdx.x] = i < T ? mask[(int64_t)b * T + i] : 0;
     }
     __syncthreads();
 #pragma unroll 4
@@ -248,7 +258,7 @@ __global__ void __launch_bounds__(kAttnThreads) attentionBackwardKeyKernel(float
       }
       const float sc = groupSum<G>(ps) * scale;
       const float dp = groupSum<G>(pd);
-      const float p = keyOn ? expf(sc - Ls[i]) : 0.f;
+      const float p = visible(Qm[i], key) ? expf(sc - Ls[i]) : 0.f;
       const float factor = threshold == 0.0 ? 1.f : dropoutKeeps(seed, ((uint32_t)blockIdx.y * T + first + i) * T + j, threshold) ? keepScale : 0.f;
       const float ds = p * (dp * factor - Ds[i]);
       const float pv = p * factor;

@@ -769,7 +769,9 @@ export function moveHeads(dst: usize, src: usize, b: i32, t: i32, parts: i32, h:
 
 /**
  * scores (B, H, T, T) → probabilities in place: each row's softmax over the keys whose
- * mask (B, T) is 1; keys at padding get exactly 0 (a row with no key at all is all 0).
+ * mask (B, T) is not 0 and, where the row's own token has a mask m ≠ 0, equals m (the
+ * documents of a packed sequence, numbered 1, 2, …; with 0/1 masks, the padding mask);
+ * keys left out get exactly 0 (a row with no key at all is all 0).
  */
 export function maskedSoftmax(scores: usize, mask: usize, b: i32, h: i32, t: i32): void {
   const minusInf = splat(-Infinity);
@@ -777,11 +779,13 @@ export function maskedSoftmax(scores: usize, mask: usize, b: i32, h: i32, t: i32
     const m = mask + (<usize>(bi * t) << 2);
     for (let r = 0; r < h * t; r++) {
       const s = scores + (<usize>((bi * h * t + r) * t) << 2);
+      const document = load<i32>(m + (<usize>(r % t) << 2));
       // Masked keys become -∞ first, so the max and the sum see only real keys.
       let vmax = minusInf;
       for (let j = 0; j < t; j += 4) {
         const count = min(4, t - j), o = <usize>j << 2;
-        const padding = i32x4.eq(loadN(m + o, count), i32x4.splat(0));
+        const keys = loadN(m + o, count);
+        const padding = document == 0 ? i32x4.eq(keys, i32x4.splat(0)) : i32x4.ne(keys, i32x4.splat(document));
         const x = v128.bitselect(minusInf, loadN(s + o, count), padding);
         storeN(s + o, x, count);
         vmax = f32x4.max(vmax, count == 4 ? x : v128.bitselect(x, minusInf, tailLanes(count)));

@@ -25,6 +25,10 @@ export function writeTinyConfig(
     combine?: "auto" | "host" | "none";
     /** Gradient groups per step (default 4). */
     groups?: number;
+    /** data.packing, data.documentMask and training.masking.wholeWord; left out of the file when not given. */
+    packing?: "full" | "none";
+    documentMask?: boolean;
+    wholeWord?: boolean;
   } = {},
 ): string {
   const file = join(dir, overrides.file ?? "tiny-test.yaml");
@@ -38,6 +42,8 @@ export function writeTinyConfig(
       overrides.dataShards ? `  shards: ${JSON.stringify(overrides.dataShards)}` : `  sources: [{ name: sample, path: ${JSON.stringify(sampleText)} }]`,
       "  vocabSize: 600",
       "  seqLen: 32",
+      ...(overrides.packing ? [`  packing: ${overrides.packing}`] : []),
+      ...(overrides.documentMask !== undefined ? [`  documentMask: ${overrides.documentMask}`] : []),
       "training:",
       `  seed: ${overrides.seed ?? 7}`,
       `  steps: ${overrides.steps ?? 6}`,
@@ -46,6 +52,7 @@ export function writeTinyConfig(
       "  microBatch: 2",
       "  lr: 0.003",
       "  warmupSteps: 2",
+      ...(overrides.wholeWord !== undefined ? [`  masking: { wholeWord: ${overrides.wholeWord} }`] : []),
       "checkpoint:",
       `  every: ${overrides.every ?? 0}`,
       "cluster:",

@@ -78,7 +78,7 @@ describe.skipIf(!hasCompiler)("CUDA kernels under the CPU emulation", () => {
     expect(worstError(run(c), run(r))).toBeLessThan(1e-5);
   });
 
-  it("attention forward and backward with padding (a fully padded sequence too), with and without dropout, at head sizes 5, 37 and 72", () => {
+  it("attention forward and backward with padding (a fully padded sequence too) or a document mask, with and without dropout, at head sizes 5, 37 and 72", () => {
     const cases: [AttentionShape, Int32Array][] = [
       // d = 5: one thread per row; the second sequence is all padding (its rows attend to nothing).
       [{ b: 2, t: 7, h: 3, d: 5 }, Int32Array.from({ length: 14 }, (_, i) => (i < 5 ? 1 : 0))],
@@ -86,6 +86,8 @@ describe.skipIf(!hasCompiler)("CUDA kernels under the CPU emulation", () => {
       [{ b: 2, t: 33, h: 1, d: 37 }, Int32Array.from({ length: 66 }, (_, i) => (i % 33 < 30 || i >= 33 ? 1 : 0))],
       // d = 72: groups of 8 threads (head sizes up to 128).
       [{ b: 1, t: 9, h: 1, d: 72 }, Int32Array.from({ length: 9 }, (_, i) => (i < 8 ? 1 : 0))],
+      // A document mask (packed documents numbered 1, 2, 3; then padding), documents across the tile boundary.
+      [{ b: 1, t: 40, h: 2, d: 37 }, Int32Array.from({ length: 40 }, (_, i) => (i < 20 ? 1 : i < 21 ? 2 : i < 36 ? 3 : 0))],
     ];
     for (const [shape, mask] of cases) {
       const n = shape.b * shape.t * 3 * shape.h * shape.d,
