@@ -154,7 +154,7 @@ export class TaskHead {
       targets,
     );
     this.forward(this.logits, x, M);
-    // (M,2) → (2B,T): entry (j,t) of the start rows is logit (b·T+t, 0), of the end rows (b·T+t, 1)
+    // (M,2) → (2B,T): row b, column t is the start logit (b·T+t, 0); row B+b, column t the end logit (b·T+t, 1)
     const order = new Int32Array(2 * M);
     for (let i = 0; i < M; i++) {
       order[i] = 2 * i;
