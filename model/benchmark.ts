@@ -4,7 +4,7 @@
 //
 // Owns: the task list file (YAML or JSON), the seeds loop, the summary and its table.
 // Never: trains or scores anything itself (model/finetune.ts does), or writes model folders.
-import { readFileSync } from "node:fs";
+import { existsSync, readFileSync } from "node:fs";
 import { dirname, resolve } from "node:path";
 import { parse as parseYaml } from "yaml";
 import { z } from "zod";
@@ -48,7 +48,12 @@ export function readTaskList(file: string): BenchmarkTask[] {
   const names = parsed.data.tasks.map((t) => t.name);
   const twice = names.find((n, i) => names.indexOf(n) !== i);
   if (twice) throw new UserError(`${file}: task name "${twice}" is listed twice; give each task its own name.`);
-  return parsed.data.tasks.map((t) => ({ ...t, train: resolve(dirname(file), t.train), dev: resolve(dirname(file), t.dev) }));
+  const list = parsed.data.tasks.map((t) => ({ ...t, train: resolve(dirname(file), t.train), dev: resolve(dirname(file), t.dev) }));
+  // Checked before the first run, not when a task's turn comes minutes later.
+  for (const t of list)
+    for (const path of [t.train, t.dev])
+      if (!existsSync(path)) throw new UserError(`${file}: task "${t.name}": no such file ${path} (paths are relative to the task list's folder).`);
+  return list;
 }
 
 /** The scores the table shows per task kind, the first being the one a task is judged by. */
