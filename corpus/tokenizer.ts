@@ -58,6 +58,24 @@ export function preTokenize(text: string): string[] {
   return out;
 }
 
+/** Where preTokenize's words and punctuation marks lie in `text`: [start, end) in UTF-16 units, so a character offset maps to a word. */
+export function wordSpans(text: string): { start: number; end: number }[] {
+  const out: { start: number; end: number }[] = [];
+  let from = -1;
+  let at = 0;
+  for (const ch of text) {
+    const space = whitespace.test(ch);
+    if (space || punctuation.test(ch)) {
+      if (from >= 0) out.push({ start: from, end: at });
+      from = -1;
+      if (!space) out.push({ start: at, end: at + ch.length });
+    } else if (from < 0) from = at;
+    at += ch.length;
+  }
+  if (from >= 0) out.push({ start: from, end: at });
+  return out;
+}
+
 // ---- training -------------------------------------------------------------------------------
 
 /** Words seen fewer times than this are not used to learn merges, nor are pairs rarer than this merged. */

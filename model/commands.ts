@@ -1,5 +1,5 @@
 // CLI commands of the model: `model info`, `train --local`, `checkpoint verify`, `eval`,
-// `export`, `import` and `finetune`.
+// `export`, `import`, `finetune` and `benchmark`.
 import { InvalidArgumentError, type Command } from "commander";
 import { UserError } from "../runtime/errors.js";
 import { packings, type Packing } from "../corpus/dataset.js";
@@ -8,9 +8,11 @@ import { decoderPresets, presets } from "./config.js";
 import { decoderParameterLayout, entry, parameterCount, parameterLayout } from "./layout.js";
 import { evaluate } from "./evaluate.js";
 import { exportCheckpoint, importHub } from "./hub.js";
-import { finetune } from "./finetune.js";
+import { benchmark, benchmarkTable } from "./benchmark.js";
+import { finetune, type DevScores } from "./finetune.js";
 import { tasks, type OnBadRow, type Task } from "./tasks.js";
 import { trainLocal } from "./train-local.js";
+import { writeFileSync } from "node:fs";
 import { join, resolve } from "node:path";
 
 const whole = (name: string) => (v: string) => {
@@ -24,6 +26,17 @@ const positive = (name: string) => (v: string) => {
   if (!Number.isFinite(n) || n <= 0) throw new InvalidArgumentError(`${name} must be a positive number, got "${v}".`);
   return n;
 };
+
+const pct = (x: number) => (100 * x).toFixed(1);
+
+/** The dev scores a task has, in words. */
+function describeScores(s: DevScores): string {
+  if (s.exactMatch !== undefined) return `exact match ${pct(s.exactMatch)}%, F1 ${pct(s.f1!)}%`;
+  const classes = `accuracy ${pct(s.accuracy!)}%, macro F1 ${pct(s.macroF1!)}%`;
+  if (!s.entities) return classes;
+  const e = s.entities;
+  return `word ${classes}; entities precision ${pct(e.precision)}%, recall ${pct(e.recall)}%, F1 ${pct(e.f1)}%`;
+}
 
 export function registerModelCommands(program: Command): void {
   const presetNames = [...Object.keys(presets), ...Object.keys(decoderPresets)].join(", ");
@@ -146,17 +159,23 @@ export function registerModelCommands(program: Command): void {
 
   program
     .command("finetune")
-    .description("fine-tune a checkpoint on a labelled task; accuracy and macro F1 on the dev file after every epoch")
+    .description("fine-tune a checkpoint on a labelled task; dev scores after every epoch (accuracy and macro F1, entity F1, or exact match and F1)")
     .requiredOption("--checkpoint <dir>", "checkpoint folder, or a Hugging Face folder written by export")
     .requiredOption("--task <task>", tasks.join(" | "))
-    .requiredOption("--train <file>", "training rows (JSONL: text/text_pair/label, or tokens/tags)")
+    .requiredOption("--train <file>", "training rows (JSONL: text/text_pair/label, tokens/tags, or context/question/answers)")
     .requiredOption("--dev <file>", "dev rows, same format")
     .option("--out <dir>", "where the fine-tuned Hugging Face folder goes (default: runs/finetune-<task>)")
     .option("--epochs <n>", "passes over the training rows", whole("--epochs"), 3)
     .option("--batch-size <n>", "rows per step", whole("--batch-size"), 16)
     .option("--lr <x>", "peak learning rate (linear warmup over 10% of the steps, then linear decay)", positive("--lr"), 1e-4)
     .option("--seed <n>", "seed of the head's initialisation, the row order and dropout", whole("--seed"), 1)
-    .option("--max-length <n>", "longest sequence in tokens (default: the pre-training length)", whole("--max-length"))
+    .option(
+      "--max-length <n>",
+      "longest window in tokens (default: the pre-training length); longer rows of token tasks and contexts are split",
+      whole("--max-length"),
+    )
+    .option("--stride <n>", "tokens consecutive windows of a long row share (default: a quarter of --max-length)", whole("--stride"))
+    .option("--max-answer-length <n>", "question answering: the longest answer in tokens", whole("--max-answer-length"), 30)
     .option("--on-bad-row <what>", "skip (report each bad row and leave it out) or fail", "skip")
     .option("--backend <name>", "wasm or reference", "wasm")
     .option("--json", "print the result as JSON")
@@ -172,13 +191,14 @@ export function registerModelCommands(program: Command): void {
         lr: number;
         seed: number;
         maxLength?: number;
+        stride?: number;
+        maxAnswerLength: number;
         onBadRow: string;
         backend: string;
         json?: boolean;
       }) => {
         if (!tasks.includes(opts.task as Task)) throw new UserError(`--task ${opts.task}: use one of ${tasks.join(", ")}.`);
         if (opts.onBadRow !== "skip" && opts.onBadRow !== "fail") throw new UserError(`--on-bad-row ${opts.onBadRow}: use skip or fail.`);
-        const pct = (x: number) => (100 * x).toFixed(1);
         const r = await finetune({
           ...opts,
           task: opts.task as Task,
@@ -188,17 +208,38 @@ export function registerModelCommands(program: Command): void {
           onEpoch: (e) => {
             if (!opts.json)
               process.stdout.write(
-                `epoch ${e.epoch}/${opts.epochs}: train loss ${e.trainLoss.toFixed(4)}, dev loss ${e.dev.loss.toFixed(4)}, accuracy ${pct(e.dev.accuracy)}%, macro F1 ${pct(e.dev.macroF1)}%\n`,
+                `epoch ${e.epoch}/${opts.epochs}: train loss ${e.trainLoss.toFixed(4)}, dev loss ${e.dev.loss.toFixed(4)}, ${describeScores(e.dev)}\n`,
               );
           },
         });
         if (opts.json) return void process.stdout.write(`${JSON.stringify(r, null, 2)}\n`);
         const last = r.epochs.at(-1)!;
+        const qa = r.task === "question-answering";
         process.stdout.write(
-          `${r.task}: ${r.trainRows} training rows, ${r.devRows} dev rows, labels ${r.labels.join(", ")}\n` +
-            `majority baseline ("${r.baseline.label}"): accuracy ${pct(r.baseline.accuracy)}%, macro F1 ${pct(r.baseline.macroF1)}%; fine-tuned: accuracy ${pct(last.dev.accuracy)}%, macro F1 ${pct(last.dev.macroF1)}%\n` +
+          `${r.task}: ${r.trainRows} training rows, ${r.devRows} dev rows${qa ? "" : `, labels ${r.labels.join(", ")}`}\n` +
+            `${qa ? "first-sentence baseline" : `majority baseline ("${r.baseline.label}")`}: ${describeScores(r.baseline)}; fine-tuned: ${describeScores(last.dev)}\n` +
             `wrote ${r.out}\n`,
         );
       },
     );
+
+  program
+    .command("benchmark")
+    .description("fine-tune a checkpoint on every task of a task list, with several seeds, beside random weights and a baseline; one table of mean ± spread")
+    .requiredOption("--checkpoint <dir>", "checkpoint folder, or a Hugging Face folder written by export")
+    .requiredOption("--tasks <file>", "task list (YAML or JSON): name, task, train, dev, epochs, lr per task; e.g. corpus/sample/tasks/benchmark.yaml")
+    .option("--seeds <n>", "seeds per task and model (1..n)", whole("--seeds"), 3)
+    .option("--out <file>", "also write the results as JSON")
+    .option("--backend <name>", "wasm or reference", "wasm")
+    .action(async (opts: { checkpoint: string; tasks: string; seeds: number; out?: string; backend: string }) => {
+      const r = await benchmark({
+        checkpoint: opts.checkpoint,
+        taskList: opts.tasks,
+        seeds: opts.seeds,
+        backend: opts.backend,
+        report: (message) => process.stderr.write(`${message}\n`),
+      });
+      if (opts.out) writeFileSync(opts.out, `${JSON.stringify(r, null, 2)}\n`);
+      process.stdout.write(`${benchmarkTable(r)}\n${opts.out ? `wrote ${opts.out}\n` : ""}`);
+    });
 }

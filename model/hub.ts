@@ -1,7 +1,7 @@
 // Export to and import from the Hugging Face folder layout.
 //
 // Owns: config.json (BertForMaskedLM for `bert`; for `neobert` the NeoBERT layout, documented
-// in docs/model.md), model.safetensors with the standard parameter names and shapes,
+// in docs/model.md; a fine-tuned model's task class, such as BertForQuestionAnswering), model.safetensors with the standard parameter names and shapes,
 // tokenizer.json, tokenizer_config.json and special_tokens_map.json; and turning such a
 // folder back into a checkpoint that training or evaluation starts from.
 // Never: writes half a folder (temporary folder, then rename).
@@ -13,6 +13,7 @@ import { beginCheckpoint, finishCheckpoint, readCheckpointRange, readManifest, s
 import { modelConfigSchema, type ModelConfig } from "./config.js";
 import { parameterLayout } from "./layout.js";
 import { f32, readSafetensors, writeSafetensors, type NamedTensor } from "./safetensors.js";
+import type { Task } from "./tasks.js";
 
 function hfConfig(model: ModelConfig, vocabSize: number, seqLen: number): Record<string, unknown> {
   if (model.architecture === "bert")
@@ -49,6 +50,30 @@ function hfConfig(model: ModelConfig, vocabSize: number, seqLen: number): Record
     pad_token_id: 0,
     tie_word_embeddings: true,
     aze_run: { seq_len: seqLen },
+  };
+}
+
+/**
+ * The config.json entries of a model fine-tuned on `task`, merged over the base model's:
+ * its Transformers class (`BertForSequenceClassification`, `BertForTokenClassification`,
+ * `BertForQuestionAnswering`; NeoBERT… for `neobert`) and the label names of classifiers. The
+ * head's tensors carry the names those classes load: `classifier.*`, or `qa_outputs.weight`
+ * (2,C) and `qa_outputs.bias` (2), start logits first.
+ */
+export function taskHubConfig(model: ModelConfig, task: Task, labels: string[]): Record<string, unknown> {
+  const kind = {
+    classification: "SequenceClassification",
+    "pair-classification": "SequenceClassification",
+    "token-classification": "TokenClassification",
+    "question-answering": "QuestionAnswering",
+  }[task];
+  const architectures = [`${model.architecture === "bert" ? "Bert" : "NeoBERT"}For${kind}`];
+  if (task === "question-answering") return { architectures };
+  return {
+    architectures,
+    id2label: Object.fromEntries(labels.map((l, i) => [String(i), l])),
+    label2id: Object.fromEntries(labels.map((l, i) => [l, i])),
+    ...(task !== "token-classification" && { problem_type: "single_label_classification" }),
   };
 }
 

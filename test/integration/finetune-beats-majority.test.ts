@@ -1,7 +1,9 @@
 // Fine-tuning the demo model (configs/tiny.yaml, cut to 100 steps) on the shipped sentiment
 // task beats the majority-class baseline on its dev split; the same seed gives the same
 // bytes, from the checkpoint or from its Hugging Face export; token classification writes
-// a folder an independent reader understands; bad rows are reported by line.
+// a folder an independent reader understands, and scores every word of rows longer than
+// --max-length, with entity F1 beside word accuracy; question answering writes
+// BertForQuestionAnswering's qa_outputs; bad rows are reported by line.
 import { spawnSync } from "node:child_process";
 import { existsSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
@@ -104,5 +106,60 @@ describe("finetune", () => {
     expect(shapes["classifier.bias"]).toEqual([7]);
     expect(Object.keys(shapes).some((n) => n.startsWith("cls.predictions"))).toBe(false);
     expect(JSON.parse(readFileSync(join(cwd, "ner", "config.json"), "utf8")).architectures).toEqual(["BertForTokenClassification"]);
+
+    // Windows of 12 tokens: most dev sentences are longer, and every one of their 177 words is scored once.
+    const short = await runCli([...args, "--max-length", "12", "--stride", "4", "--json", "--out", "ner-short"], cwd, 120_000);
+    expect(short.code, short.stderr).toBe(0);
+    const r = JSON.parse(short.stdout);
+    expect(r.epochs[0].dev.words).toBe(177);
+    expect(r.baseline.words).toBe(177);
+    expect(r.baseline.accuracy).toBeCloseTo(100 / 177, 12); // "O" is 100 of the 177 dev words
+    expect(r.baseline.entities).toEqual({ precision: 0, recall: 0, f1: 0, gold: 51, predicted: 0, correct: 0 });
+    const e = r.epochs[0].dev.entities;
+    expect(e.gold).toBe(51);
+    for (const key of ["precision", "recall", "f1"]) expect(e[key] >= 0 && e[key] <= 1).toBe(true);
+  }, 300_000);
+
+  it("question answering: reports a misplaced answer by line, writes qa_outputs an independent reader reads", async () => {
+    const train = join(cwd, "qa-train.jsonl");
+    const bad = { context: "Kür uzun çaydır.", question: "Hansı çay uzundur?", answers: [{ text: "Kür", answer_start: 4 }] };
+    writeFileSync(train, `${readFileSync(join(tasks, "qa-train.jsonl"), "utf8")}${JSON.stringify(bad)}\n`);
+    const lines = readFileSync(train, "utf8").trim().split("\n").length;
+    const run = await runCli(
+      [
+        "finetune",
+        "--checkpoint",
+        checkpoint,
+        "--task",
+        "question-answering",
+        "--train",
+        train,
+        "--dev",
+        join(tasks, "qa-dev.jsonl"),
+        "--epochs",
+        "1",
+        "--json",
+        "--out",
+        "qa",
+      ],
+      cwd,
+      120_000,
+    );
+    expect(run.code, run.stderr).toBe(0);
+    expect(run.stderr).toContain(`${train}:${lines}: answer 0 "Kür" is not in the context at answer_start 4 (it reads "uzu"); row skipped`);
+    const r = JSON.parse(run.stdout);
+    expect([r.trainRows, r.devRows]).toEqual([67, 21]);
+    expect(r.baseline.label).toBe("first sentence");
+    for (const s of [r.baseline, r.epochs[0].dev]) for (const key of ["exactMatch", "f1"]) expect(s[key] >= 0 && s[key] <= 1).toBe(true);
+
+    const py = spawnSync("python3", ["-c", reader, join(cwd, "qa", "model.safetensors")], { encoding: "utf8" });
+    expect(py.status, py.stderr).toBe(0);
+    const shapes = JSON.parse(py.stdout) as Record<string, number[]>;
+    expect(shapes["qa_outputs.weight"]).toEqual([2, 64]);
+    expect(shapes["qa_outputs.bias"]).toEqual([2]);
+    expect(Object.keys(shapes).some((n) => n.startsWith("classifier") || n.startsWith("bert.pooler"))).toBe(false);
+    const config = JSON.parse(readFileSync(join(cwd, "qa", "config.json"), "utf8"));
+    expect(config.architectures).toEqual(["BertForQuestionAnswering"]);
+    expect(config.id2label).toBeUndefined();
   }, 300_000);
 });

@@ -1,5 +1,6 @@
 // The fine-tuning heads: every parameter's gradient (head and encoder) matches a central
-// finite difference in float64; task files report bad rows by line; macro F1 by hand.
+// finite difference in float64, the question-answering span head's included; task files
+// report bad rows by line; macro F1 by hand.
 import { writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { afterAll, describe, expect, it } from "vitest";
@@ -43,6 +44,50 @@ for (const [preset, task, rows, labels] of cases)
       const analytic = k.downloadF64(encoder.grads, layout.total);
       const head0 = layout.entries.findIndex((e) => /pooler|^dense|classifier/.test(e.name));
       expect(head0).toBeGreaterThan(0);
+      for (const e of layout.entries) {
+        if (e.name.startsWith("cls.predictions")) continue; // the MLM head takes no part
+        let worst = 0;
+        for (let i = 0; i < e.size; i += e.size > 64 ? 7 : 1) {
+          const at = e.offset + i;
+          const h = 1e-5;
+          k.uploadF64(k.view(encoder.params, at), [params[at]! + h]);
+          const up = loss(false);
+          k.uploadF64(k.view(encoder.params, at), [params[at]! - h]);
+          const down = loss(false);
+          k.uploadF64(k.view(encoder.params, at), [params[at]!]);
+          const numeric = (up - down) / (2 * h);
+          worst = Math.max(worst, Math.abs(numeric - analytic[at]!) / Math.max(1e-3, Math.abs(numeric)));
+        }
+        expect(worst, e.name).toBeLessThan(1e-5);
+      }
+    });
+  });
+
+// Question answering: start and end logits over every position of each window (the second
+// window's last position is padding), the mean cross-entropy of the 2B softmaxes.
+for (const preset of ["tiny", "tiny-neobert"])
+  describe(`${preset}, question-answering: gradients`, () => {
+    it("match finite differences for every parameter (f64, rel. 1e-5)", () => {
+      const config = modelConfigSchema.parse({ ...presets[preset], hidden: 16, heads: 2, intermediate: 24, layers: 1, maxPositions: 8 });
+      const layout = taskLayout(parameterLayout(config, 13), config, "question-answering", 2);
+      expect(layout.entries.filter((e) => e.name.startsWith("qa_outputs")).map((e) => [e.name, e.shape])).toEqual([
+        ["qa_outputs.weight", [2, 16]],
+        ["qa_outputs.bias", [2]],
+      ]);
+      const k = createReferenceKernels({ precision: "f64" });
+      const encoder = new Encoder(k, config, layout, 10);
+      const head = new TaskHead(encoder, "question-answering", 2, 10);
+      const params = Float64Array.from(initParameters(layout, 5), (v) => v * 20);
+      k.uploadF64(encoder.params, params);
+      const loss = (train: boolean) => {
+        encoder.forward(batch, { forwardOnly: !train });
+        const r = head.runSpans(batch.batch, batch.seqLen, batch.attentionMask, [1, 2], [3, 3], train);
+        expect(r.start[9]).toBeLessThan(-1e3); // padding takes no part
+        return r.lossSum / (2 * batch.batch);
+      };
+      encoder.zeroGrads();
+      loss(true);
+      const analytic = k.downloadF64(encoder.grads, layout.total);
       for (const e of layout.entries) {
         if (e.name.startsWith("cls.predictions")) continue; // the MLM head takes no part
         let worst = 0;
