@@ -11,6 +11,7 @@ import { createHash } from "node:crypto";
 import { createReadStream } from "node:fs";
 import { createInterface } from "node:readline";
 import { UserError } from "../runtime/errors.js";
+import type { FileParts } from "./tokenizer-file.js";
 
 export const specialTokens = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"] as const;
 export interface SpecialIds {
@@ -253,19 +254,28 @@ class PairHeap {
 export abstract class Tokenizer {
   readonly vocab: Map<string, number>;
   readonly special: SpecialIds;
+  /** [SEP]s between the two texts of a pair: 1 ([CLS] a [SEP] b [SEP]), 2 for RoBERTa's template. */
+  readonly pairSeparators: number;
 
+  /**
+   * `lowercase` is how we train and write a tokenizer; one read from a tokenizer.json
+   * (`file`, load-tokenizer.ts) normalises, splits, frames and decodes as the file says.
+   */
   constructor(
     readonly tokens: string[],
     readonly lowercase: boolean,
     private knownHash?: string,
+    protected readonly file?: FileParts,
   ) {
     this.vocab = new Map(tokens.map((t, i) => [t, i]));
+    const names = file?.specialTokens ?? { pad: "[PAD]", unk: "[UNK]", cls: "[CLS]", sep: "[SEP]", mask: "[MASK]" };
     const id = (t: string) => {
       const i = this.vocab.get(t);
       if (i === undefined) throw new UserError(`tokenizer has no ${t} token`);
       return i;
     };
-    this.special = { pad: id("[PAD]"), unk: id("[UNK]"), cls: id("[CLS]"), sep: id("[SEP]"), mask: id("[MASK]") };
+    this.special = { pad: id(names.pad), unk: id(names.unk), cls: id(names.cls), sep: id(names.sep), mask: id(names.mask) };
+    this.pairSeparators = file?.pairSeparators ?? 1;
   }
 
   /** sha256 of the tokenizer.json text: recorded by shards and checkpoints. */
@@ -294,8 +304,10 @@ export abstract class Tokenizer {
   encode(text: string): { ids: number[]; wordStarts: number[] } {
     const ids: number[] = [];
     const wordStarts: number[] = [];
-    for (const word of this.words(text)) {
-      this.pieces(word).forEach((id, i) => {
+    for (const word of this.file ? this.file.segments(text) : this.words(text)) {
+      // A number is an added token written in the text (a file's special token): its id as is.
+      const pieces = typeof word === "number" ? [word] : this.pieces(word);
+      pieces.forEach((id, i) => {
         ids.push(id);
         wordStarts.push(i === 0 ? 1 : 0);
       });
@@ -305,11 +317,13 @@ export abstract class Tokenizer {
 
   decode(ids: number[]): string {
     const specials = new Set(Object.values(this.special));
-    return this.join(ids.filter((id) => !specials.has(id) || id === this.special.unk).map((id) => this.tokens[id] ?? "[UNK]"));
+    const tokens = ids.filter((id) => !specials.has(id) || id === this.special.unk).map((id) => this.tokens[id] ?? this.tokens[this.special.unk]!);
+    return this.file ? this.file.join(tokens) : this.join(tokens);
   }
 
-  /** The Hugging Face tokenizer.json of this tokenizer. */
+  /** The Hugging Face tokenizer.json of this tokenizer (for one read from a file, that file's text). */
   toJSON(): string {
+    if (this.file) return this.file.json;
     const ids = (t: string) => this.vocab.get(t)!;
     const lower = this.lowercase
       ? [
@@ -348,7 +362,23 @@ export abstract class Tokenizer {
   }
 }
 
+/** The settings of a WordPiece model section: continuing_subword_prefix and max_input_chars_per_word. */
+export interface WordPieceModel {
+  prefix: string;
+  maxChars: number;
+}
+
 export class WordPieceTokenizer extends Tokenizer {
+  constructor(
+    tokens: string[],
+    lowercase: boolean,
+    hash?: string,
+    file?: FileParts,
+    readonly model: WordPieceModel = { prefix: "##", maxChars: 100 },
+  ) {
+    super(tokens, lowercase, hash, file);
+  }
+
   protected words(text: string): string[] {
     return preTokenize(normalize(text, this.lowercase));
   }
@@ -356,14 +386,14 @@ export class WordPieceTokenizer extends Tokenizer {
   /** Greedy longest-match-first, as the WordPiece model: a word that cannot be covered is [UNK]. */
   protected pieces(word: string): number[] {
     const chars = [...word];
-    if (chars.length > 100) return [this.special.unk];
+    if (chars.length > this.model.maxChars) return [this.special.unk];
     const out: number[] = [];
     let start = 0;
     while (start < chars.length) {
       let end = chars.length;
       let found: number | undefined;
       while (start < end) {
-        const piece = (start > 0 ? "##" : "") + chars.slice(start, end).join("");
+        const piece = (start > 0 ? this.model.prefix : "") + chars.slice(start, end).join("");
         found = this.vocab.get(piece);
         if (found !== undefined) break;
         end--;
