@@ -62,13 +62,18 @@ function symbolsOf(word: string, suffix: string | null): string[] {
  * special tokens, then the alphabet (byte-level: all 256 byte characters; bpe: every
  * character seen, with and without </w>), then one piece per merge.
  */
-export function trainBpe(counts: Map<string, number>, kind: BpeKind, opts: Pick<TrainOptions, "vocabSize">): { tokens: string[]; merges: [string, string][] } {
+export function trainBpe(
+  counts: Map<string, number>,
+  kind: BpeKind,
+  opts: Pick<TrainOptions, "vocabSize" | "minWordCount">,
+): { tokens: string[]; merges: [string, string][] } {
   const alphabet = kind === "bytelevel-bpe" ? byteToChar : undefined;
   return learnVocabulary(counts, opts.vocabSize, {
     name: "symbols",
     pieces: (word) => symbolsOf(word, kind === "bpe" ? SUFFIX : null),
     join: (a, b) => a + b,
     alphabet,
+    minWordCount: opts.minWordCount,
   });
 }
 

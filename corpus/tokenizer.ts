@@ -61,7 +61,10 @@ export function preTokenize(text: string): string[] {
 
 // ---- training -------------------------------------------------------------------------------
 
-/** Words seen fewer times than this are not used to learn merges, nor are pairs rarer than this merged. */
+/**
+ * Pairs rarer than this are not merged; by default words seen fewer times are not used to
+ * learn merges either (TrainOptions.minWordCount).
+ */
 const minFrequency = 2;
 /** The word table is pruned (rarest first) when it holds more words than this. */
 const maxWords = 2_000_000;
@@ -72,6 +75,13 @@ export interface TrainOptions {
   onProgress?: (bytesRead: number) => void;
   /** How a line becomes words; default: normalise, then preTokenize. */
   split?: (line: string) => string[];
+  /**
+   * Words seen fewer times than this add to the alphabet but not to the merges (default 2).
+   * 1 learns from every word: in Azerbaijani most word forms are rare, and their suffixes are
+   * what the merges should learn (docs/corpus.md: 1.5–2% fewer tokens per word on held-out
+   * text); 2 stays the default so existing runs train the same tokenizer.
+   */
+  minWordCount?: number;
 }
 
 /** Counts words over files, line by line, with bounded memory. */
@@ -104,27 +114,27 @@ function prune(counts: Map<string, number>, keep: number): void {
  */
 export function trainWordPiece(counts: Map<string, number>, opts: TrainOptions): string[] {
   const pieces = (word: string) => [...word].map((c, i) => (i === 0 ? c : `##${c}`));
-  return learnVocabulary(counts, opts.vocabSize, { name: "characters", pieces, join: (a, b) => a + b.slice(2) }).tokens;
+  return learnVocabulary(counts, opts.vocabSize, { name: "characters", pieces, join: (a, b) => a + b.slice(2), minWordCount: opts.minWordCount }).tokens;
 }
 
 /**
  * The training WordPiece and BPE share. Each word starts as its `pieces`, in the sorted
- * order of the words; words seen fewer than `minFrequency` times, or longer than 100
- * characters, add to the alphabet but not to the merges. The vocabulary: the special
+ * order of the words; words seen fewer than `minWordCount` times (default `minFrequency`),
+ * or longer than 100 characters, add to the alphabet but not to the merges. The vocabulary: the special
  * tokens, the `alphabet` (default: every starting piece, in order of first appearance),
  * then the pieces `learnMerges` makes.
  */
 export function learnVocabulary(
   counts: Map<string, number>,
   vocabSize: number,
-  symbols: { name: string; pieces: (word: string) => string[]; join: (a: string, b: string) => string; alphabet?: string[] },
+  symbols: { name: string; pieces: (word: string) => string[]; join: (a: string, b: string) => string; alphabet?: string[]; minWordCount?: number },
 ): { tokens: string[]; merges: [string, string][] } {
   const seen = new Set<string>();
   const words: { pieces: string[]; count: number }[] = [];
   for (const [word, count] of [...counts].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))) {
     const p = symbols.pieces(word);
     for (const x of p) seen.add(x);
-    if (count >= minFrequency && p.length <= 100) words.push({ pieces: p, count });
+    if (count >= (symbols.minWordCount ?? minFrequency) && p.length <= 100) words.push({ pieces: p, count });
   }
   const vocab = new Set<string>([...specialTokens, ...(symbols.alphabet ?? seen)]);
   if (vocab.size > vocabSize)
