@@ -4,7 +4,8 @@
 //
 // Owns: which settings are honoured and the one-line error for every one that is not
 // (`FILE: normalizer.normalizers[1].type "Precompiled" is not supported: ...`); a setting
-// is either reproduced exactly or refused, never replaced by a default.
+// is either reproduced exactly or refused, never replaced by one of ours (a key the file
+// leaves out takes the library's own default for it, as the library does).
 // Never: reads the model section (load-tokenizer.ts does) or trains anything.
 import { UserError } from "../runtime/errors.js";
 import { byteLevelWords, charToByte } from "./bpe.js";
