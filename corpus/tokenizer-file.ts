@@ -176,7 +176,7 @@ function normalizer(r: Reader): TextStep {
       return (t) => steps.reduce((s, f) => f(s), t);
     }
     case "Precompiled":
-      return r.refuse("type", "it applies SentencePiece's compiled character map, which aze-run does not implement; use a tokenizer.json with NFKC instead");
+      return r.refuse("type", "it applies SentencePiece's compiled character map, which aze-run does not implement (NFKC alone is close to it, not the same)");
     default:
       return r.refuse("type", "aze-run reads BertNormalizer, Lowercase, NFC, NFD, NFKC, NFKD, StripAccents, Replace, Prepend, Strip and Sequence");
   }
