@@ -2,6 +2,7 @@
 // micro-batch assembly (tokens/s) on a corpus it generates: ≥ 50 MB made by resampling the
 // lines of ../shared/data/az-train.txt where it exists (else the shipped sample text).
 // Encoding is also timed against the Hugging Face tokenizers library on the same lines.
+// Then bench/fertility.ts: tokens per word of ours against SentencePiece BPE, cased and lowercased.
 import { Tokenizer } from "@huggingface/tokenizers";
 import { existsSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { availableParallelism, tmpdir } from "node:os";
@@ -10,6 +11,7 @@ import { openTrainingData } from "../corpus/dataset.js";
 import { prepareShards } from "../corpus/prepare.js";
 import { countWords, trainWordPiece, WordPieceTokenizer } from "../corpus/tokenizer.js";
 import { counterHash } from "../model/counter-hash.js";
+import { fertilityVsSentencePiece } from "./fertility.js";
 import { packageRoot } from "../runtime/spawn.js";
 
 const targetBytes = 50 * 1024 * 1024;
@@ -84,3 +86,5 @@ try {
 } finally {
   rmSync(dir, { recursive: true, force: true });
 }
+
+await fertilityVsSentencePiece();

@@ -6,6 +6,7 @@
 // Hugging Face libraries for our files: merges applied lowest rank first, the leftmost of
 // equal ranks first; a symbol outside the vocabulary is one [UNK] (bpe only).
 // Never: learns merges differently from WordPiece: both use tokenizer.ts's learnVocabulary.
+import type { FileParts } from "./tokenizer-file.js";
 import { learnVocabulary, normalize, preTokenize, Tokenizer, type TrainOptions } from "./tokenizer.js";
 
 export type BpeKind = "bpe" | "bytelevel-bpe";
@@ -22,7 +23,7 @@ export const byteToChar: string[] = (() => {
   for (let b = 0; b < 256; b++) out.push(String.fromCodePoint(printable(b) ? b : next++));
   return out;
 })();
-const charToByte = new Map(byteToChar.map((c, b) => [c, b]));
+export const charToByte = new Map(byteToChar.map((c, b) => [c, b]));
 
 /** GPT-2's pre-tokenizer: contractions, letters, numbers, other symbols, each with an optional leading space. */
 const byteLevelPattern = /'s|'t|'re|'ve|'m|'ll|'d| ?\p{L}+| ?\p{N}+| ?[^\s\p{L}\p{N}]+|\s+(?!\S)|\s+/gu;
@@ -35,14 +36,24 @@ const byteLevelPattern = /'s|'t|'re|'ve|'m|'ll|'d| ?\p{L}+| ?\p{N}+| ?[^\s\p{L}\
 export function bpeWords(text: string, kind: BpeKind, lowercase: boolean): string[] {
   const normal = normalize(text, lowercase);
   if (kind === "bpe") return preTokenize(normal);
-  const spaced = normal.startsWith(" ") ? normal : ` ${normal}`;
-  return (spaced.match(byteLevelPattern) ?? []).map((piece) => Array.from(Buffer.from(piece, "utf8"), (b) => byteToChar[b]!).join(""));
+  return byteLevelWords(normal, true, true);
 }
 
-/** A word's starting symbols: its characters, the last with </w> (bpe); its byte characters (byte-level). */
-function symbolsOf(word: string, kind: BpeKind): string[] {
+/**
+ * The ByteLevel pre-tokenizer: a leading space added unless the text starts with one
+ * (`addPrefixSpace`), cut by GPT-2's pattern (`useRegex`), each piece's UTF-8 bytes written
+ * in the byte alphabet.
+ */
+export function byteLevelWords(text: string, addPrefixSpace: boolean, useRegex: boolean): string[] {
+  const spaced = addPrefixSpace && !text.startsWith(" ") ? ` ${text}` : text;
+  const pieces = useRegex ? (spaced.match(byteLevelPattern) ?? []) : [spaced];
+  return pieces.map((piece) => Array.from(Buffer.from(piece, "utf8"), (b) => byteToChar[b]!).join(""));
+}
+
+/** A word's starting symbols: its characters, the last with the end-of-word suffix where there is one. */
+function symbolsOf(word: string, suffix: string | null): string[] {
   const chars = [...word];
-  if (kind === "bpe") chars[chars.length - 1] += SUFFIX;
+  if (suffix) chars[chars.length - 1] += suffix;
   return chars;
 }
 
@@ -51,14 +62,58 @@ function symbolsOf(word: string, kind: BpeKind): string[] {
  * special tokens, then the alphabet (byte-level: all 256 byte characters; bpe: every
  * character seen, with and without </w>), then one piece per merge.
  */
-export function trainBpe(counts: Map<string, number>, kind: BpeKind, opts: Pick<TrainOptions, "vocabSize">): { tokens: string[]; merges: [string, string][] } {
+export function trainBpe(
+  counts: Map<string, number>,
+  kind: BpeKind,
+  opts: Pick<TrainOptions, "vocabSize" | "minWordCount">,
+): { tokens: string[]; merges: [string, string][] } {
   const alphabet = kind === "bytelevel-bpe" ? byteToChar : undefined;
-  return learnVocabulary(counts, opts.vocabSize, { name: "symbols", pieces: (word) => symbolsOf(word, kind), join: (a, b) => a + b, alphabet });
+  return learnVocabulary(counts, opts.vocabSize, {
+    name: "symbols",
+    pieces: (word) => symbolsOf(word, kind === "bpe" ? SUFFIX : null),
+    join: (a, b) => a + b,
+    alphabet,
+    minWordCount: opts.minWordCount,
+  });
+}
+
+/** The settings of a BPE model section (Hugging Face's names in comments). */
+export interface BpeModel {
+  /** end_of_word_suffix: marks a word's last symbol (null: none). */
+  suffix: string | null;
+  /** unk_token: what a symbol outside the vocabulary becomes (null: it is dropped). */
+  unk: string | null;
+  /** byte_fallback: a symbol outside the vocabulary becomes its bytes, <0xXX>, where all are tokens. */
+  byteFallback: boolean;
+  /** ignore_merges: a word that is itself a token is that token. */
+  ignoreMerges: boolean;
+  /** fuse_unk: a run of unknown symbols in a word is one unknown token. */
+  fuseUnk: boolean;
+}
+
+const ownModel = (kind: BpeKind): BpeModel => ({
+  suffix: kind === "bpe" ? SUFFIX : null,
+  unk: kind === "bpe" ? "[UNK]" : null,
+  byteFallback: false,
+  ignoreMerges: false,
+  fuseUnk: false,
+});
+
+/** The <0xXX> tokens of a text's UTF-8 bytes, or undefined where one is missing from the vocabulary. */
+export function byteTokens(text: string, vocab: Map<string, number>): number[] | undefined {
+  const ids: number[] = [];
+  for (const b of Buffer.from(text, "utf8")) {
+    const id = vocab.get(`<0x${b.toString(16).toUpperCase().padStart(2, "0")}>`);
+    if (id === undefined) return undefined;
+    ids.push(id);
+  }
+  return ids;
 }
 
 export class BpeTokenizer extends Tokenizer {
   private readonly ranks: Map<string, number>;
   private readonly cache = new Map<string, number[]>();
+  private readonly unkId: number | undefined;
 
   constructor(
     readonly kind: BpeKind,
@@ -66,20 +121,29 @@ export class BpeTokenizer extends Tokenizer {
     readonly merges: [string, string][],
     lowercase: boolean,
     hash?: string,
+    file?: FileParts,
+    readonly model: BpeModel = ownModel(kind),
   ) {
-    super(tokens, lowercase, hash);
+    super(tokens, lowercase, hash, file);
     this.ranks = new Map(merges.map(([a, b], i) => [`${a} ${b}`, i]));
+    this.unkId = model.unk === null ? undefined : this.vocab.get(model.unk);
   }
 
   protected words(text: string): string[] {
     return bpeWords(text, this.kind, this.lowercase);
   }
 
-  /** Merges by rank: the lowest-ranked adjacent pair first, the leftmost of equals first. */
+  /**
+   * Merges by rank: the lowest-ranked adjacent pair first, the leftmost of equals first. A
+   * symbol outside the vocabulary becomes its bytes (byte fallback), else the unknown token
+   * (one for a run of them with fuse_unk), else nothing.
+   */
   protected pieces(word: string): number[] {
     const cached = this.cache.get(word);
     if (cached) return cached;
-    const symbols = symbolsOf(word, this.kind);
+    const whole = this.model.ignoreMerges ? this.vocab.get(word) : undefined;
+    if (whole !== undefined) return [whole];
+    const symbols = symbolsOf(word, this.model.suffix);
     for (;;) {
       let best = -1;
       let bestRank = Infinity;
@@ -90,7 +154,16 @@ export class BpeTokenizer extends Tokenizer {
       if (best < 0) break;
       symbols.splice(best, 2, symbols[best]! + symbols[best + 1]!);
     }
-    const ids = symbols.map((s) => this.vocab.get(s) ?? this.special.unk);
+    const ids: number[] = [];
+    let lastUnknown = false;
+    for (const s of symbols) {
+      const id = this.vocab.get(s);
+      const bytes = id === undefined && this.model.byteFallback ? byteTokens(s, this.vocab) : undefined;
+      if (id !== undefined) ids.push(id);
+      else if (bytes) ids.push(...bytes);
+      else if (this.unkId !== undefined && !(this.model.fuseUnk && lastUnknown)) ids.push(this.unkId);
+      lastUnknown = id === undefined && !bytes;
+    }
     if (this.cache.size < 200_000) this.cache.set(word, ids);
     return ids;
   }

@@ -46,7 +46,8 @@ export function registerCorpusCommands(program: Command): void {
     .requiredOption("--vocab-size <n>", "vocabulary size, special tokens included", number("--vocab-size", 16))
     .requiredOption("--out <file>", "tokenizer.json to write")
     .option("--no-lowercase", "keep case (default: Azerbaijani-aware lowercasing)")
-    .action(async (opts: { input: string[]; type: string; vocabSize: number; out: string; lowercase: boolean }) => {
+    .option("--min-word-count <n>", "words seen fewer times teach no merges (1: every word, fewer tokens per word)", number("--min-word-count", 1, true), 2)
+    .action(async (opts: { input: string[]; type: string; vocabSize: number; out: string; lowercase: boolean; minWordCount: number }) => {
       if (!tokenizerTypes.includes(opts.type as TokenizerType)) throw new UserError(`--type ${opts.type}: use one of ${tokenizerTypes.join(", ")}.`);
       const t = await trainTokenizer(opts.input, {
         type: opts.type as TokenizerType,
@@ -54,6 +55,7 @@ export function registerCorpusCommands(program: Command): void {
         lowercase: opts.lowercase,
         out: opts.out,
         progress: true,
+        minWordCount: opts.minWordCount,
       });
       process.stdout.write(
         `wrote ${opts.out}: ${opts.type}, ${t.vocabSize} tokens${t.vocabSize < opts.vocabSize ? ` (the text offers no more merges than that)` : ""}\n`,

@@ -24,7 +24,7 @@ export type TokenizerType = (typeof tokenizerTypes)[number];
 /** Trains a tokenizer of `type` on files and writes its tokenizer.json atomically. */
 export async function trainTokenizer(
   files: string[],
-  opts: { type?: TokenizerType; vocabSize: number; lowercase: boolean; out: string; progress?: boolean },
+  opts: { type?: TokenizerType; vocabSize: number; lowercase: boolean; out: string; progress?: boolean; minWordCount?: number },
 ): Promise<Tokenizer> {
   for (const f of files) if (!existsSync(f)) throw new UserError(`input ${f} does not exist.`);
   for (const f of files) assertTextFile(f);
@@ -37,9 +37,12 @@ export async function trainTokenizer(
   const t0 = performance.now();
   let tokenizer: Tokenizer;
   if (type === "wordpiece")
-    tokenizer = new WordPieceTokenizer(trainWordPiece(counts, { vocabSize: opts.vocabSize, lowercase: opts.lowercase }), opts.lowercase);
+    tokenizer = new WordPieceTokenizer(
+      trainWordPiece(counts, { vocabSize: opts.vocabSize, lowercase: opts.lowercase, minWordCount: opts.minWordCount }),
+      opts.lowercase,
+    );
   else {
-    const { tokens, merges } = trainBpe(counts, type, { vocabSize: opts.vocabSize });
+    const { tokens, merges } = trainBpe(counts, type, { vocabSize: opts.vocabSize, minWordCount: opts.minWordCount });
     tokenizer = new BpeTokenizer(type, tokens, merges, opts.lowercase);
   }
   if (opts.progress) process.stderr.write(`learned ${tokenizer.vocabSize} tokens in ${((performance.now() - t0) / 1000).toFixed(1)} s\n`);

@@ -11,6 +11,7 @@ import { createHash } from "node:crypto";
 import { createReadStream } from "node:fs";
 import { createInterface } from "node:readline";
 import { UserError } from "../runtime/errors.js";
+import type { FileParts } from "./tokenizer-file.js";
 
 export const specialTokens = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"] as const;
 export interface SpecialIds {
@@ -78,7 +79,10 @@ export function wordSpans(text: string): { start: number; end: number }[] {
 
 // ---- training -------------------------------------------------------------------------------
 
-/** Words seen fewer times than this are not used to learn merges, nor are pairs rarer than this merged. */
+/**
+ * Pairs rarer than this are not merged; by default words seen fewer times are not used to
+ * learn merges either (TrainOptions.minWordCount).
+ */
 const minFrequency = 2;
 /** The word table is pruned (rarest first) when it holds more words than this. */
 const maxWords = 2_000_000;
@@ -89,6 +93,13 @@ export interface TrainOptions {
   onProgress?: (bytesRead: number) => void;
   /** How a line becomes words; default: normalise, then preTokenize. */
   split?: (line: string) => string[];
+  /**
+   * Words seen fewer times than this add to the alphabet but not to the merges (default 2).
+   * 1 learns from every word: in Azerbaijani most word forms are rare, and their suffixes are
+   * what the merges should learn (docs/corpus.md: 1.5–2% fewer tokens per word on held-out
+   * text); 2 stays the default so existing runs train the same tokenizer.
+   */
+  minWordCount?: number;
 }
 
 /** Counts words over files, line by line, with bounded memory. */
@@ -121,27 +132,27 @@ function prune(counts: Map<string, number>, keep: number): void {
  */
 export function trainWordPiece(counts: Map<string, number>, opts: TrainOptions): string[] {
   const pieces = (word: string) => [...word].map((c, i) => (i === 0 ? c : `##${c}`));
-  return learnVocabulary(counts, opts.vocabSize, { name: "characters", pieces, join: (a, b) => a + b.slice(2) }).tokens;
+  return learnVocabulary(counts, opts.vocabSize, { name: "characters", pieces, join: (a, b) => a + b.slice(2), minWordCount: opts.minWordCount }).tokens;
 }
 
 /**
  * The training WordPiece and BPE share. Each word starts as its `pieces`, in the sorted
- * order of the words; words seen fewer than `minFrequency` times, or longer than 100
- * characters, add to the alphabet but not to the merges. The vocabulary: the special
+ * order of the words; words seen fewer than `minWordCount` times (default `minFrequency`),
+ * or longer than 100 characters, add to the alphabet but not to the merges. The vocabulary: the special
  * tokens, the `alphabet` (default: every starting piece, in order of first appearance),
  * then the pieces `learnMerges` makes.
  */
 export function learnVocabulary(
   counts: Map<string, number>,
   vocabSize: number,
-  symbols: { name: string; pieces: (word: string) => string[]; join: (a: string, b: string) => string; alphabet?: string[] },
+  symbols: { name: string; pieces: (word: string) => string[]; join: (a: string, b: string) => string; alphabet?: string[]; minWordCount?: number },
 ): { tokens: string[]; merges: [string, string][] } {
   const seen = new Set<string>();
   const words: { pieces: string[]; count: number }[] = [];
   for (const [word, count] of [...counts].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))) {
     const p = symbols.pieces(word);
     for (const x of p) seen.add(x);
-    if (count >= minFrequency && p.length <= 100) words.push({ pieces: p, count });
+    if (count >= (symbols.minWordCount ?? minFrequency) && p.length <= 100) words.push({ pieces: p, count });
   }
   const vocab = new Set<string>([...specialTokens, ...(symbols.alphabet ?? seen)]);
   if (vocab.size > vocabSize)
@@ -271,19 +282,28 @@ class PairHeap {
 export abstract class Tokenizer {
   readonly vocab: Map<string, number>;
   readonly special: SpecialIds;
+  /** [SEP]s between the two texts of a pair: 1 ([CLS] a [SEP] b [SEP]), 2 for RoBERTa's template. */
+  readonly pairSeparators: number;
 
+  /**
+   * `lowercase` is how we train and write a tokenizer; one read from a tokenizer.json
+   * (`file`, load-tokenizer.ts) normalises, splits, frames and decodes as the file says.
+   */
   constructor(
     readonly tokens: string[],
     readonly lowercase: boolean,
     private knownHash?: string,
+    protected readonly file?: FileParts,
   ) {
     this.vocab = new Map(tokens.map((t, i) => [t, i]));
+    const names = file?.specialTokens ?? { pad: "[PAD]", unk: "[UNK]", cls: "[CLS]", sep: "[SEP]", mask: "[MASK]" };
     const id = (t: string) => {
       const i = this.vocab.get(t);
       if (i === undefined) throw new UserError(`tokenizer has no ${t} token`);
       return i;
     };
-    this.special = { pad: id("[PAD]"), unk: id("[UNK]"), cls: id("[CLS]"), sep: id("[SEP]"), mask: id("[MASK]") };
+    this.special = { pad: id(names.pad), unk: id(names.unk), cls: id(names.cls), sep: id(names.sep), mask: id(names.mask) };
+    this.pairSeparators = file?.pairSeparators ?? 1;
   }
 
   /** sha256 of the tokenizer.json text: recorded by shards and checkpoints. */
@@ -312,8 +332,10 @@ export abstract class Tokenizer {
   encode(text: string): { ids: number[]; wordStarts: number[] } {
     const ids: number[] = [];
     const wordStarts: number[] = [];
-    for (const word of this.words(text)) {
-      this.pieces(word).forEach((id, i) => {
+    for (const word of this.file ? this.file.segments(text) : this.words(text)) {
+      // A number is an added token written in the text (a file's special token): its id as is.
+      const pieces = typeof word === "number" ? [word] : this.pieces(word);
+      pieces.forEach((id, i) => {
         ids.push(id);
         wordStarts.push(i === 0 ? 1 : 0);
       });
@@ -323,11 +345,13 @@ export abstract class Tokenizer {
 
   decode(ids: number[]): string {
     const specials = new Set(Object.values(this.special));
-    return this.join(ids.filter((id) => !specials.has(id) || id === this.special.unk).map((id) => this.tokens[id] ?? "[UNK]"));
+    const tokens = ids.filter((id) => !specials.has(id) || id === this.special.unk).map((id) => this.tokens[id] ?? this.tokens[this.special.unk]!);
+    return this.file ? this.file.join(tokens) : this.join(tokens);
   }
 
-  /** The Hugging Face tokenizer.json of this tokenizer. */
+  /** The Hugging Face tokenizer.json of this tokenizer (for one read from a file, that file's text). */
   toJSON(): string {
+    if (this.file) return this.file.json;
     const ids = (t: string) => this.vocab.get(t)!;
     const lower = this.lowercase
       ? [
@@ -366,7 +390,23 @@ export abstract class Tokenizer {
   }
 }
 
+/** The settings of a WordPiece model section: continuing_subword_prefix and max_input_chars_per_word. */
+export interface WordPieceModel {
+  prefix: string;
+  maxChars: number;
+}
+
 export class WordPieceTokenizer extends Tokenizer {
+  constructor(
+    tokens: string[],
+    lowercase: boolean,
+    hash?: string,
+    file?: FileParts,
+    readonly model: WordPieceModel = { prefix: "##", maxChars: 100 },
+  ) {
+    super(tokens, lowercase, hash, file);
+  }
+
   protected words(text: string): string[] {
     return preTokenize(normalize(text, this.lowercase));
   }
@@ -374,14 +414,14 @@ export class WordPieceTokenizer extends Tokenizer {
   /** Greedy longest-match-first, as the WordPiece model: a word that cannot be covered is [UNK]. */
   protected pieces(word: string): number[] {
     const chars = [...word];
-    if (chars.length > 100) return [this.special.unk];
+    if (chars.length > this.model.maxChars) return [this.special.unk];
     const out: number[] = [];
     let start = 0;
     while (start < chars.length) {
       let end = chars.length;
       let found: number | undefined;
       while (start < end) {
-        const piece = (start > 0 ? "##" : "") + chars.slice(start, end).join("");
+        const piece = (start > 0 ? this.model.prefix : "") + chars.slice(start, end).join("");
         found = this.vocab.get(piece);
         if (found !== undefined) break;
         end--;

@@ -149,11 +149,12 @@ export function registerModelCommands(program: Command): void {
 
   program
     .command("import")
-    .description("turn a Hugging Face folder (as export writes it) into a checkpoint to train or evaluate from")
+    .description("turn a Hugging Face folder (as export writes it, or a BERT/NeoBERT one from elsewhere) into a checkpoint to train or evaluate from")
     .requiredOption("--hf <dir>", "Hugging Face model folder")
     .option("--run <name>", "run folder under runs/ to hold the checkpoint", "imported")
-    .action((opts: { hf: string; run: string }) => {
-      const path = importHub(opts.hf, resolve(join("runs", opts.run)));
+    .option("--seq-len <n>", "sequence length to record (needed where config.json has no aze_run.seq_len)", whole("--seq-len"))
+    .action((opts: { hf: string; run: string; seqLen?: number }) => {
+      const path = importHub(opts.hf, resolve(join("runs", opts.run)), opts.seqLen);
       process.stdout.write(`wrote ${path}: resume from it with --resume\n`);
     });
 

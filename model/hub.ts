@@ -3,11 +3,14 @@
 // Owns: config.json (BertForMaskedLM for `bert`; for `neobert` the NeoBERT layout, documented
 // in docs/model.md; a fine-tuned model's task class, such as BertForQuestionAnswering), model.safetensors with the standard parameter names and shapes,
 // tokenizer.json, tokenizer_config.json and special_tokens_map.json; and turning such a
-// folder back into a checkpoint that training or evaluation starts from.
-// Never: writes half a folder (temporary folder, then rename).
+// folder (ours, or a BERT/NeoBERT one from elsewhere) back into a checkpoint that training or
+// evaluation starts from, refusing what it cannot honour (an activation our kernels lack,
+// relative positions, a tokenizer setting) with one line naming the key.
+// Never: writes half a folder (temporary folder, then rename), or guesses a missing setting.
 import { createHash } from "node:crypto";
 import { copyFileSync, existsSync, mkdirSync, readFileSync, renameSync, rmSync, writeFileSync } from "node:fs";
 import { dirname, join, resolve } from "node:path";
+import { loadTokenizer } from "../corpus/load-tokenizer.js";
 import { UserError } from "../runtime/errors.js";
 import { beginCheckpoint, finishCheckpoint, readCheckpointRange, readManifest, stepFolderName, writeSlice } from "./checkpoint.js";
 import { modelConfigSchema, type ModelConfig } from "./config.js";
@@ -147,27 +150,64 @@ export function exportCheckpoint(checkpoint: string, out: string): string {
   return writeHubFolder(out, { ...m, tensors, metadata: { aze_run_step: String(m.step) } });
 }
 
-/** Reads a Hugging Face folder as export writes it (extra tensors, such as a task head, are ignored). */
-export function readHubFolder(dir: string): HubModel {
+/**
+ * Hugging Face's hidden_act names of the activations our kernels have: "gelu" is the exact
+ * (erf) GELU, "gelu_new" and "gelu_pytorch_tanh" its tanh approximation.
+ */
+const hfActivations: Record<string, ModelConfig["gelu"]> = { gelu: "erf", gelu_new: "tanh", gelu_pytorch_tanh: "tanh" };
+
+/**
+ * Reads a Hugging Face folder (extra tensors, such as a task head, are ignored). The
+ * sequence length is aze_run.seq_len where export wrote it, else `seqLen.given` (import's
+ * --seq-len); where neither is there, `seqLen.fallback` "max_position_embeddings" takes the
+ * longest sequence the model has positions for (evaluation and fine-tuning on the folder),
+ * and "refuse" names the flag to pass.
+ */
+export function readHubFolder(
+  dir: string,
+  seqLen: { given?: number; fallback: "max_position_embeddings" | "refuse" } = { fallback: "max_position_embeddings" },
+): HubModel {
   const configFile = join(dir, "config.json");
   if (!existsSync(configFile)) throw new UserError(`${dir} has no config.json: is it a Hugging Face model folder?`);
   const c = JSON.parse(readFileSync(configFile, "utf8")) as Record<string, number | string | string[] | Record<string, number>>;
   const bert = c.model_type === "bert";
   if (!bert && c.model_type !== "neobert") throw new UserError(`${configFile}: model_type "${c.model_type}" is not bert or neobert.`);
+  // BertConfig's own default is "gelu", so a missing hidden_act means the exact GELU to the library too.
+  const act = bert ? (c.hidden_act ?? "gelu") : undefined;
+  if (bert && (typeof act !== "string" || !hfActivations[act]))
+    throw new UserError(
+      `${configFile}: hidden_act ${JSON.stringify(act)} is not supported: aze-run has the exact GELU ("gelu") and its tanh approximation ("gelu_new", "gelu_pytorch_tanh").`,
+    );
+  if (bert && c.position_embedding_type !== undefined && c.position_embedding_type !== "absolute")
+    throw new UserError(
+      `${configFile}: position_embedding_type ${JSON.stringify(c.position_embedding_type)} is not supported: aze-run's BERT has absolute positions only.`,
+    );
+  const maxPositions = bert ? c.max_position_embeddings : c.max_length;
   const model = modelConfigSchema.parse({
     architecture: bert ? "bert" : "neobert",
     hidden: c.hidden_size,
     layers: c.num_hidden_layers,
     heads: c.num_attention_heads,
     intermediate: c.intermediate_size,
-    maxPositions: bert ? c.max_position_embeddings : c.max_length,
+    maxPositions,
     typeVocabSize: bert ? c.type_vocab_size : 0,
     normEps: bert ? c.layer_norm_eps : c.norm_eps,
     dropout: bert ? c.hidden_dropout_prob : 0,
     attentionDropout: bert ? c.attention_probs_dropout_prob : 0,
-    gelu: c.hidden_act === "gelu" ? "erf" : "tanh",
+    // NeoBERT's feed-forward is SwiGLU: no GELU is used, "tanh" is only the schema's value.
+    gelu: act ? hfActivations[act as string] : "tanh",
     ropeBase: bert ? 10000 : c.rope_theta,
   });
+  const recorded = (c.aze_run as Record<string, number> | undefined)?.seq_len;
+  const length = seqLen.given ?? recorded ?? (seqLen.fallback === "max_position_embeddings" ? model.maxPositions : undefined);
+  if (length === undefined)
+    throw new UserError(
+      `${configFile}: no aze_run.seq_len (the sequence length the model was trained at, which a checkpoint records): pass --seq-len N (at most ${bert ? "max_position_embeddings" : "max_length"}, ${model.maxPositions}).`,
+    );
+  if (length > model.maxPositions)
+    throw new UserError(
+      `${configFile}: a sequence length of ${length} is longer than the ${model.maxPositions} positions the model has: pass a smaller --seq-len.`,
+    );
   const vocabSize = c.vocab_size as number;
   const layout = parameterLayout(model, vocabSize);
   const weights = readSafetensors(join(dir, "model.safetensors"));
@@ -182,13 +222,18 @@ export function readHubFolder(dir: string): HubModel {
   }
   const tokenizerFile = join(dir, "tokenizer.json");
   if (!existsSync(tokenizerFile)) throw new UserError(`${dir} has no tokenizer.json.`);
-  const seqLen = (c.aze_run as Record<string, number> | undefined)?.seq_len ?? 128;
-  return { model, vocabSize, seqLen, params, tokenizerFile, step: Number(weights.metadata.aze_run_step ?? 0) };
+  // Read it now, so a tokenizer aze-run cannot honour is refused before anything is written.
+  const tokenizer = loadTokenizer(tokenizerFile);
+  if (tokenizer.vocabSize !== vocabSize) throw new UserError(`${tokenizerFile}: ${tokenizer.vocabSize} tokens, but config.json's vocab_size is ${vocabSize}.`);
+  return { model, vocabSize, seqLen: length, params, tokenizerFile, step: Number(weights.metadata.aze_run_step ?? 0) };
 }
 
-/** Reads a Hugging Face folder written by export into a step-0 checkpoint under `runDir`. */
-export function importHub(dir: string, runDir: string): string {
-  const { model, vocabSize, seqLen, params, tokenizerFile } = readHubFolder(dir);
+/**
+ * Reads a Hugging Face folder into a step-0 checkpoint under `runDir`; `seqLen` (--seq-len)
+ * is needed where config.json has no aze_run.seq_len.
+ */
+export function importHub(dir: string, runDir: string, seqLen?: number): string {
+  const { model, vocabSize, seqLen: length, params, tokenizerFile } = readHubFolder(dir, { given: seqLen, fallback: "refuse" });
   const layout = parameterLayout(model, vocabSize);
   if (existsSync(join(runDir, "checkpoints", stepFolderName(0))))
     throw new UserError(`${runDir} already holds a step-0 checkpoint: import into another --run.`);
@@ -208,7 +253,7 @@ export function importHub(dir: string, runDir: string): string {
       architecture: model.architecture,
       vocabSize,
       model,
-      seqLen,
+      seqLen: length,
       shards: [slice],
     },
     Infinity,

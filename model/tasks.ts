@@ -236,9 +236,11 @@ export function encodeRow(row: TaskRow, index: number, task: Task, tokenizer: To
   }
   const a = tokenizer.encode(row.text).ids;
   const b = row.textPair !== undefined ? tokenizer.encode(row.textPair).ids : undefined;
-  const room = maxLen - (b ? 3 : 2);
+  // A pair is [CLS] a [SEP] b [SEP], with one more [SEP] between them where the tokenizer's template says so (RoBERTa).
+  const between = Array<number>(tokenizer.pairSeparators - 1).fill(sep);
+  const room = maxLen - (b ? 2 + tokenizer.pairSeparators : 2);
   while (a.length + (b?.length ?? 0) > room) (b && b.length > a.length ? b : a).pop();
-  const ids = [cls, ...a, sep, ...(b ? [...b, sep] : [])];
+  const ids = [cls, ...a, sep, ...(b ? [...between, ...b, sep] : [])];
   const typeIds = ids.map((_, i) => (i < a.length + 2 ? 0 : 1));
   return [{ row: index, ids, typeIds, label: labelIds.get(row.label)!, tags: [], scores: [] }];
 }

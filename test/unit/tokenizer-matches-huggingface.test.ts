@@ -33,6 +33,17 @@ describe("WordPiece tokenizer", () => {
     }
   });
 
+  it("learns from every word with minWordCount 1: more merges from the same text, the same ids as the library", async () => {
+    const counts = await countWords([sampleText], { lowercase: true });
+    const usual = trainWordPiece(counts, { vocabSize: 5000, lowercase: true });
+    const every = trainWordPiece(counts, { vocabSize: 5000, lowercase: true, minWordCount: 1 });
+    expect(every.length).toBeGreaterThan(usual.length);
+    const ours = new WordPieceTokenizer(every, true);
+    const hf = new Tokenizer(JSON.parse(ours.toJSON()), {});
+    for (const line of readFileSync(sampleText, "utf8").split("\n").filter(Boolean).slice(0, 20))
+      expect(hf.encode(line).ids).toEqual([ours.special.cls, ...ours.encode(line).ids, ours.special.sep]);
+  });
+
   it("marks word starts and refuses a tokenizer.json it cannot read", () => {
     const t = new WordPieceTokenizer(["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", "a", "##b", "ab", "c"], false);
     expect(t.encode("abb c")).toEqual({ ids: [7, 6, 8], wordStarts: [1, 0, 1] });
