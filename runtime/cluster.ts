@@ -44,7 +44,7 @@ export interface UpOptions {
   compute?: number;
   shards?: number;
   loaders?: number;
-  backend?: "auto" | "wasm" | "cuda";
+  backend?: "auto" | "wasm" | "cuda" | "sim";
   nats?: string;
   creds?: string;
   /** The address the run's nats-server listens on (default 127.0.0.1); beyond loopback it uses TLS. */
