@@ -58,6 +58,8 @@ export interface UpOptions {
   detach?: boolean;
   /** Root of the run folders (default ./runs). */
   runsRoot?: string;
+  /** The run's nats-server also serves its monitoring endpoints on 127.0.0.1 at this port (bench:scale). */
+  monitorPort?: number;
 }
 
 /** How many actors of each kind a run wants. */
@@ -218,7 +220,7 @@ export async function clusterUp(opts: UpOptions): Promise<ClusterState> {
   const host = opts.listen ?? "127.0.0.1";
   const tls = authority && !isLoopback(host) ? makeRunTls(join(dir, "tls"), run, host) : undefined;
   if (authority) {
-    const server = await startNatsServer({ dir, run, authority, host, tls });
+    const server = await startNatsServer({ dir, run, authority, host, tls, monitorPort: opts.monitorPort });
     state.natsUrl = server.url;
     state.natsPid = server.pid;
     state.credsDir = join(dir, "creds");
@@ -491,7 +493,7 @@ export async function workerJoin(opts: { nats: string; creds: string; runsRoot?:
   await agent.whenStopped();
 }
 
-async function askToJoin(url: string, worker: Credentials): Promise<{ id: string; creds: Secret }> {
+export async function askToJoin(url: string, worker: Credentials): Promise<{ id: string; creds: Secret }> {
   const key = newUserKey();
   const nc = await connectNats({ url, creds: worker, name: `${worker.run}/joining-${hostname()}`, timeoutMs: 5000 });
   try {

@@ -110,13 +110,15 @@ function serverConfig(opts: ServerOptions, port: number): string {
   const tlsBlock = tls
     ? `tls {\n  cert_file: ${JSON.stringify(tls.certFile)}\n  key_file: ${JSON.stringify(tls.keyFile)}\n  ca_file: ${JSON.stringify(tls.caFile)}\n  timeout: 5\n}\n`
     : "";
+  // The monitoring endpoints (/varz: bytes and messages in and out) name every connection: loopback only.
+  const monitor = opts.monitorPort ? `http: "127.0.0.1:${opts.monitorPort}"\n` : "";
   return `# Written by aze-run for run "${run}". Trusts the run's own operator: every user is a token
 # its issuer signed (runtime/identity.ts), with the permissions of one actor.
 listen: "${opts.host ?? "127.0.0.1"}:${port}"
 max_payload: ${maxPayloadBytes}
 max_pending: ${maxPendingBytes}
 write_deadline: "20s"
-${tlsBlock}${authority.serverConfig}
+${monitor}${tlsBlock}${authority.serverConfig}
 `;
 }
 
@@ -128,6 +130,8 @@ interface ServerOptions {
   /** The address to listen on (default 127.0.0.1); anything else needs `tls`. */
   host?: string;
   tls?: RunTls;
+  /** Serve nats-server's monitoring endpoints on 127.0.0.1 at this port (bench:scale reads /varz). */
+  monitorPort?: number;
 }
 
 /**
