@@ -10,14 +10,17 @@
 // broadcast back to every actor). 256 actor processes do not fit on a 2-core machine, so the
 // compute actors run inside --hosts processes (bench/sim-host.ts): each joins the run as a
 // node agent with the run's worker.json, and runs every compute actor the coordinator places
-// on it as an instance of the real Compute class, with its own NATS connection, heartbeat
-// thread and minted identity. Those processes share this machine's 2 cores with the
-// coordinator, the shard and nats-server, so every figure here is an upper bound of what
-// that work costs on a host of its own.
+// on it as an instance of the real Compute class, with its own NATS connection and minted
+// identity (its heartbeats come from its host process's main thread, not a thread of its own:
+// see bench/sim-host.ts). Those processes share this machine's 2 cores with the coordinator,
+// the shard and nats-server, so every figure here is an upper bound of what that work costs
+// on a host of its own.
 //
 // Each run starts with no compute actor and the training paused; the actors are added in
 // steps of --step-up (each step of them must start within the coordinator's 20 s), and then
-// training resumes. The first step is dealt to whichever actors were ready first, and the
+// training resumes. After each batch joins, the bench asks the shards once to publish their
+// parameters again (what a late joiner would otherwise ask for itself, see docs/scaling.md).
+// The first step is dealt to whichever actors were ready first, and the
 // second is the first after the pause: neither is measured. Each of the --steps after them is
 // dealt to all the actors, one group each by default
 // (training.groups = actors × --groups-per-actor, so each actor sends its own blocks and the
@@ -234,6 +237,8 @@ async function measure(runsRoot: string, dir: string, actors: number, model: Mod
     let finished: Promise<Sample> | undefined;
     let ended: string | undefined;
     let lastProgress = Date.now();
+    /** The last death or error the run announced: said when it stops making progress. */
+    let lastTrouble: string | undefined;
     observer.subscribe(s.step, {
       callback: (_e, m) => {
         const order = decodeMessage(m.data) as StepOrder;
@@ -269,6 +274,7 @@ async function measure(runsRoot: string, dir: string, actors: number, model: Mod
     observer.subscribe(s.events, {
       callback: (_e, m) => {
         const event = decodeMessage(m.data) as ClusterEvent;
+        if (event.type === "error" || event.type === "death") lastTrouble = event.message;
         if (event.end) {
           ended = event.end === "finished" ? "finished" : `${event.end}: ${event.message}`;
           finished ??= sample();
@@ -311,8 +317,20 @@ async function measure(runsRoot: string, dir: string, actors: number, model: Mod
     };
     for (let target = Math.min(actors, stepUp); ; target = Math.min(actors, target + stepUp)) {
       await clusterScale({ run, compute: target, runsRoot });
-      await waitProgress(`${target} compute actors to be ready`, async () => ready("compute"), target);
+      await waitProgress(`${target} compute actors to be ready`, async () => ready("compute"), target).catch((err) => {
+        throw new Error(`${(err as Error).message}${lastTrouble ? `; the run's last death or error: ${lastTrouble}` : ""}`);
+      });
       republish();
+      // Taken in before the next batch connects: a host busy with it answers a connection's
+      // authentication too late (the server allows 2 s), and the coordinator counts a failed start.
+      await waitProgress(
+        "the compute actors to hold parameters",
+        async () => {
+          const all = (await askClusterStatus(runState, runsRoot)).actors.filter((a) => a.kind === "compute");
+          return all.filter((a) => typeof a.version === "number" && a.version >= 0).length;
+        },
+        target,
+      );
       if (target === actors) break;
     }
     await waitProgress("the first step to be applied", async () => of(0).applied.size, shards);

@@ -45,7 +45,7 @@ class SimCompute extends Compute {
 }
 
 /** Actors this host starts at the same time; the rest wait their turn (see startInTurn). */
-const startsAtOnce = 4;
+const startsAtOnce = 1;
 
 class SimHost extends Actor {
   private readonly children = new Map<string, SimCompute>();
