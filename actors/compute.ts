@@ -11,6 +11,7 @@
 import { createBackend, measurePeakFlops } from "../model/backend.js";
 import { CHUNK } from "../model/layout.js";
 import { addF32, alignedBlocks, blockKey, reduceTree, shardRanges, type Block } from "../model/reduction-tree.js";
+import { createSimModel, simDelayMsDefault } from "../model/sim-model.js";
 import { createModel, openPlan, type GroupResult, type TrainingModel, type TrainingPlan } from "../model/training.js";
 import { Actor } from "../runtime/actor.js";
 import { decodeChecked, encodeMessage, tensorData, tensorFrom, TensorAssembler } from "../runtime/codec.js";
@@ -58,12 +59,20 @@ export class Compute extends Actor {
     // A run without a training config only lives: registers, heartbeats, obeys stop.
     if (!this.options.training) return;
     this.training = openPlan(this.options.training);
-    const { kernels, reason } = await createBackend(this.options.backend);
-    this.backendName = kernels.name;
-    this.backendReason = reason;
-    this.peakFlops = measurePeakFlops(kernels);
-    this.log.info("backend", { backend: kernels.name, reason, peakFlops: this.peakFlops });
-    this.model = createModel(this.training, kernels);
+    if (this.options.backend === "sim") {
+      // Simulated (model/sim-model.ts): no kernels, no micro-batches; the rest of a step is the normal path.
+      this.backendName = "sim";
+      this.backendReason = `simulated: each group waits ${this.training.config.cluster.simDelayMs ?? simDelayMsDefault} ms and sends a made-up gradient`;
+      this.log.info("backend", { backend: "sim", reason: this.backendReason });
+      this.model = createSimModel(this.training);
+    } else {
+      const { kernels, reason } = await createBackend(this.options.backend);
+      this.backendName = kernels.name;
+      this.backendReason = reason;
+      this.peakFlops = measurePeakFlops(kernels);
+      this.log.info("backend", { backend: kernels.name, reason, peakFlops: this.peakFlops });
+      this.model = createModel(this.training, kernels);
+    }
     this.ranges = shardRanges(this.training.total, this.training.shards, CHUNK);
     // A parameter broadcast is one shard's slice: a frame claiming any other size is rejected
     // before a byte is allocated for it. Each shard sends one slice at a time.

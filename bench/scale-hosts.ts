@@ -9,7 +9,7 @@
 //
 // Usage: node dist/bench/scale-hosts.js [--steps 10] [--json FILE]
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { cpus, loadavg, tmpdir } from "node:os";
 import { join } from "node:path";
 import { parseArgs } from "node:util";
 import { writeTinyConfig } from "../test/helpers/training.js";
@@ -62,6 +62,7 @@ if (!can.ok) {
 }
 const cwd = mkdtempSync(join(tmpdir(), "aze-bench-hosts-"));
 const hosts = await makeHosts(4);
+const loadBefore = loadavg();
 try {
   const results: Measured[] = [];
   for (const combine of ["host", "none"] as const) results.push(await measure(hosts, cwd, combine));
@@ -73,11 +74,12 @@ try {
       "combine   between hosts   into the main host   gradient into the shards",
       ...results.map((m) => `${m.combine.padEnd(9)} ${mb(m.betweenHosts).padStart(13)}   ${mb(m.intoMain).padStart(18)}   ${mb(m.shardIngress).padStart(24)}`),
       `with/without: x${(withIt.betweenHosts / without.betweenHosts).toFixed(2)} between hosts, x${(withIt.intoMain / without.intoMain).toFixed(2)} into the main host, x${(withIt.shardIngress / without.shardIngress).toFixed(2)} into the shards`,
+      `load average (1 min) before ${loadBefore[0]!.toFixed(1)}, after ${loadavg()[0]!.toFixed(1)} on ${cpus().length} cores`,
       "",
     ].join("\n"),
   );
   mkdirSync(".bench", { recursive: true });
-  writeFileSync(values.json!, `${JSON.stringify({ steps, results }, null, 2)}\n`);
+  writeFileSync(values.json!, `${JSON.stringify({ steps, results, loadBefore, loadAfter: loadavg() }, null, 2)}\n`);
 } finally {
   hosts.destroy();
   rmSync(cwd, { recursive: true, force: true });

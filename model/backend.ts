@@ -44,19 +44,23 @@ export function tryCuda(loadCuda: () => CudaAddon = loadCudaAddon): { kernels: K
 /**
  * The kernels of this process: "reference" on request; "cuda" or an error; "auto" CUDA where
  * the addon loads and a device answers, else WebAssembly (relaxed SIMD where the engine has
- * it) with the reason CUDA is not used; "wasm" WebAssembly.
+ * it) with the reason CUDA is not used; "wasm" WebAssembly. "sim" (simulated compute actors,
+ * model/sim-model.ts, which load no kernels) is WebAssembly for what such a run still
+ * computes: the shards' norms and AdamW, and `train --local`'s.
  */
 export async function createBackend(backend: string, opts: BackendOptions = {}): Promise<{ kernels: Kernels; reason: string }> {
   if (backend === "reference") return { kernels: createReferenceKernels(), reason: "asked for the reference kernels" };
   let why = "";
-  if (backend === "cuda" || backend === "auto") {
+  if (backend === "sim") {
+    why = "compute actors are simulated (backend sim); the optimizer runs here";
+  } else if (backend === "cuda" || backend === "auto") {
     const cuda = tryCuda(opts.loadCuda);
     if ("kernels" in cuda) return cuda;
     // A UserError: the CLI prints its message as one line, without a stack.
     if (backend === "cuda") throw new UserError(`--backend cuda: ${cuda.reason}`);
     why = cuda.reason;
   } else if (backend !== "wasm") {
-    throw new UserError(`unknown backend "${backend}": use auto, wasm, cuda or reference`);
+    throw new UserError(`unknown backend "${backend}": use auto, wasm, cuda, sim or reference`);
   }
   const kernels = await createWasmKernels();
   const simd = kernels.name === "wasm-relaxed" ? "WebAssembly relaxed SIMD" : "WebAssembly SIMD";

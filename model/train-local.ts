@@ -12,6 +12,7 @@ import { createBackend } from "./backend.js";
 import { abandonCheckpoint, beginCheckpoint, writeSlice } from "./checkpoint.js";
 import { applyAdamWOnHost, chunkSumSquares, learningRate } from "./optimizer.js";
 import { addF32, blockKey, reduceTree } from "./reduction-tree.js";
+import { createSimModel } from "./sim-model.js";
 import { createModel, finishStep, openData, openPlan, planTraining, readSlice, sealCheckpoint, type StepMetrics } from "./training.js";
 
 export interface LocalOptions {
@@ -37,8 +38,10 @@ export async function trainLocal(opts: LocalOptions): Promise<{ runDir: string; 
   mkdirSync(runDir, { recursive: true });
   writeFileSync(join(runDir, "config.json"), `${JSON.stringify({ ...config, configHash: configHash(config) }, null, 2)}\n`);
   const t = plan.config.training;
-  const { kernels } = await createBackend(opts.backend ?? config.cluster.backend);
-  const model = createModel(plan, kernels);
+  const backend = opts.backend ?? config.cluster.backend;
+  const { kernels } = await createBackend(backend);
+  // `sim`: the simulated gradients of a cluster's compute actors, so the two still agree bit for bit.
+  const model = backend === "sim" ? createSimModel(plan) : createModel(plan, kernels);
   const data = openData(plan);
   const slice = readSlice(plan, opts.resume, 0, plan.total);
   let step = slice.step;

@@ -131,9 +131,11 @@ export abstract class Actor {
    * Starts the heartbeat thread with the actor's URL and credentials (passed on unchanged).
    * It never holds the process open (unref). A thread that fails before it connects fails
    * the start; one that ends later stops the actor, since without heartbeats the coordinator
-   * would replace it while it ran on.
+   * would replace it while it ran on. Protected for bench/sim-host.ts, which runs many actors
+   * in one process and beats for them from its main thread instead (a thread each would be an
+   * engine instance each).
    */
-  private startHeartbeatThread(): void {
+  protected startHeartbeatThread(): void {
     const workerData: HeartbeatThreadData = {
       url: this.spec.natsUrl,
       creds: this.spec.creds,

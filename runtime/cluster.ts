@@ -55,7 +55,7 @@ export interface UpOptions {
   compute?: number;
   shards?: number;
   loaders?: number;
-  backend?: "auto" | "wasm" | "cuda";
+  backend?: "auto" | "wasm" | "cuda" | "sim";
   nats?: string;
   creds?: string;
   /** The address the run's nats-server listens on (default 127.0.0.1); beyond loopback it uses TLS. */
@@ -69,6 +69,8 @@ export interface UpOptions {
   detach?: boolean;
   /** Root of the run folders (default ./runs). */
   runsRoot?: string;
+  /** The run's nats-server also serves its monitoring endpoints on 127.0.0.1 at this port (bench:scale). */
+  monitorPort?: number;
 }
 
 /** How many actors of each kind a run wants. */
@@ -241,6 +243,7 @@ export async function clusterUp(opts: UpOptions): Promise<ClusterState> {
       host,
       tls,
       cluster: tls ? { routes: [] } : undefined,
+      monitorPort: opts.monitorPort,
     });
     state.natsUrl = server.url;
     state.natsPid = server.pid;
@@ -527,7 +530,7 @@ async function runAgent(
   }
 }
 
-async function askToJoin(url: string, worker: Credentials): Promise<{ id: string; creds: Secret }> {
+export async function askToJoin(url: string, worker: Credentials): Promise<{ id: string; creds: Secret }> {
   const key = newUserKey();
   const nc = await connectNats({ url, creds: worker, name: `${worker.run}/joining-${hostname()}`, timeoutMs: 5000 });
   try {

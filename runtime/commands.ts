@@ -37,7 +37,7 @@ export function registerClusterCommands(program: Command): void {
     .option("--compute <n>", "compute actors", count("--compute"))
     .option("--shards <n>", "param-shard actors", count("--shards"))
     .option("--loaders <n>", "data-loader actors", count("--loaders"))
-    .addOption(new Option("--backend <name>", "compute backend").choices(["auto", "wasm", "cuda"]))
+    .addOption(new Option("--backend <name>", "compute backend (sim: compute actors simulate their work)").choices(["auto", "wasm", "cuda", "sim"]))
     .option("--nats <url>", "use an existing NATS server instead of starting one")
     .option("--creds <file>", "credentials for --nats")
     .option("--listen <address>", "where the run's nats-server listens (default 127.0.0.1); any other address uses TLS with the run's own CA")

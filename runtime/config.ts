@@ -106,7 +106,13 @@ const clusterSchema = z
     compute: z.number().int().nonnegative().default(1),
     shards: z.number().int().positive().default(1),
     loaders: z.number().int().positive().default(1),
-    backend: z.enum(["auto", "wasm", "cuda"]).default("auto"),
+    /** `sim`: compute actors wait and send a made-up gradient instead of computing (model/sim-model.ts). */
+    backend: z.enum(["auto", "wasm", "cuda", "sim"]).default("auto"),
+    /**
+     * `backend: sim` only: how long a simulated group takes, in ms (50 when left out). Left
+     * out rather than defaulted so every other config keeps its hash.
+     */
+    simDelayMs: z.number().int().nonnegative().optional(),
     /** Milliseconds without a heartbeat after which an actor counts as dead. */
     heartbeatTimeoutMs: z.number().int().positive().default(3000),
     /**

@@ -137,6 +137,8 @@ function serverConfig(opts: ServerOptions, port: number, routePort: number): str
 ${tlsBlock("  ", true)}}
 `
     : "";
+  // The monitoring endpoints (/varz: bytes and messages in and out) name every connection: loopback only.
+  const monitor = opts.monitorPort ? `http: "127.0.0.1:${opts.monitorPort}"\n` : "";
   return `# Written by aze-run for run "${run}". Trusts the run's own operator: every user is a token
 # its issuer signed (runtime/identity.ts), with the permissions of one actor.
 server_name: ${JSON.stringify(opts.name ?? `${run}-${hostname()}`)}
@@ -149,7 +151,7 @@ write_deadline: "20s"
 authorization {
   timeout: 20
 }
-${tlsBlock("", false)}${cluster}${opts.trust}
+${monitor}${tlsBlock("", false)}${cluster}${opts.trust}
 `;
 }
 
@@ -166,6 +168,8 @@ interface ServerOptions {
   tls?: RunTls;
   /** Join the run's cluster of servers: listen for routes on `host` and dial `routes` (route URLs of servers already up). */
   cluster?: { routes: string[]; port?: number };
+  /** Serve nats-server's monitoring endpoints on 127.0.0.1 at this port (bench:scale reads /varz). */
+  monitorPort?: number;
 }
 
 /** A server of the run: its pid, the URL its clients use and, in a cluster, the URL its peers route to. */

@@ -216,8 +216,8 @@ describe.skipIf(!can.ok)("a run across four simulated hosts", () => {
       hosts.cut(h2);
       try {
         await waitFor(
-          "the cut host's actors to be declared dead",
-          () => theirs.every((id) => events.slice(seen).some((e) => e.type === "death" && e.actor === id)) || undefined,
+          "the cut host's agent and actors to be declared dead",
+          () => [...theirs, agent].every((id) => events.slice(seen).some((e) => e.type === "death" && e.actor === id)) || undefined,
           patient,
         );
         const from = stepsDone();
