@@ -420,15 +420,22 @@ export async function clusterDown(opts: { run?: string; runsRoot?: string; quiet
   const state = readClusterState(run, opts.runsRoot)!;
   const dir = runDir(run, opts.runsRoot);
   const pids = new Set<number>(state.agentPid ? [state.agentPid] : []);
+  let coordinator: number | undefined;
   try {
     await withClient(state, async (nc) => {
       const status = await fetchStatus(nc, run, 2000).catch(() => undefined);
       for (const a of status?.actors ?? []) if (a.host === hostname()) pids.add(a.pid);
-      await requestMessage(nc, subjects(run).shutdown, {}, replySchema, 5000).catch(() => undefined);
+      coordinator = status?.actors.find((a) => a.kind === "coordinator" && a.host === hostname())?.pid;
+      const asked = await requestMessage(nc, subjects(run).shutdown, {}, replySchema, 5000).catch(() => undefined);
+      if (!asked?.ok) coordinator = undefined;
     });
   } catch {
     /* the server or the coordinator is gone already: fall through to signals */
   }
+  // A coordinator that took the shutdown ends the step, checkpoints where the run stands and
+  // stops every actor itself: signals now would stop the shards under that checkpoint. Wait
+  // while it works (a minute at most), then signal whatever is left.
+  for (const until = Date.now() + 60_000; coordinator && isAlive(coordinator) && Date.now() < until; ) await sleep(100);
   // Actors are looked up after the shutdown request: a coordinator may have placed one meanwhile.
   await stopPids([...pids, ...processesOf(dir).actors], 20_000);
   const { servers } = processesOf(dir);
