@@ -127,7 +127,7 @@ export async function fetchStatus(nc: NatsConnection, run: string, timeoutMs = 3
  * would drop). Such a value is what the schema would return unchanged, so zod, which
  * costs more to load than the rest of `cluster status`, need not load to accept it.
  */
-function isPlainStatus(value: unknown): value is ClusterStatus {
+export function isPlainStatus(value: unknown): value is ClusterStatus {
   const count = (n: unknown) => Number.isSafeInteger(n) && (n as number) >= 0;
   const text = (s: unknown) => typeof s === "string";
   const record = (v: unknown): v is Record<string, unknown> => typeof v === "object" && v !== null && !Array.isArray(v) && !(v instanceof Uint8Array);
