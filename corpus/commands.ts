@@ -1,12 +1,9 @@
 // CLI commands of the text pipeline: corpus clean, tokenizer train/fertility, data prepare.
+// Each action loads the pipeline it uses when it runs, so that help loads only commander.
 import { existsSync, readFileSync } from "node:fs";
 import { InvalidArgumentError, type Command } from "commander";
 import { UserError } from "../runtime/errors.js";
-import { cleanCorpus } from "./clean.js";
-import { realTokenShare } from "./dataset.js";
-import { prepareShards, tokenizerTypes, trainTokenizer, type TokenizerType } from "./prepare.js";
-import { openShards } from "./shards.js";
-import { fertility } from "./load-tokenizer.js";
+import type { TokenizerType } from "./prepare.js";
 
 const number =
   (name: string, min = 0, whole = false) =>
@@ -30,6 +27,7 @@ export function registerCorpusCommands(program: Command): void {
     .option("--max-chars <n>", "longest line kept", number("--max-chars"), 100_000)
     .option("--json", "the report as JSON")
     .action(async (opts: { in: string[]; out: string; nearDupThreshold: number; minChars: number; maxChars: number; json?: boolean }) => {
+      const { cleanCorpus } = await import("./clean.js");
       for (const f of opts.in) if (!existsSync(f)) throw new UserError(`input ${f} does not exist.`);
       const report = await cleanCorpus(opts.in, opts.out, { nearDuplicateThreshold: opts.nearDupThreshold, minChars: opts.minChars, maxChars: opts.maxChars });
       if (opts.json) return void process.stdout.write(`${JSON.stringify(report)}\n`);
@@ -48,6 +46,7 @@ export function registerCorpusCommands(program: Command): void {
     .option("--no-lowercase", "keep case (default: Azerbaijani-aware lowercasing)")
     .option("--min-word-count <n>", "words seen fewer times teach no merges (1: every word, fewer tokens per word)", number("--min-word-count", 1, true), 2)
     .action(async (opts: { input: string[]; type: string; vocabSize: number; out: string; lowercase: boolean; minWordCount: number }) => {
+      const { tokenizerTypes, trainTokenizer } = await import("./prepare.js");
       if (!tokenizerTypes.includes(opts.type as TokenizerType)) throw new UserError(`--type ${opts.type}: use one of ${tokenizerTypes.join(", ")}.`);
       const t = await trainTokenizer(opts.input, {
         type: opts.type as TokenizerType,
@@ -68,7 +67,8 @@ export function registerCorpusCommands(program: Command): void {
     .requiredOption("--input <file>", "text to measure on")
     .option("--vs <files...>", "other tokenizer.json files to compare")
     .option("--json", "machine-readable output")
-    .action((opts: { tokenizer: string; input: string; vs?: string[]; json?: boolean }) => {
+    .action(async (opts: { tokenizer: string; input: string; vs?: string[]; json?: boolean }) => {
+      const { fertility } = await import("./load-tokenizer.js");
       if (!existsSync(opts.input)) throw new UserError(`input ${opts.input} does not exist.`);
       const text = readFileSync(opts.input, "utf8");
       const rows = [opts.tokenizer, ...(opts.vs ?? [])].map((f) => fertility(f, text));
@@ -90,6 +90,9 @@ export function registerCorpusCommands(program: Command): void {
     .option("--workers <n>", "encoding threads (default: one per core; 0 encodes on the main thread)", number("--workers", 0, true))
     .option("--seq-len <n>", "sequence length the real-token share is reported for", number("--seq-len", 8, true), 128)
     .action(async (opts: { tokenizer: string; source: string[]; out: string; workers?: number; seqLen: number }) => {
+      const { prepareShards } = await import("./prepare.js");
+      const { openShards } = await import("./shards.js");
+      const { realTokenShare } = await import("./dataset.js");
       const sources = opts.source.map((spec) => {
         const m = /^([a-z0-9][a-z0-9_-]*)=(.+?)(?::(\d+(?:\.\d+)?))?$/.exec(spec);
         if (!m) throw new UserError(`--source ${spec}: write NAME=PATH or NAME=PATH:UPSCALE (name in lowercase letters, digits, - and _).`);

@@ -1,17 +1,11 @@
 // CLI commands of the model: `model info`, `train --local`, `checkpoint verify`, `eval`,
 // `export`, `import`, `finetune` and `benchmark`.
+// Each action loads the model code it uses when it runs, so that help loads only commander.
 import { InvalidArgumentError, type Command } from "commander";
 import { UserError } from "../runtime/errors.js";
-import { packings, type Packing } from "../corpus/dataset.js";
-import { verifyCheckpoint } from "./checkpoint.js";
-import { decoderPresets, presets } from "./config.js";
-import { decoderParameterLayout, entry, parameterCount, parameterLayout } from "./layout.js";
-import { evaluate } from "./evaluate.js";
-import { exportCheckpoint, importHub } from "./hub.js";
-import { benchmark, benchmarkTable } from "./benchmark.js";
-import { finetune, type DevScores } from "./finetune.js";
+import type { Packing } from "../corpus/dataset.js";
+import type { DevScores } from "./finetune.js";
 import { tasks, type OnBadRow, type Task } from "./tasks.js";
-import { trainLocal } from "./train-local.js";
 import { writeFileSync } from "node:fs";
 import { join, resolve } from "node:path";
 
@@ -39,15 +33,25 @@ function describeScores(s: DevScores): string {
 }
 
 export function registerModelCommands(program: Command): void {
-  const presetNames = [...Object.keys(presets), ...Object.keys(decoderPresets)].join(", ");
+  // The presets live beside their zod schemas: they fill in `model info --preset`'s help once
+  // a `model` command is asked for, not every time the command line is parsed.
+  program.hook("preSubcommand", async (_program, sub) => {
+    const preset = sub.name() === "model" && sub.commands.find((c) => c.name() === "info")?.options.find((o) => o.long === "--preset");
+    if (!preset) return;
+    const { decoderPresets, presets } = await import("./config.js");
+    preset.description = `one of ${[...Object.keys(presets), ...Object.keys(decoderPresets)].join(", ")}`;
+  });
   program
     .command("model")
     .description("inspect model presets")
     .command("info")
     .description("parameter count and shape of a preset")
-    .requiredOption("--preset <name>", `one of ${presetNames}`)
+    .requiredOption("--preset <name>", "one of the presets")
     .option("--vocab <n>", "vocabulary size (default: the preset's own, else 64000)", whole("--vocab"))
-    .action((opts: { preset: string; vocab?: number }) => {
+    .action(async (opts: { preset: string; vocab?: number }) => {
+      const { decoderPresets, presets } = await import("./config.js");
+      const { decoderParameterLayout, entry, parameterCount, parameterLayout } = await import("./layout.js");
+      const presetNames = [...Object.keys(presets), ...Object.keys(decoderPresets)].join(", ");
       const decoder = decoderPresets[opts.preset];
       if (decoder) {
         const vocab = opts.vocab ?? decoder.vocabSize ?? 64000;
@@ -88,6 +92,7 @@ export function registerModelCommands(program: Command): void {
     .option("--fresh", "delete the run folder's checkpoints and metrics first")
     .option("--backend <name>", "wasm (default from the config) or reference")
     .action(async (opts: { config: string; run?: string; steps?: number; resume?: string; fresh?: boolean; backend?: string }) => {
+      const { trainLocal } = await import("./train-local.js");
       const t0 = Date.now();
       const result = await trainLocal({
         ...opts,
@@ -112,7 +117,8 @@ export function registerModelCommands(program: Command): void {
     .command("verify")
     .description("check a checkpoint whole: manifest, coverage of the parameter vector, every file's checksum and shapes")
     .argument("<dir>", "checkpoint folder")
-    .action((dir: string) => {
+    .action(async (dir: string) => {
+      const { verifyCheckpoint } = await import("./checkpoint.js");
       const r = verifyCheckpoint(dir);
       process.stdout.write(
         `${dir}: step ${r.step}, ${r.total.toLocaleString("en-US")} parameters in ${r.files} slice file${r.files === 1 ? "" : "s"}, every checksum matches\n`,
@@ -129,6 +135,8 @@ export function registerModelCommands(program: Command): void {
     .option("--batch <n>", "sequences per forward pass (default: 2048 tokens' worth)", whole("--batch"))
     .option("--json", "machine-readable output")
     .action(async (opts: { checkpoint: string; data: string; maxSequences: number; packing: string; batch?: number; json?: boolean }) => {
+      const { packings } = await import("../corpus/dataset.js");
+      const { evaluate } = await import("./evaluate.js");
       if (!packings.includes(opts.packing as Packing)) throw new UserError(`--packing ${opts.packing}: use one of ${packings.join(", ")}.`);
       const r = await evaluate(opts.checkpoint, opts.data, { maxSequences: opts.maxSequences, packing: opts.packing as Packing, batch: opts.batch });
       if (opts.json) return void process.stdout.write(`${JSON.stringify(r, null, 2)}\n`);
@@ -143,7 +151,8 @@ export function registerModelCommands(program: Command): void {
     .description("write a Hugging Face folder: config.json, model.safetensors, tokenizer files")
     .requiredOption("--checkpoint <dir>", "checkpoint folder")
     .requiredOption("--out <dir>", "output folder")
-    .action((opts: { checkpoint: string; out: string }) => {
+    .action(async (opts: { checkpoint: string; out: string }) => {
+      const { exportCheckpoint } = await import("./hub.js");
       process.stdout.write(`wrote ${exportCheckpoint(opts.checkpoint, opts.out)}\n`);
     });
 
@@ -153,7 +162,8 @@ export function registerModelCommands(program: Command): void {
     .requiredOption("--hf <dir>", "Hugging Face model folder")
     .option("--run <name>", "run folder under runs/ to hold the checkpoint", "imported")
     .option("--seq-len <n>", "sequence length to record (needed where config.json has no aze_run.seq_len)", whole("--seq-len"))
-    .action((opts: { hf: string; run: string; seqLen?: number }) => {
+    .action(async (opts: { hf: string; run: string; seqLen?: number }) => {
+      const { importHub } = await import("./hub.js");
       const path = importHub(opts.hf, resolve(join("runs", opts.run)), opts.seqLen);
       process.stdout.write(`wrote ${path}: resume from it with --resume\n`);
     });
@@ -198,6 +208,7 @@ export function registerModelCommands(program: Command): void {
         backend: string;
         json?: boolean;
       }) => {
+        const { finetune } = await import("./finetune.js");
         if (!tasks.includes(opts.task as Task)) throw new UserError(`--task ${opts.task}: use one of ${tasks.join(", ")}.`);
         if (opts.onBadRow !== "skip" && opts.onBadRow !== "fail") throw new UserError(`--on-bad-row ${opts.onBadRow}: use skip or fail.`);
         const r = await finetune({
@@ -233,6 +244,7 @@ export function registerModelCommands(program: Command): void {
     .option("--out <file>", "also write the results as JSON")
     .option("--backend <name>", "wasm or reference", "wasm")
     .action(async (opts: { checkpoint: string; tasks: string; seeds: number; out?: string; backend: string }) => {
+      const { benchmark, benchmarkTable } = await import("./benchmark.js");
       const r = await benchmark({
         checkpoint: opts.checkpoint,
         taskList: opts.tasks,

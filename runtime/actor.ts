@@ -16,10 +16,9 @@ import { connectNats, type Msg, type NatsConnection } from "./nats.js";
 import type { Secret } from "./nats-server.js";
 import type { FromHeartbeatThread, HeartbeatThreadData, ToHeartbeatThread } from "./heartbeat-thread.js";
 import { packageRoot } from "./spawn.js";
-import { actorKinds, subjects, type ActorKind, type Subjects } from "./subjects.js";
+import { actorKinds, actorStates, subjects, type ActorKind, type ActorState, type Subjects } from "./subjects.js";
 
-export const actorStates = ["starting", "ready", "draining", "stopped"] as const;
-export type ActorState = (typeof actorStates)[number];
+export { actorStates, type ActorState };
 
 /** What a process needs to run one actor: given by whoever spawns it. */
 export interface ActorSpec {

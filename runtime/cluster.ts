@@ -9,15 +9,7 @@ import { hostname } from "node:os";
 import { basename, join, resolve } from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
 import type { z } from "zod";
-import {
-  clusterEventSchema,
-  clusterStatusSchema,
-  joinHostReplySchema,
-  joinReplySchema,
-  replySchema,
-  scaleReplySchema,
-  type ClusterStatus,
-} from "../actors/protocol.js";
+import { clusterEventSchema, joinHostReplySchema, joinReplySchema, replySchema, scaleReplySchema, type ClusterStatus } from "../actors/protocol.js";
 import type { ActorSpec } from "./actor.js";
 import { loadRunConfig, runsRootDefault, type RunConfig } from "./config.js";
 import { decodeMessage } from "./codec.js";
@@ -29,24 +21,21 @@ import { actorEntry, spawnActor } from "./spawn.js";
 import { planTraining } from "../model/training.js";
 import { subjects } from "./subjects.js";
 import { certificateNames, isLoopback, makeHostRequest, makeRunTls, writeHostTls } from "./tls.js";
+import { fetchStatus, isAlive, readClusterState, resolveRun, runDir, withClient, withConnection, type ClusterState } from "./run-state.js";
 
-/** What `cluster up` records about a run, in `runs/<name>/cluster.json`. */
-export interface ClusterState {
-  run: string;
-  state: "up" | "down";
-  natsUrl: string;
-  /** The nats-server this run started; absent when it uses an existing one (--nats). */
-  natsPid?: number;
-  /** Where the run's server listens for routes from the servers of hosts that join (`--listen` beyond loopback). */
-  routeUrl?: string;
-  agentId: string;
-  /** Absent while `cluster up` has not started the agent yet. */
-  agentPid?: number;
-  startedAt: string;
-  configFile?: string;
-  /** Credentials folder; absent when an existing server is used without credentials. */
-  credsDir?: string;
-}
+// Reading a run's state and asking its status live in run-state.ts, which `cluster status` loads alone.
+export {
+  askClusterStatus,
+  connectClient,
+  fetchStatus,
+  isAlive,
+  readClusterState,
+  resolveRun,
+  runDir,
+  runsRootDefault,
+  withClient,
+  type ClusterState,
+} from "./run-state.js";
 
 export interface UpOptions {
   config?: string;
@@ -76,20 +65,6 @@ export interface UpOptions {
 /** How many actors of each kind a run wants. */
 type Shape = Record<"compute" | "shards" | "loaders", number>;
 
-export function runDir(run: string, runsRoot = runsRootDefault()): string {
-  return join(runsRoot, run);
-}
-
-export function readClusterState(run: string, runsRoot = runsRootDefault()): ClusterState | undefined {
-  const file = join(runDir(run, runsRoot), "cluster.json");
-  if (!existsSync(file)) return undefined;
-  try {
-    return JSON.parse(readFileSync(file, "utf8")) as ClusterState;
-  } catch {
-    throw new UserError(`${file} is not valid JSON: the run's state is damaged; stop its processes by hand and delete the folder.`);
-  }
-}
-
 function writeClusterState(state: ClusterState, runsRoot = runsRootDefault()): void {
   const file = join(runDir(state.run, runsRoot), "cluster.json");
   const text = `${JSON.stringify(state, null, 2)}\n`;
@@ -102,61 +77,6 @@ function writeClusterState(state: ClusterState, runsRoot = runsRootDefault()): v
     if ((err as NodeJS.ErrnoException).code !== "ENOSPC" || !existsSync(file)) throw err;
     rmSync(`${file}.tmp`, { force: true });
     writeFileSync(file, text);
-  }
-}
-
-export function isAlive(pid: number | undefined): boolean {
-  if (!pid) return false;
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (err) {
-    return (err as NodeJS.ErrnoException).code === "EPERM";
-  }
-}
-
-/** The run a command means: --run, else the only run that is up. */
-export function resolveRun(run: string | undefined, runsRoot = runsRootDefault()): string {
-  if (run) {
-    if (!readClusterState(run, runsRoot)) throw new UserError(`no run named "${run}" in ${runsRoot}: start it with \`aze-run cluster up --run ${run}\`.`);
-    return run;
-  }
-  const up = existsSync(runsRoot)
-    ? readdirSync(runsRoot).filter((name) => {
-        const s = readClusterState(name, runsRoot);
-        return s?.state === "up" && isAlive(s.agentPid);
-      })
-    : [];
-  if (up.length === 1) return up[0]!;
-  if (up.length === 0) throw new UserError(`no run is up in ${runsRoot}: start one with \`aze-run cluster up\`.`);
-  throw new UserError(`several runs are up (${up.join(", ")}): say which with --run NAME.`);
-}
-
-/** The run's `client` identity (the CLI and dashboard: read streams, ask the coordinator); none with an existing server. */
-function clientCreds(state: ClusterState): Credentials | undefined {
-  return state.credsDir ? readCredentials(join(state.credsDir, "client.json")) : undefined;
-}
-
-function connectAs(state: ClusterState, creds: Secret | undefined): Promise<NatsConnection> {
-  return connectNats({ url: state.natsUrl, creds, name: `${state.run}/cli-${process.pid}`, timeoutMs: 3000 });
-}
-
-/** Connects to a run as its `client` identity. */
-export async function connectClient(state: ClusterState): Promise<NatsConnection> {
-  return connectAs(state, clientCreds(state));
-}
-
-/** Runs `use` on a fresh client connection to the run, closed once it settles. */
-export async function withClient<T>(state: ClusterState, use: (nc: NatsConnection) => Promise<T>): Promise<T> {
-  return withConnection(state, clientCreds(state), use);
-}
-
-async function withConnection<T>(state: ClusterState, creds: Secret | undefined, use: (nc: NatsConnection) => Promise<T>): Promise<T> {
-  const nc = await connectAs(state, creds);
-  try {
-    return await use(nc);
-  } finally {
-    await nc.close();
   }
 }
 
@@ -313,57 +233,6 @@ async function askUntilAnswered(nc: NatsConnection, subject: string, body: unkno
       await sleep(100);
     }
   }
-}
-
-export async function fetchStatus(nc: NatsConnection, run: string, timeoutMs = 3000): Promise<ClusterStatus> {
-  return requestMessage(nc, subjects(run).status, {}, clusterStatusSchema, timeoutMs);
-}
-
-/**
- * `cluster status`: the coordinator's answer. Its node agent restarts a coordinator that
- * died, which takes a few seconds: while the agent lives, ask again for `patienceMs`, then
- * say in one line where the coordinator stands.
- */
-export async function askClusterStatus(state: ClusterState, runsRoot = runsRootDefault(), patienceMs = 10_000): Promise<ClusterStatus> {
-  const deadline = Date.now() + patienceMs;
-  return withClient(state, async (nc) => {
-    for (;;) {
-      try {
-        return await fetchStatus(nc, state.run, 2000);
-      } catch (err) {
-        if (!(err instanceof UserError) || !isAlive(state.agentPid) || Date.now() > deadline) throw coordinatorSilent(state, runsRoot);
-        await sleep(250);
-      }
-    }
-  });
-}
-
-/** Why the coordinator does not answer, as far as this host can tell from its node agent's pid and log. */
-function coordinatorSilent(state: ClusterState, runsRoot: string): UserError {
-  const down = `\`aze-run cluster down --run ${state.run}\` stops the run`;
-  if (!isAlive(state.agentPid))
-    return new UserError(`the coordinator of run "${state.run}" is not answering and its node agent (pid ${state.agentPid}) is gone: ${down}.`);
-  const log = join(runDir(state.run, runsRoot), "logs", `${state.agentId}.jsonl`);
-  const entries = (existsSync(log) ? readFileSync(log, "utf8").split("\n") : []).flatMap((line) => {
-    try {
-      return [JSON.parse(line) as { event?: string; id?: string; pid?: number; error?: string }];
-    } catch {
-      return [];
-    }
-  });
-  const spawned = entries.filter((e) => e.event === "spawned" && e.id === "coordinator").at(-1);
-  const gaveUp = entries.filter((e) => e.event === "coordinator-given-up").at(-1);
-  // A coordinator its agent has not reaped yet (a zombie) is dead all the same.
-  const zombie = (pid: number) => existsSync(`/proc/${pid}/stat`) && /^\d+ \(.*\) Z/.test(readFileSync(`/proc/${pid}/stat`, "utf8"));
-  if (spawned?.pid && isAlive(spawned.pid) && !zombie(spawned.pid))
-    return new UserError(`the coordinator of run "${state.run}" (pid ${spawned.pid}) is alive but not answering: see logs/coordinator.out; ${down}.`);
-  if (gaveUp)
-    return new UserError(
-      `the coordinator of run "${state.run}" kept dying and its node agent ${state.agentId} no longer restarts it (last error: ${gaveUp.error}); ${down}.`,
-    );
-  return new UserError(
-    `the coordinator of run "${state.run}" is not answering; it is being restarted by node agent ${state.agentId} (pid ${state.agentPid}): try again in a few seconds.`,
-  );
 }
 
 /**

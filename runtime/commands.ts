@@ -1,22 +1,9 @@
 // CLI commands of the runtime: cluster up/status/scale/down/join-host and worker join.
+// Each action loads what it uses (the launcher, NATS, the dashboard) when it runs, so that
+// parsing the command line and printing help load only commander.
 import { type Command, InvalidArgumentError, Option } from "commander";
 import { existsSync, readdirSync, readFileSync } from "node:fs";
 import { join, relative } from "node:path";
-import {
-  askClusterStatus,
-  clusterDown,
-  clusterScale,
-  clusterUp,
-  connectClient,
-  fetchStatus,
-  readClusterState,
-  resolveRun,
-  runDir,
-  hostJoin,
-  withClient,
-  workerJoin,
-} from "./cluster.js";
-import { NatsDashboardSource } from "../tui/dashboard-source.js";
 import type { ClusterStatus } from "../actors/protocol.js";
 import { UserError } from "./errors.js";
 
@@ -48,6 +35,7 @@ export function registerClusterCommands(program: Command): void {
     .option("--detach", "start and return; the run goes on in the background")
     .option("--no-tui", "plain progress lines instead of the dashboard")
     .action(async (opts) => {
+      const { clusterUp, fetchStatus, withClient } = await import("./cluster.js");
       const state = await clusterUp(opts);
       const status = await withClient(state, (nc) => fetchStatus(nc, state.run));
       const kinds: Record<string, number> = {};
@@ -65,6 +53,7 @@ export function registerClusterCommands(program: Command): void {
     .option("--run <name>", "run name")
     .option("--json", "machine-readable output")
     .action(async (opts) => {
+      const { askClusterStatus, readClusterState, resolveRun } = await import("./run-state.js");
       const run = resolveRun(opts.run);
       const state = readClusterState(run)!;
       if (state.state !== "up") throw new UserError(`run "${run}" is down: start it with \`aze-run cluster up --run ${run}\`.`);
@@ -85,6 +74,7 @@ export function registerClusterCommands(program: Command): void {
     .option("--run <name>", "run name")
     .requiredOption("--compute <n>", "compute actors wanted", count("--compute"))
     .action(async (opts) => {
+      const { clusterScale } = await import("./cluster.js");
       const result = await clusterScale({ run: opts.run, compute: opts.compute });
       process.stdout.write(result.warning ? `compute actors: ${result.compute} wanted, but ${result.warning}\n` : `compute actors: ${result.compute}\n`);
     });
@@ -94,6 +84,7 @@ export function registerClusterCommands(program: Command): void {
     .description("stop every process of a run, nats-server included")
     .option("--run <name>", "run name")
     .action(async (opts) => {
+      const { clusterDown } = await import("./cluster.js");
       const state = await clusterDown({ run: opts.run });
       process.stdout.write(`run "${state.run}" is down.\n`);
     });
@@ -108,7 +99,7 @@ export function registerClusterCommands(program: Command): void {
     )
     .option("--listen <address>", "the address of this host the run's other hosts reach (default: the one this host reaches the run's server from)")
     .option("--routes <urls>", "route URLs to dial instead of the run's server's (a relay or tunnel in between), comma-separated")
-    .action(async (opts) => hostJoin(opts));
+    .action(async (opts) => (await import("./cluster.js")).hostJoin(opts));
 
   program
     .command("worker")
@@ -117,7 +108,7 @@ export function registerClusterCommands(program: Command): void {
     .description("run a node agent on this host for a run started elsewhere")
     .requiredOption("--nats <urls>", "the run's NATS URL (several, comma-separated, are tried in turn)")
     .requiredOption("--creds <file>", "the run's creds/worker.json, copied from the first host")
-    .action(async (opts) => workerJoin(opts));
+    .action(async (opts) => (await import("./cluster.js")).workerJoin(opts));
 }
 
 /** Where the run's training stands, in one line. */
@@ -134,6 +125,8 @@ function trainingLine({ training: t }: ClusterStatus): string {
  * Detaching from the dashboard (`q`) leaves the run going.
  */
 async function followInForeground(run: string, tui: boolean): Promise<void> {
+  const { clusterDown, connectClient, readClusterState } = await import("./cluster.js");
+  const { NatsDashboardSource } = await import("../tui/dashboard-source.js");
   const state = readClusterState(run)!;
   const nc = await connectClient(state);
   const stop = new AbortController();
@@ -153,11 +146,12 @@ async function followInForeground(run: string, tui: boolean): Promise<void> {
     return;
   }
   await clusterDown({ run });
-  process.stdout.write(`${runSummary(run)}\n`);
+  process.stdout.write(`${await runSummary(run)}\n`);
 }
 
 /** One line: steps, loss from first to last, the newest checkpoint. */
-function runSummary(run: string): string {
+async function runSummary(run: string): Promise<string> {
+  const { runDir } = await import("./run-state.js");
   const dir = runDir(run);
   const metricsFile = join(dir, "metrics.jsonl");
   if (!existsSync(metricsFile)) return `run "${run}" is down.`;

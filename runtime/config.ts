@@ -209,7 +209,7 @@ export function loadRunConfig(file: string): RunConfig {
 }
 
 /** Where run folders live: $AZE_RUNS, else ./runs. */
-export const runsRootDefault = () => resolve(process.env.AZE_RUNS || "runs");
+export { runsRootDefault } from "./run-state.js";
 
 /**
  * A stable hash of the config: recorded in checkpoints so a resume can check it.

@@ -10,6 +10,10 @@
 export const actorKinds = ["coordinator", "param-shard", "data-loader", "compute", "node-agent"] as const;
 export type ActorKind = (typeof actorKinds)[number];
 
+/** The states an actor reports in its heartbeats. */
+export const actorStates = ["starting", "ready", "draining", "stopped"] as const;
+export type ActorState = (typeof actorStates)[number];
+
 /**
  * Identities: one per actor, named by its id, with its kind's permissions; `client` is the
  * CLI and dashboard; `worker` is what `worker join` on another host starts with (it may only

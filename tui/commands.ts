@@ -5,16 +5,12 @@
 // Owns: choosing the source (a live run through the runtime's NatsDashboardSource, or a
 // replay) and the pace of a replay.
 // Never: changes a run except through the keys; `q` leaves a live run going.
+// NATS, the replay sources and the dashboard load when the command runs, not for help.
 import { readFileSync } from "node:fs";
 import { InvalidArgumentError, type Command } from "commander";
-import { connectClient, readClusterState, resolveRun } from "../runtime/cluster.js";
-import { NatsDashboardSource } from "./dashboard-source.js";
 import { UserError } from "../runtime/errors.js";
-import { connectNats, type NatsConnection } from "../runtime/nats.js";
-import { readCredentials } from "../runtime/nats-server.js";
+import type { NatsConnection } from "../runtime/nats.js";
 import type { DashboardExit } from "./dashboard.js";
-import { MemorySource, parseUpdates } from "./memory-source.js";
-import { sampleRun, SAMPLE_TOTAL_STEPS } from "./sample-run.js";
 import type { DashboardUpdate } from "./types.js";
 
 type ReplayOptions = { rate: number; plain?: boolean; stdout?: NodeJS.WriteStream };
@@ -39,6 +35,7 @@ export function registerDashboardCommands(program: Command): void {
     .option("--rate <steps>", "replays: steps shown per second", positiveRate, 20)
     .option("--plain", "one line per step even on a terminal")
     .action(async (opts: DashboardCommandOptions) => {
+      const { sampleRun, SAMPLE_TOTAL_STEPS } = await import("./sample-run.js");
       if (opts.demo) return void (await replayUpdates(sampleRun(SAMPLE_TOTAL_STEPS), opts));
       if (opts.replay) return void (await replayFile(opts.replay, opts));
       await attach(opts);
@@ -47,6 +44,10 @@ export function registerDashboardCommands(program: Command): void {
 
 /** Follows a live run until the user detaches (the run goes on), stops it, or it ends. */
 async function attach(opts: DashboardCommandOptions): Promise<DashboardExit> {
+  const { connectClient, readClusterState, resolveRun } = await import("../runtime/run-state.js");
+  const { connectNats } = await import("../runtime/nats.js");
+  const { readCredentials } = await import("../runtime/nats-server.js");
+  const { NatsDashboardSource } = await import("./dashboard-source.js");
   let nc: NatsConnection;
   let run: string;
   if (opts.nats) {
@@ -87,6 +88,7 @@ function timeOf(u: DashboardUpdate): number {
 
 /** Reads a metrics.jsonl file and replays it; a bad line is a UserError naming file and line. */
 export async function replayFile(file: string, opts: ReplayOptions): Promise<DashboardExit> {
+  const { parseUpdates } = await import("./memory-source.js");
   let text: string;
   try {
     text = readFileSync(file, "utf8");
@@ -105,6 +107,7 @@ export async function replayFile(file: string, opts: ReplayOptions): Promise<Das
 async function replayUpdates(updates: DashboardUpdate[], opts: ReplayOptions): Promise<DashboardExit> {
   updates = [...updates];
   if (!updates.some((u) => u.kind === "end")) updates.push({ kind: "end", reason: "replay over" });
+  const { MemorySource } = await import("./memory-source.js");
   const source = new MemorySource(() => {
     throw new Error("this is a replay; there is no cluster to steer");
   });
