@@ -38,6 +38,9 @@ import {
   type StepOrder,
 } from "./protocol.js";
 
+/** Asks for this slice are answered by one broadcast per this many ms at most. */
+const republishGapMs = 1000;
+
 export class ParamShard extends Actor {
   private readonly options = workerOptionsSchema.parse(this.spec.options);
   private training!: TrainingPlan;
@@ -50,6 +53,9 @@ export class ParamShard extends Actor {
   private m!: Float32Array;
   private v!: Float32Array;
   private version = 0;
+  /** The last broadcast of this slice, and a republish waiting for its turn. */
+  private lastPublished = { version: -1, at: 0 };
+  private republish?: NodeJS.Timeout;
   /** Gradient blocks of the current step, by block key. */
   private blocks = new Map<string, Float32Array>();
   private reduced?: Float32Array;
@@ -90,7 +96,7 @@ export class ParamShard extends Actor {
 
     this.nc.subscribe(this.subjects.gradientsTo(this.index), { callback: (_e, msg) => this.onGradientChunk(msg.data, senderOf(msg.subject)) });
     this.on(this.subjects.step, stepOrderSchema, (order) => this.onStepOrder(order));
-    this.on(this.subjects.paramsRequest(this.index), paramsRequestSchema, () => this.publishParams());
+    this.on(this.subjects.paramsRequest(this.index), paramsRequestSchema, () => this.onParamsRequest());
     this.on(this.subjects.clip, clipOrderSchema, (order) => this.onClip(order));
     this.handle(this.subjects.checkpoint(this.index), checkpointOrderSchema, (order) => this.onCheckpoint(order));
     this.publishParams();
@@ -102,7 +108,25 @@ export class ParamShard extends Actor {
   }
 
   private publishParams(): void {
+    this.lastPublished = { version: this.version, at: Date.now() };
     publishTensor(this.nc, this.subjects.params(this.index), tensorFrom(this.params, [this.params.length]), { version: this.version, shard: this.index });
+  }
+
+  /**
+   * A compute actor lacks this slice (it joined late, or missed a broadcast) and asks again.
+   * A broadcast reaches every actor, so many asks at once (hundreds of actors joining) are
+   * answered by one publish a second at most, not one each: N asks would otherwise send N
+   * copies to N actors. Askers ask again every 2 s until they have it.
+   */
+  private onParamsRequest(): void {
+    const since = Date.now() - this.lastPublished.at;
+    if (this.lastPublished.version !== this.version || since >= republishGapMs) return this.publishParams();
+    if (this.republish) return;
+    this.republish = setTimeout(() => {
+      this.republish = undefined;
+      if (!this.nc.isClosed()) this.publishParams();
+    }, republishGapMs - since);
+    this.republish.unref();
   }
 
   private report(r: ShardReport): void {
