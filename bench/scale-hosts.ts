@@ -14,7 +14,8 @@ import { join } from "node:path";
 import { parseArgs } from "node:util";
 import { writeTinyConfig } from "../test/helpers/training.js";
 import { canMakeHosts, makeHosts, type Hosts } from "../test/hosts/netns.js";
-import { cliIn, startRunOnHosts, until } from "../test/hosts/run-on-hosts.js";
+import { waitFor } from "../test/helpers/cluster.js";
+import { cliIn, startRunOnHosts } from "../test/hosts/run-on-hosts.js";
 
 const { values } = parseArgs({ options: { steps: { type: "string", default: "10" }, json: { type: "string", default: ".bench/scale-hosts.json" } } });
 const steps = Number(values.steps);
@@ -36,10 +37,10 @@ async function measure(hosts: Hosts, cwd: string, combine: "host" | "none"): Pro
   const r = await startRunOnHosts(hosts, { cwd: join(cwd, combine), run, config, computePerHost: 2 });
   try {
     // From a step all six actors computed, for `steps` steps.
-    await until("a step on all six actors", () => r.metrics().some((m) => m.actors.length === 6) || undefined, 240_000);
+    await waitFor("a step on all six actors", () => r.metrics().some((m) => m.actors.length === 6) || undefined, 240_000);
     const sent = () => hosts.hosts.reduce((n, h) => n + hosts.bytesOf(h).sent, 0);
     const [b0, m0, s0] = [sent(), hosts.bytesOf(hosts.hosts[0]!).received, r.stepsDone()];
-    await until(`${steps} more steps`, () => r.stepsDone() >= s0 + steps || undefined, 600_000);
+    await waitFor(`${steps} more steps`, () => r.stepsDone() >= s0 + steps || undefined, 600_000);
     const [b1, m1, s1] = [sent(), hosts.bytesOf(hosts.hosts[0]!).received, r.stepsDone()];
     const taken = r.metrics().slice(s0, s1);
     return {

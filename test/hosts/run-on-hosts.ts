@@ -7,11 +7,11 @@
 // tests and bench:scale do. Used by test/hosts/many-hosts.test.ts and bench/scale-hosts.ts.
 import { existsSync, mkdirSync, readFileSync } from "node:fs";
 import { join } from "node:path";
-import { setTimeout as sleep } from "node:timers/promises";
 import type { ClusterStatus } from "../../actors/protocol.js";
 import { connectClient, fetchStatus, readClusterState, type ClusterState } from "../../runtime/cluster.js";
 import type { NatsConnection } from "../../runtime/nats.js";
 import { cliEntry } from "../../runtime/spawn.js";
+import { waitFor } from "../helpers/cluster.js";
 import type { Host, Hosts } from "./netns.js";
 
 export interface StepLine {
@@ -62,22 +62,6 @@ export function cliIn(hosts: Hosts, cwd: string, host: Host, args: string[]): Pr
   });
 }
 
-/** Polls `probe` until it gives a value; fails after `patienceMs` of nothing. */
-export async function until<T>(what: string, probe: () => Promise<T | undefined> | T | undefined, patienceMs: number): Promise<T> {
-  const deadline = Date.now() + patienceMs;
-  let lastError: unknown;
-  while (Date.now() < deadline) {
-    try {
-      const value = await probe();
-      if (value !== undefined && value !== false) return value as T;
-    } catch (err) {
-      lastError = err;
-    }
-    await sleep(200);
-  }
-  throw new Error(`timed out waiting for ${what}${lastError ? `: ${String(lastError)}` : ""}`);
-}
-
 /**
  * Starts the run on the first host with no compute actor, joins every other host with a
  * server of its own, then asks for `computePerHost` compute actors per joined host: the
@@ -117,7 +101,7 @@ export async function startRunOnHosts(hosts: Hosts, opts: HostRunOptions): Promi
   }
   // Each agent runs in its host's namespace: tell them apart by pid.
   const agentOf = new Map<Host, string>();
-  await until(
+  await waitFor(
     `${hosts.hosts.length} node agents`,
     async () => {
       for (const a of (await status()).actors.filter((x) => x.kind === "node-agent" && x.state === "ready")) {
@@ -131,7 +115,7 @@ export async function startRunOnHosts(hosts: Hosts, opts: HostRunOptions): Promi
   const compute = opts.computePerHost * others.length;
   const scaled = await cliIn(hosts, opts.cwd, first!, ["cluster", "scale", "--run", opts.run, "--compute", String(compute)]);
   if (scaled.code !== 0) throw new Error(`cluster scale failed: ${scaled.out}`);
-  await until(
+  await waitFor(
     `${compute} compute actors`,
     async () => (await status()).actors.filter((a) => a.kind === "compute" && a.state === "ready").length === compute || undefined,
     patience,
