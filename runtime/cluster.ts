@@ -432,6 +432,8 @@ export async function hostJoin(opts: {
   listen?: string;
   /** Route URLs to dial instead of those the coordinator gives: a relay or tunnel in between. */
   routes?: string;
+  /** Where this host's server listens for routes, when not at `listen` (a cluster network of its own). */
+  routeListen?: string;
   runsRoot?: string;
 }): Promise<void> {
   const creds = readCredentials(opts.creds);
@@ -464,7 +466,7 @@ export async function hostJoin(opts: {
     name: `${creds.run}-${reply.id}`,
     host: listen,
     tls,
-    cluster: { routes: opts.routes?.split(",") ?? reply.routes },
+    cluster: { routes: opts.routes?.split(",") ?? reply.routes, host: opts.routeListen },
   });
   const stopServer = () => {
     try {

@@ -99,6 +99,7 @@ export function registerClusterCommands(program: Command): void {
     )
     .option("--listen <address>", "the address of this host the run's other hosts reach (default: the one this host reaches the run's server from)")
     .option("--routes <urls>", "route URLs to dial instead of the run's server's (a relay or tunnel in between), comma-separated")
+    .option("--route-listen <address>", "where this host's server listens for routes from the other hosts' servers (default: --listen)")
     .action(async (opts) => (await import("./cluster.js")).hostJoin(opts));
 
   program

@@ -132,7 +132,7 @@ function serverConfig(opts: ServerOptions, port: number, routePort: number): str
   const cluster = opts.cluster
     ? `cluster {
   name: ${JSON.stringify(`aze-${run}`)}
-  listen: "${opts.host}:${routePort}"
+  listen: "${opts.cluster.host ?? opts.host}:${routePort}"
   routes: [${opts.cluster.routes.map((r) => JSON.stringify(r)).join(", ")}]
 ${tlsBlock("  ", true)}}
 `
@@ -167,7 +167,7 @@ interface ServerOptions {
   host?: string;
   tls?: RunTls;
   /** Join the run's cluster of servers: listen for routes on `host` and dial `routes` (route URLs of servers already up). */
-  cluster?: { routes: string[]; port?: number };
+  cluster?: { routes: string[]; port?: number; host?: string };
   /** Serve nats-server's monitoring endpoints on 127.0.0.1 at this port (bench:scale reads /varz). */
   monitorPort?: number;
 }
