@@ -180,6 +180,7 @@ export class Compute extends Actor {
     }
     // What this actor reports of the groups of one block: their losses; its timings go with the first block.
     const blocks = alignedBlocks(groups, this.training.groups);
+    const sums = blocks.map((block) => reduceTree(leaves, block.lo, block.hi, addF32)!);
     const reportOf = (block: Block, first: boolean): GroupReport => {
       const held = groups.filter((g) => g >= block.lo && g < block.hi);
       return {
@@ -199,21 +200,21 @@ export class Compute extends Actor {
       // Host-level combining: this host's combiner adds our blocks to its host's and sends the sums on.
       let bytesSent = 0;
       blocks.forEach((block, i) => {
-        const sum = reduceTree(leaves, block.lo, block.hi, addF32)!;
         const meta: HostGradientMeta = { step: order.step, attempt: order.attempt, block, report: reportOf(block, i === 0) };
-        bytesSent += publishTensor(this.nc, this.subjects.hostGradients(combiner, this.id), tensorFrom(sum, [sum.length]), meta);
+        bytesSent += publishTensor(this.nc, this.subjects.hostGradients(combiner, this.id), tensorFrom(sums[i]!, [sums[i]!.length]), meta);
       });
       await this.nc.flush();
       this.log.info("sent-to-combiner", { step: order.step, combiner, blocks: blocks.length, bytes: bytesSent, ms: performance.now() - tSend });
     } else if (combiner === this.id) {
       const combine = this.combineOf(order);
       blocks.forEach((block, i) => {
-        const part = { block, sum: reduceTree(leaves, block.lo, block.hi, addF32)!, report: reportOf(block, i === 0) };
-        for (const whole of combine.add(part)) this.sendHostBlock(order, whole);
+        for (const whole of combine.add({ block, sum: sums[i]!, report: reportOf(block, i === 0) })) this.sendHostBlock(order, whole);
       });
     } else {
       let bytesSent = 0;
-      for (const block of blocks) bytesSent += this.sendToShards(order.step, block, reduceTree(leaves, block.lo, block.hi, addF32)!);
+      blocks.forEach((block, i) => {
+        bytesSent += this.sendToShards(order.step, block, sums[i]!);
+      });
       await this.nc.flush();
       const all = reportOf({ lo: 0, hi: this.training.groups }, true);
       const done: GroupDone = { ...all, step: order.step, attempt: order.attempt, commMs: commMs + performance.now() - tSend, bytesSent };

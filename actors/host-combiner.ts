@@ -25,6 +25,11 @@ export interface HostBlock {
   reports: GroupReport[];
 }
 
+/** The actors whose blocks `combiner` adds and sends in a step order (itself included, when combining). */
+export function combinedBy(order: StepOrder, combiner: string): string[] {
+  return Object.entries(order.combine ?? {}).flatMap(([actor, c]) => (c === combiner ? [actor] : []));
+}
+
 export class HostCombine {
   /** The largest aligned blocks of the groups dealt to the host's actors: what goes to the shards. */
   readonly targets: Block[];
@@ -37,7 +42,7 @@ export class HostCombine {
     readonly combiner: string,
     groups: number,
   ) {
-    this.members = new Set(Object.entries(order.combine ?? {}).flatMap(([actor, c]) => (c === combiner ? [actor] : [])));
+    this.members = new Set(combinedBy(order, combiner));
     const held = [...this.members].flatMap((actor) => order.assignment[actor] ?? []);
     this.targets = alignedBlocks(held, groups);
   }

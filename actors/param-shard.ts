@@ -20,6 +20,7 @@ import { addF32, blockKey, reduceTree, shardRanges } from "../model/reduction-tr
 import { openPlan, readSlice, type TrainingPlan } from "../model/training.js";
 import { Actor } from "../runtime/actor.js";
 import { GradientVotes } from "./gradient-votes.js";
+import { combinedBy } from "./host-combiner.js";
 import { tensorData, tensorFrom, TensorAssembler, type Tensor } from "../runtime/codec.js";
 import { publishTensor } from "../runtime/nats.js";
 import { senderOf } from "../runtime/subjects.js";
@@ -152,9 +153,8 @@ export class ParamShard extends Actor {
     if (!(meta.block.lo >= 0 && meta.block.hi <= this.training.groups && meta.block.lo < meta.block.hi))
       return reject(`block ${JSON.stringify(meta.block)} is outside the ${this.training.groups} groups`);
     // A host combiner sends the blocks of its host's actors too: theirs count as dealt to it.
-    const combinedBy = (order: StepOrder) => Object.entries(order.combine ?? {}).flatMap(([actor, c]) => (c === sender && actor !== sender ? [actor] : []));
     const dealt = new Set(
-      (this.orders.get(meta.step) ?? []).flatMap((order) => [sender, ...combinedBy(order)].flatMap((actor) => order.assignment[actor] ?? [])),
+      (this.orders.get(meta.step) ?? []).flatMap((order) => [sender, ...combinedBy(order, sender)].flatMap((actor) => order.assignment[actor] ?? [])),
     );
     const covered = Array.from({ length: meta.block.hi - meta.block.lo }, (_, i) => meta.block.lo + i).every((g) => dealt.has(g));
     if (!covered) {

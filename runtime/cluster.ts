@@ -407,12 +407,28 @@ async function runAgent(
 }
 
 export async function askToJoin(url: string, worker: Credentials): Promise<{ id: string; creds: Secret }> {
+  const { key, reply } = await requestJoin(url, worker, subjects(worker.run).join, {}, joinReplySchema, 10_000);
+  return { id: reply.id, creds: { name: reply.id, jwt: reply.jwt, seed: key.seed, ca: worker.ca } };
+}
+
+/**
+ * Asks the run's coordinator to let this host join (`worker join`, `cluster join-host`): makes
+ * the agent's key, sends its public half with `extra`, and returns the key and the accepted reply.
+ */
+async function requestJoin<T extends { ok: true } | { ok: false; error: string }>(
+  url: string,
+  creds: Credentials,
+  subject: string,
+  extra: Record<string, unknown>,
+  schema: z.ZodType<T>,
+  timeoutMs: number,
+): Promise<{ key: { publicKey: string; seed: string }; reply: Extract<T, { ok: true }> }> {
   const key = newUserKey();
-  const nc = await connectNats({ url, creds: worker, name: `${worker.run}/joining-${hostname()}`, timeoutMs: 5000 });
+  const nc = await connectNats({ url, creds, name: `${creds.run}/joining-${hostname()}`, timeoutMs: 5000 });
   try {
-    const reply = await requestMessage(nc, subjects(worker.run).join, { host: hostname(), publicKey: key.publicKey }, joinReplySchema, 10_000);
+    const reply: T = await requestMessage(nc, subject, { host: hostname(), publicKey: key.publicKey, ...extra }, schema, timeoutMs);
     if (!reply.ok) throw new UserError(`the run's coordinator refused to let this host join: ${reply.error}`);
-    return { id: reply.id, creds: { name: reply.id, jwt: reply.jwt, seed: key.seed, ca: worker.ca } };
+    return { key, reply: reply as Extract<T, { ok: true }> };
   } finally {
     await nc.close();
   }
@@ -448,16 +464,14 @@ export async function hostJoin(opts: {
   const dir = runDir(creds.run, opts.runsRoot ?? runsRootDefault());
   const tlsDir = join(dir, "tls");
   const csr = makeHostRequest(tlsDir);
-  const key = newUserKey();
-  const names = certificateNames(listen);
-  const nc = await connectNats({ url: opts.nats, creds, name: `${creds.run}/joining-${hostname()}`, timeoutMs: 5000 });
-  let reply: z.infer<typeof joinHostReplySchema>;
-  try {
-    reply = await requestMessage(nc, subjects(creds.run).joinHost, { host: hostname(), publicKey: key.publicKey, csr, names }, joinHostReplySchema, 20_000);
-  } finally {
-    await nc.close();
-  }
-  if (!reply.ok) throw new UserError(`the run's coordinator refused to let this host join: ${reply.error}`);
+  const { key, reply } = await requestJoin(
+    opts.nats,
+    creds,
+    subjects(creds.run).joinHost,
+    { csr, names: certificateNames(listen) },
+    joinHostReplySchema,
+    20_000,
+  );
   const tls = writeHostTls(tlsDir, reply.cert, creds.ca);
   const server = await startNatsServer({
     dir,

@@ -11,7 +11,7 @@ import { setTimeout as sleep } from "node:timers/promises";
 import { UserError } from "./errors.js";
 import { mintIdentity, writeIssuer, type Authority } from "./identity.js";
 import type { Role } from "./subjects.js";
-import { isLoopback, type RunTls } from "./tls.js";
+import { isLoopback, isWildcard, type RunTls } from "./tls.js";
 
 /**
  * The largest NATS message we allow. 8 MiB is nats-server's recommended ceiling; bigger
@@ -201,13 +201,14 @@ export async function startNatsServer(opts: ServerOptions): Promise<StartedServe
   // every actor (and every peer server) will look for it when it reconnects.
   writeFileSync(configFile, serverConfig(opts, ports.client, ports.route ?? -1), { mode: 0o600 });
   // Local clients reach a wildcard address through loopback, which the certificate names.
-  const host = !opts.host || opts.host === "0.0.0.0" || opts.host === "::" ? "127.0.0.1" : opts.host;
+  const host = !opts.host || isWildcard(opts.host) ? "127.0.0.1" : opts.host;
+  // Peers on other hosts dial the route listener: a wildcard one at an address they can reach.
+  const routeHost = opts.cluster?.host ?? opts.host ?? "127.0.0.1";
   return {
     pid: child.pid!,
     port: ports.client,
     url: `nats://${host}:${ports.client}`,
-    // Peers on other hosts need an address of this host they can reach, never loopback.
-    ...(ports.route ? { routeUrl: `nats-route://${host === "127.0.0.1" ? outsideAddress() : host}:${ports.route}` } : {}),
+    ...(ports.route ? { routeUrl: `nats-route://${isWildcard(routeHost) ? outsideAddress() : routeHost}:${ports.route}` } : {}),
   };
 }
 

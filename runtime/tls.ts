@@ -21,6 +21,11 @@ export interface RunTls {
   ca: string;
 }
 
+/** Whether an address to listen on is every address of this machine. */
+export function isWildcard(host: string): boolean {
+  return host === "0.0.0.0" || host === "::";
+}
+
 /** Whether an address to listen on reaches only this machine. */
 export function isLoopback(host: string): boolean {
   return host === "localhost" || host === "::1" || /^127\./.test(host);
@@ -32,8 +37,7 @@ export function isLoopback(host: string): boolean {
  */
 export function certificateNames(host: string): { ips: string[]; dns: string[] } {
   const ips = new Set(["127.0.0.1"]);
-  if (host === "0.0.0.0" || host === "::")
-    for (const list of Object.values(networkInterfaces())) for (const a of list ?? []) if (a.family === "IPv4") ips.add(a.address);
+  if (isWildcard(host)) for (const list of Object.values(networkInterfaces())) for (const a of list ?? []) if (a.family === "IPv4") ips.add(a.address);
   const dns = new Set(["localhost", hostname()]);
   if (/^[\d.]+$/.test(host) && host !== "0.0.0.0") ips.add(host);
   else if (!/^[\d.:]+$/.test(host)) dns.add(host);
