@@ -343,23 +343,14 @@ export async function createWasmKernels(opts: { relaxed?: boolean | "auto" } = {
         w.moveHeads(ptr(qkvHeads), ptr(qkv), b, t, 1, heads, d, 1);
         w.moveHeads(ptr(dOutHeads), ptr(dOut), b, t, 1, h, d, 1);
         const at = (buf: Buf, bi: number, head: number) => k.view(buf, (bi * heads + head) * block);
+        // dV_j and dK_j: per key/value head j, (group's P or dS)ᵀ (T, g·T) · (the group's dO or Q) (g·T, D).
+        const groupTransposed = (out: Buf, a: Buf, x: Buf) =>
+          k.matmul({ out, a, b: x, m: t, n: d, k: g * t, transA: true, batch: kvHeads, strideA: g * tt, strideB: g * block, strideOut: block });
         for (let bi = 0; bi < b; bi++) {
           const p = k.view(saved, bi * h * tt),
             dO = k.view(dOutHeads, bi * h * block);
           // dV_j = Σ over the group of Pᵀ·dO = P_groupᵀ (T, g·T) · dO_group (g·T, D)
-          k.matmul({
-            out: at(dQkvHeads, bi, h + kvHeads),
-            a: p,
-            b: dO,
-            m: t,
-            n: d,
-            k: g * t,
-            transA: true,
-            batch: kvHeads,
-            strideA: g * tt,
-            strideB: g * block,
-            strideOut: block,
-          });
+          groupTransposed(at(dQkvHeads, bi, h + kvHeads), p, dO);
           // dP_group = dO_group · V_jᵀ
           k.matmul({
             out: k.view(dS, bi * h * tt),
@@ -391,19 +382,7 @@ export async function createWasmKernels(opts: { relaxed?: boolean | "auto" } = {
             strideB: block,
             strideOut: g * block,
           });
-          k.matmul({
-            out: at(dQkvHeads, bi, h),
-            a: ds,
-            b: at(qkvHeads, bi, 0),
-            m: t,
-            n: d,
-            k: g * t,
-            transA: true,
-            batch: kvHeads,
-            strideA: g * tt,
-            strideB: g * block,
-            strideOut: block,
-          });
+          groupTransposed(at(dQkvHeads, bi, h), ds, at(qkvHeads, bi, 0));
         }
         w.moveHeads(ptr(dQkv), ptr(dQkvHeads), b, t, 1, heads, d, 0);
       } finally {
