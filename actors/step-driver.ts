@@ -214,7 +214,7 @@ export class StepDriver {
    * Resolves true once `ready()` holds (checked whenever a report or a membership change
    * arrives, and every 250 ms), false on a stop, a shard's death or the timeout.
    */
-  private until(ready: () => boolean, timeoutMs = Infinity): Promise<boolean> {
+  private until(ready: () => boolean, timeoutMs = Infinity, evenWhenStopping = false): Promise<boolean> {
     const deadline = Date.now() + timeoutMs;
     return new Promise((resolve) => {
       let timer: NodeJS.Timeout | undefined;
@@ -224,7 +224,7 @@ export class StepDriver {
         resolve(value);
       };
       const check = () => {
-        if (this.stopping || this.shardDied) return settle(false);
+        if ((this.stopping && !evenWhenStopping) || this.shardDied) return settle(false);
         if (ready()) return settle(true);
         if (Date.now() >= deadline) return settle(false);
         clearTimeout(timer);
@@ -373,7 +373,10 @@ export class StepDriver {
     }
     const order: ClipOrder = { step, clip, lr, apply: update === "applied" };
     this.host.publish(this.host.subjects.clip, order);
-    if (!(await this.until(() => !!this.shardsReport("applied", step)))) {
+    // Once the clip order is out the shards apply it, a stop or not: wait for them, so the step
+    // counted here is the version the shards hold and the checkpoint `cluster down` asks for
+    // finds them where it expects (`cluster down` signals what is left after a minute).
+    if (!(await this.until(() => !!this.shardsReport("applied", step), Infinity, true))) {
       if (this.shardDied) throw new Rollback();
       return;
     }
